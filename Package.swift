@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let optimize: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "swift-fer",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "FER", targets: ["FER"]),
+        .executable(name: "fer", targets: ["fer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // oneDNN (Debian libdnnl-dev 2.6): every neural-network kernel.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        // zlib: reads the gzip-compressed FER2013 CSV as it is.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // The one bridge to OpenCV 4.6 (C++ behind a C interface): image decode/encode, resize, drawing.
+        .target(
+            name: "CVBridge",
+            path: "Sources/CVBridge",
+            cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
+            linkerSettings: [
+                .linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs"),
+            ]
+        ),
+        .target(
+            name: "FER",
+            dependencies: ["CDNNL", "CZlib", "CVBridge", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/FER",
+            swiftSettings: optimize
+        ),
+        .executableTarget(
+            name: "fer",
+            dependencies: ["FER", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/fer",
+            swiftSettings: optimize
+        ),
+        .testTarget(
+            name: "FERTests",
+            dependencies: ["FER"],
+            path: "Tests/FERTests"
+        ),
+    ],
+    swiftLanguageModes: [.v5],
+    cxxLanguageStandard: .cxx17
+)

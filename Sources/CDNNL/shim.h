@@ -1,0 +1,20 @@
+#pragma once
+#include <dlfcn.h>
+#include <oneapi/dnnl/dnnl.h>
+
+// Debian's oneDNN runs on the GNU OpenMP runtime (libgomp, loaded with libdnnl). OMP_NUM_THREADS is
+// read only once, when libgomp loads, so the thread count is set through the runtime's own function,
+// looked up at run time (Debian ships no unversioned libgomp.so to link against).
+static inline int fer_set_omp_threads(int n) {
+    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (!set) return -1;
+    set(n);
+    return 0;
+}
+static inline int fer_omp_max_threads(void) {
+    int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+    return get ? get() : 1;
+}
+
+// DNNL_MEMORY_ALLOCATE is a cast macro, which Swift does not import.
+static inline void *fer_dnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }

@@ -1,0 +1,183 @@
+import CDNNL
+import Foundation
+
+/// The one oneDNN CPU engine and stream every primitive runs on.
+///
+/// oneDNN does the arithmetic (convolution, pooling, batch norm, eltwise, inner product, reorders);
+/// Swift decides what runs when. All execution here is synchronous on one stream.
+public final class DNNL: @unchecked Sendable {
+    public static let shared = DNNL()
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+
+    private init() {
+        var e: dnnl_engine_t?
+        check(dnnl_engine_create(&e, dnnl_cpu, 0), "engine create")
+        var s: dnnl_stream_t?
+        check(dnnl_stream_create(&s, e, dnnl_stream_default_flags.rawValue), "stream create")
+        engine = e!
+        stream = s!
+    }
+
+    /// Threads oneDNN's OpenMP runtime uses for every primitive (the whole process shares them).
+    public static func setThreads(_ n: Int) {
+        _ = fer_set_omp_threads(Int32(max(1, n)))
+    }
+
+    public static var threads: Int { Int(fer_omp_max_threads()) }
+
+    /// oneDNN's library version, e.g. "2.6.3".
+    public static var version: String {
+        guard let v = dnnl_version() else { return "?" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
+    }
+}
+
+@inline(__always)
+func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
+    if status != dnnl_success {
+        fatalError("oneDNN: \(what()) failed with status \(status.rawValue)")
+    }
+}
+
+// MARK: - Memory descriptors
+
+typealias MemoryDesc = dnnl_memory_desc_t
+
+extension dnnl_memory_desc_t {
+    /// A descriptor for f32 data of logical `dims` in the layout `tag` (`dnnl_format_tag_any` lets a
+    /// primitive choose).
+    init(_ dims: [Int], _ tag: dnnl_format_tag_t) {
+        self.init()
+        var d = dims.map { Int64($0) }
+        check(dnnl_memory_desc_init_by_tag(&self, Int32(dims.count), &d, dnnl_f32, tag),
+              "memory desc \(dims)")
+    }
+
+    /// The plain row-major layout for a tensor of this rank (nc, nchw, oihw...).
+    static func plainTag(rank: Int) -> dnnl_format_tag_t {
+        switch rank {
+        case 1: return dnnl_a
+        case 2: return dnnl_ab
+        case 3: return dnnl_abc
+        case 4: return dnnl_abcd
+        default: fatalError("rank \(rank) tensors are not used here")
+        }
+    }
+
+    static func plain(_ dims: [Int]) -> MemoryDesc { MemoryDesc(dims, plainTag(rank: dims.count)) }
+    static func any(_ dims: [Int]) -> MemoryDesc { MemoryDesc(dims, dnnl_format_tag_any) }
+
+    var shape: [Int] {
+        withUnsafeBytes(of: dims) { raw in
+            Array(raw.bindMemory(to: Int64.self).prefix(Int(ndims)).map { Int($0) })
+        }
+    }
+
+    /// Bytes the layout occupies, padding included.
+    var byteCount: Int { withUnsafePointer(to: self) { dnnl_memory_desc_get_size($0) } }
+
+    func sameLayout(as other: MemoryDesc) -> Bool {
+        withUnsafePointer(to: self) { a in withUnsafePointer(to: other) { b in dnnl_memory_desc_equal(a, b) != 0 } }
+    }
+
+    /// True for the plain row-major layout of its rank.
+    var isPlain: Bool { sameLayout(as: .plain(shape)) }
+
+    /// The raw bytes, used as a dictionary key for primitive caches.
+    var key: Data { withUnsafeBytes(of: self) { Data($0) } }
+}
+
+// MARK: - Primitives
+
+/// A oneDNN primitive and its primitive descriptor, created once per shape and reused every step.
+final class Primitive {
+    let pd: dnnl_primitive_desc_t
+    let primitive: dnnl_primitive_t
+
+    /// `opDesc` points at an operation descriptor (convolution, pooling, ...); `hint` is the forward
+    /// primitive a backward one must agree with.
+    init(_ opDesc: UnsafeRawPointer, hint: Primitive? = nil, attr: dnnl_primitive_attr_t? = nil, _ what: String) {
+        var pd: dnnl_primitive_desc_t?
+        check(dnnl_primitive_desc_create(&pd, opDesc, attr, DNNL.shared.engine, hint?.pd), "\(what) primitive descriptor")
+        var p: dnnl_primitive_t?
+        check(dnnl_primitive_create(&p, pd), "\(what) primitive")
+        self.pd = pd!
+        self.primitive = p!
+    }
+
+    /// Wraps a primitive descriptor made by a dedicated constructor (reorder, sum).
+    init(pd: dnnl_primitive_desc_t, _ what: String) {
+        var p: dnnl_primitive_t?
+        check(dnnl_primitive_create(&p, pd), "\(what) primitive")
+        self.pd = pd
+        self.primitive = p!
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        dnnl_primitive_desc_destroy(pd)
+    }
+
+    /// The layout the primitive chose for one of its arguments (src, weights, dst, workspace...).
+    func desc(_ query: dnnl_query_t, _ index: Int32 = 0) -> MemoryDesc {
+        guard let md = dnnl_primitive_desc_query_md(pd, query, index) else {
+            fatalError("oneDNN: query \(query) returned nothing")
+        }
+        return md.pointee
+    }
+
+    /// True when the primitive needs a workspace (max pooling in training).
+    var hasWorkspace: Bool { desc(dnnl_query_workspace_md).ndims > 0 }
+
+    func execute(_ args: [(Int32, Tensor)]) {
+        var exec = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.memory) }
+        check(dnnl_primitive_execute(primitive, DNNL.shared.stream, Int32(exec.count), &exec), "execute")
+        check(dnnl_stream_wait(DNNL.shared.stream), "stream wait")
+    }
+}
+
+// MARK: - Reorders
+
+/// Reorder primitives, cached by (source layout, destination layout).
+final class ReorderCache: @unchecked Sendable {
+    static let shared = ReorderCache()
+    private var cache: [Data: Primitive] = [:]
+    private let lock = NSLock()
+
+    func primitive(from src: MemoryDesc, to dst: MemoryDesc) -> Primitive {
+        var key = src.key
+        key.append(dst.key)
+        lock.lock(); defer { lock.unlock() }
+        if let p = cache[key] { return p }
+        var pd: dnnl_primitive_desc_t?
+        var s = src, d = dst
+        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, nil),
+              "reorder \(src.shape)")
+        let p = Primitive(pd: pd!, "reorder")
+        cache[key] = p
+        return p
+    }
+}
+
+extension Tensor {
+    /// This tensor in layout `desc`: itself when it already is, else a reordered copy.
+    /// Layers call this at the few places where two primitives disagree on a layout.
+    func laidOut(as desc: MemoryDesc) -> Tensor {
+        if self.desc.sameLayout(as: desc) { return self }
+        precondition(self.desc.shape == desc.shape, "reorder between shapes \(self.desc.shape) and \(desc.shape)")
+        let out = Tensor(desc: desc)
+        ReorderCache.shared.primitive(from: self.desc, to: desc).execute([(DNNL_ARG_FROM, self), (DNNL_ARG_TO, out)])
+        return out
+    }
+
+    /// Copies `source` (any layout, same shape) into this tensor's layout.
+    func assign(reordering source: Tensor) {
+        precondition(source.shape == shape, "assign \(source.shape) into \(shape)")
+        if source.desc.sameLayout(as: desc) {
+            memcpy(raw, source.raw, desc.byteCount)
+            return
+        }
+        ReorderCache.shared.primitive(from: source.desc, to: desc).execute([(DNNL_ARG_FROM, source), (DNNL_ARG_TO, self)])
+    }
+}

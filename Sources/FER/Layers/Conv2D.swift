@@ -1,0 +1,99 @@
+import CDNNL
+
+/// 2-D convolution with bias, on oneDNN's convolution primitives.
+///
+/// forward:  x [N, Cin, H, W] -> y [N, Cout, OH, OW],  OH = (H + 2p - k) / s + 1
+/// backward: dy [N, Cout, OH, OW] -> dx [N, Cin, H, W]; dW [Cout, Cin, k, k], db [Cout]
+/// Source, weights and destination use `format_tag_any`, so oneDNN picks its blocked layouts
+/// (nChw16c on AVX-512) and activations stay blocked from one layer to the next.
+public final class Conv2D: Layer {
+    public let inChannels, outChannels, kernel, stride, padding: Int
+    public let weight: Parameter
+    public let bias: Parameter
+    public var skipInputGradient = false
+
+    private struct Plan {
+        let forward: Primitive
+        let backwardData: Primitive?
+        let backwardWeights: Primitive?
+    }
+    private var plans = PlanCache<Plan>()
+    private var plan: Plan?
+    private let weightCache = WeightCache()
+    private let weightCacheBwd = WeightCache()
+    private var input: Tensor?
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int = 3, stride: Int = 1, padding: Int? = nil,
+                rng: inout SplitMix64, name: String = "conv") {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding ?? kernel / 2
+        let fanIn = inChannels * kernel * kernel
+        weight = Parameter("\(name).weight", shape: [outChannels, inChannels, kernel, kernel], decays: true,
+                           values: Init.kaimingUniform(count: outChannels * fanIn, fanIn: fanIn, rng: &rng))
+        bias = Parameter("\(name).bias", shape: [outChannels], decays: false,
+                         values: Init.uniform(count: outChannels, bound: 1 / Float(fanIn).squareRoot(), rng: &rng))
+    }
+
+    public var parameters: [Parameter] { [weight, bias] }
+
+    public func outputShape(_ s: [Int]) -> [Int] {
+        [s[0], outChannels, (s[2] + 2 * padding - kernel) / stride + 1, (s[3] + 2 * padding - kernel) / stride + 1]
+    }
+
+    public func multiplyAdds(_ s: [Int]) -> Int {
+        let o = outputShape(s)
+        return o[1] * o[2] * o[3] * inChannels * kernel * kernel
+    }
+
+    public var summary: String { "Conv2D(\(inChannels)->\(outChannels), \(kernel)x\(kernel), stride \(stride), pad \(padding))" }
+
+    private func makePlan(_ x: Tensor, _ mode: Mode) -> Plan {
+        precondition(x.shape.count == 4 && x.shape[1] == inChannels, "Conv2D expects [N, \(inChannels), H, W], got \(x.shape)")
+        var src = MemoryDesc.any(x.shape)
+        var w = MemoryDesc.any(weight.value.shape)
+        var b = MemoryDesc.plain([outChannels])
+        var dst = MemoryDesc.any(outputShape(x.shape))
+        let strides = [Int64(stride), Int64(stride)], pad = [Int64(padding), Int64(padding)]
+        var fd = dnnl_convolution_desc_t()
+        check(dnnl_convolution_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference,
+                                                 dnnl_convolution_direct, &src, &w, &b, &dst, strides, pad, pad), "conv fwd desc")
+        let fwd = Primitive(&fd, "conv forward")
+        guard mode == .training else { return Plan(forward: fwd, backwardData: nil, backwardWeights: nil) }
+
+        var bd = dnnl_convolution_desc_t()
+        check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &w, &dst, strides, pad, pad), "conv bwd data desc")
+        var bw = dnnl_convolution_desc_t()
+        check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &src, &w, &b, &dst, strides, pad, pad),
+              "conv bwd weights desc")
+        return Plan(forward: fwd,
+                    backwardData: skipInputGradient ? nil : Primitive(&bd, hint: fwd, "conv backward data"),
+                    backwardWeights: Primitive(&bw, hint: fwd, "conv backward weights"))
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
+        let src = x.laidOut(as: p.forward.desc(dnnl_query_src_md))
+        let w = weightCache.tensor(weight, as: p.forward.desc(dnnl_query_weights_md))
+        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md))
+        p.forward.execute([(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_BIAS, bias.value), (DNNL_ARG_DST, y)])
+        if mode == .training { plan = p; input = src }
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let p = plan, let x = input, let bw = p.backwardWeights else { fatalError("Conv2D.backward before a training forward") }
+        let dyW = dy.laidOut(as: bw.desc(dnnl_query_diff_dst_md))
+        let dW = Tensor(desc: bw.desc(dnnl_query_diff_weights_md))
+        bw.execute([(DNNL_ARG_SRC, x.laidOut(as: bw.desc(dnnl_query_src_md))), (DNNL_ARG_DIFF_DST, dyW), (DNNL_ARG_DIFF_WEIGHTS, dW), (DNNL_ARG_DIFF_BIAS, bias.grad)])
+        weight.grad.assign(reordering: dW)
+        input = nil
+        guard let bd = p.backwardData else { return dy }
+        let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md))
+        let w = weightCacheBwd.tensor(weight, as: bd.desc(dnnl_query_weights_md))
+        bd.execute([(DNNL_ARG_DIFF_DST, dy.laidOut(as: bd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, dx)])
+        return dx
+    }
+}

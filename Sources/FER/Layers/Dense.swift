@@ -1,0 +1,91 @@
+import CDNNL
+
+/// Fully connected layer (oneDNN inner product): y = x W^T + b.
+///
+/// forward:  x [N, F] or [N, C, H, W] (F = C*H*W, any layout) -> y [N, out]
+/// backward: dy [N, out] -> dx shaped like x; dW [out, F], db [out]
+/// A 4-D input is consumed in its blocked layout directly (the weights are reordered to match), so a
+/// convolutional trunk needs no flatten-and-reorder before its classifier. W's plain layout is
+/// [out, C*H*W] in NCHW order, as PyTorch's `nn.Linear` after `flatten`.
+public final class Dense: Layer {
+    public let inFeatures, outFeatures: Int
+    public let weight: Parameter
+    public let bias: Parameter
+    public var skipInputGradient = false
+
+    private struct Plan {
+        let forward: Primitive
+        let backwardData: Primitive?
+        let backwardWeights: Primitive?
+        let weightView: Tensor   // weight.value seen with the input's rank
+        let gradView: Tensor     // weight.grad likewise
+    }
+    private var plans = PlanCache<Plan>()
+    private var plan: Plan?
+    private let weightCache = WeightCache()
+    private let weightCacheBwd = WeightCache()
+    private var input: Tensor?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, rng: inout SplitMix64, name: String = "dense") {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = Parameter("\(name).weight", shape: [outFeatures, inFeatures], decays: true,
+                           values: Init.kaimingUniform(count: outFeatures * inFeatures, fanIn: inFeatures, rng: &rng))
+        bias = Parameter("\(name).bias", shape: [outFeatures], decays: false,
+                         values: Init.uniform(count: outFeatures, bound: 1 / Float(inFeatures).squareRoot(), rng: &rng))
+    }
+
+    public var parameters: [Parameter] { [weight, bias] }
+    public func outputShape(_ s: [Int]) -> [Int] { [s[0], outFeatures] }
+    public func multiplyAdds(_ s: [Int]) -> Int { inFeatures * outFeatures }
+    public var summary: String { "Dense(\(inFeatures)->\(outFeatures))" }
+
+    private func makePlan(_ x: Tensor, _ mode: Mode) -> Plan {
+        let features = x.shape.dropFirst().reduce(1, *)
+        precondition(features == inFeatures, "Dense expects \(inFeatures) features per sample, got \(x.shape)")
+        let wShape = [outFeatures] + x.shape.dropFirst()
+        var src = MemoryDesc.any(x.shape)
+        var w = MemoryDesc.any(wShape)
+        var b = MemoryDesc.plain([outFeatures])
+        var dst = MemoryDesc.plain([x.shape[0], outFeatures])
+        var fd = dnnl_inner_product_desc_t()
+        check(dnnl_inner_product_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference,
+                                                   &src, &w, &b, &dst), "inner product fwd desc")
+        let fwd = Primitive(&fd, "inner product forward")
+        var bd: Primitive?, bw: Primitive?
+        if mode == .training {
+            var d = dnnl_inner_product_desc_t()
+            check(dnnl_inner_product_backward_data_desc_init(&d, &src, &w, &dst), "inner product bwd data desc")
+            if !skipInputGradient { bd = Primitive(&d, hint: fwd, "inner product backward data") }
+            var g = dnnl_inner_product_desc_t()
+            check(dnnl_inner_product_backward_weights_desc_init(&g, &src, &w, &b, &dst), "inner product bwd weights desc")
+            bw = Primitive(&g, hint: fwd, "inner product backward weights")
+        }
+        return Plan(forward: fwd, backwardData: bd, backwardWeights: bw,
+                    weightView: weight.value.reshaped(wShape), gradView: weight.grad.reshaped(wShape))
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
+        let src = x.laidOut(as: p.forward.desc(dnnl_query_src_md))
+        let w = weightCache.tensor(p.weightView, version: weight.version, as: p.forward.desc(dnnl_query_weights_md))
+        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md))
+        p.forward.execute([(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_BIAS, bias.value), (DNNL_ARG_DST, y)])
+        if mode == .training { plan = p; input = src }
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let p = plan, let x = input, let bw = p.backwardWeights else { fatalError("Dense.backward before a training forward") }
+        let dyIn = dy.laidOut(as: bw.desc(dnnl_query_diff_dst_md))
+        let dW = Tensor(desc: bw.desc(dnnl_query_diff_weights_md))
+        bw.execute([(DNNL_ARG_SRC, x.laidOut(as: bw.desc(dnnl_query_src_md))), (DNNL_ARG_DIFF_DST, dyIn), (DNNL_ARG_DIFF_WEIGHTS, dW), (DNNL_ARG_DIFF_BIAS, bias.grad)])
+        p.gradView.assign(reordering: dW)
+        input = nil
+        guard let bd = p.backwardData else { return dy }
+        let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md))
+        let w = weightCacheBwd.tensor(p.weightView, version: weight.version, as: bd.desc(dnnl_query_weights_md))
+        bd.execute([(DNNL_ARG_DIFF_DST, dy.laidOut(as: bd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, dx)])
+        return dx
+    }
+}
