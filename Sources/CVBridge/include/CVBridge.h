@@ -1,9 +1,47 @@
 #pragma once
+// The one door to OpenCV 4.6: plain C functions over byte buffers, so nothing above this target
+// sees C++. Images are 8-bit, row-major, tightly packed: 1 channel (gray) or 3 (BGR, OpenCV's order).
+// Every function returns 0 on success and a negative code on failure; cvb_last_error() says why.
 #include <stddef.h>
 #include <stdint.h>
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct {
+    uint8_t *data;   // malloc'd; release with cvb_image_free
+    int width, height, channels;
+} cvb_image;
+
+/// The message of the last failure on this thread.
+const char *cvb_last_error(void);
+void cvb_image_free(cvb_image *image);
+
+/// Decodes a file (PNG, JPEG, BMP, ...) into gray (channels 1) or BGR (channels 3).
+int cvb_read(const char *path, int channels, cvb_image *out);
+/// Decodes an encoded image held in memory.
+int cvb_decode(const uint8_t *bytes, size_t count, int channels, cvb_image *out);
+/// Encodes to the format of the path's extension (.png, .jpg, .bmp) and writes the file.
+int cvb_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
+/// Encodes to memory (ext like ".png" or ".jpg"); *out is malloc'd, release with cvb_buffer_free.
+int cvb_encode(const char *ext, const uint8_t *pixels, int width, int height, int channels, uint8_t **out, size_t *count);
+void cvb_buffer_free(uint8_t *buffer);
+
+/// Resizes with area averaging when shrinking and bilinear when growing.
+int cvb_resize(const uint8_t *src, int width, int height, int channels, uint8_t *dst, int dstWidth, int dstHeight);
+/// Converts BGR to gray (OpenCV's weights).
+int cvb_bgr_to_gray(const uint8_t *src, int width, int height, uint8_t *dst);
+
+// Drawing on a BGR canvas in place (plots, annotations). Colours are B, G, R.
+int cvb_draw_line(uint8_t *bgr, int width, int height, int x0, int y0, int x1, int y1,
+                  int b, int g, int r, int thickness);
+int cvb_draw_rect(uint8_t *bgr, int width, int height, int x, int y, int w, int h,
+                  int b, int g, int r, int thickness /* -1 fills */);
+int cvb_draw_text(uint8_t *bgr, int width, int height, const char *text, int x, int y, double scale,
+                  int b, int g, int r, int thickness);
+/// Width and height in pixels that cvb_draw_text would cover (baseline excluded).
+int cvb_text_size(const char *text, double scale, int thickness, int *width, int *height);
+
 #ifdef __cplusplus
 }
 #endif

@@ -123,11 +123,11 @@ struct PlanCache<Plan> {
     }
 }
 
-/// Seeded weight initialisation (He/Kaiming for layers followed by ReLU, as PyTorch's defaults).
+/// Seeded weight initialisation, PyTorch's defaults for `nn.Linear` and `nn.Conv2d`.
 enum Init {
-    /// Uniform(-bound, bound) with bound = sqrt(6 / fanIn) * gain / sqrt(2): Kaiming-uniform.
-    static func kaimingUniform(count: Int, fanIn: Int, rng: inout SplitMix64) -> [Float] {
-        let bound = Float(sqrt(6.0 / Double(fanIn)))
+    /// Uniform(-1/sqrt(fanIn), 1/sqrt(fanIn)): PyTorch's kaiming_uniform(a = sqrt(5)).
+    static func pytorchDefault(count: Int, fanIn: Int, rng: inout SplitMix64) -> [Float] {
+        let bound = Float(1 / Double(fanIn).squareRoot())
         return (0..<count).map { _ in rng.uniform(-bound, bound) }
     }
 

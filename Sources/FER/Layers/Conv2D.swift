@@ -32,7 +32,7 @@ public final class Conv2D: Layer {
         self.padding = padding ?? kernel / 2
         let fanIn = inChannels * kernel * kernel
         weight = Parameter("\(name).weight", shape: [outChannels, inChannels, kernel, kernel], decays: true,
-                           values: Init.kaimingUniform(count: outChannels * fanIn, fanIn: fanIn, rng: &rng))
+                           values: Init.pytorchDefault(count: outChannels * fanIn, fanIn: fanIn, rng: &rng))
         bias = Parameter("\(name).bias", shape: [outChannels], decays: false,
                          values: Init.uniform(count: outChannels, bound: 1 / Float(fanIn).squareRoot(), rng: &rng))
     }

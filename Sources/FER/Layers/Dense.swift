@@ -30,7 +30,7 @@ public final class Dense: Layer {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         weight = Parameter("\(name).weight", shape: [outFeatures, inFeatures], decays: true,
-                           values: Init.kaimingUniform(count: outFeatures * inFeatures, fanIn: inFeatures, rng: &rng))
+                           values: Init.pytorchDefault(count: outFeatures * inFeatures, fanIn: inFeatures, rng: &rng))
         bias = Parameter("\(name).bias", shape: [outFeatures], decays: false,
                          values: Init.uniform(count: outFeatures, bound: 1 / Float(inFeatures).squareRoot(), rng: &rng))
     }

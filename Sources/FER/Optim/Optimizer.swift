@@ -16,7 +16,7 @@ public enum OptimizerKind: String, CaseIterable, Sendable, Codable {
     case sgd, adam, adamw
 }
 
-public struct OptimizerConfig: Codable, Sendable {
+public struct OptimizerConfig: Codable, Sendable, Equatable {
     public var kind: OptimizerKind = .adamw
     public var learningRate: Float = 1e-3
     public var momentum: Float = 0.9

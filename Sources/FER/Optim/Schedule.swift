@@ -6,7 +6,7 @@ public enum ScheduleKind: String, CaseIterable, Codable, Sendable {
     case constant, cosine, step, plateau
 }
 
-public struct ScheduleConfig: Codable, Sendable {
+public struct ScheduleConfig: Codable, Sendable, Equatable {
     public var kind: ScheduleKind = .cosine
     /// Linear warm-up from 0 over this many epochs (cosine).
     public var warmupEpochs: Double = 1

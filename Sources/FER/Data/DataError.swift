@@ -1,0 +1,24 @@
+/// Problems with input data, each naming the file and, where there is one, the line.
+public enum DataError: Error, CustomStringConvertible, Equatable {
+    case missingFile(String)
+    case unreadable(String, reason: String)
+    case truncated(String, reason: String)
+    case badHeader(String, found: String, expected: String)
+    case badRow(String, line: Int, reason: String)
+    case emptyFolder(String)
+    case corruptImage(String, reason: String)
+    case mismatch(String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let f): return "\(f): no such file or folder"
+        case .unreadable(let f, let r): return "\(f): cannot read (\(r))"
+        case .truncated(let f, let r): return "\(f): file is truncated (\(r))"
+        case .badHeader(let f, let found, let expected): return "\(f):1: header is '\(found)', expected '\(expected)'"
+        case .badRow(let f, let line, let r): return "\(f):\(line): \(r)"
+        case .emptyFolder(let f): return "\(f): folder holds no images"
+        case .corruptImage(let f, let r): return "\(f): not a readable image (\(r))"
+        case .mismatch(let f, let r): return "\(f): \(r)"
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import CVBridge
+import Foundation
+
+/// An 8-bit image, gray (1 channel) or BGR (3), row-major. Decoding, encoding and resizing go
+/// through the OpenCV bridge.
+public struct Image: Sendable {
+    public var width, height, channels: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * channels, "pixel buffer does not match \(width)x\(height)x\(channels)")
+        self.width = width
+        self.height = height
+        self.channels = channels
+        self.pixels = pixels
+    }
+
+    public init(width: Int, height: Int, channels: Int, fill: UInt8 = 0) {
+        self.init(width: width, height: height, channels: channels, pixels: .init(repeating: fill, count: width * height * channels))
+    }
+
+    private static func take(_ img: inout cvb_image) -> Image {
+        defer { cvb_image_free(&img) }
+        let n = Int(img.width) * Int(img.height) * Int(img.channels)
+        return Image(width: Int(img.width), height: Int(img.height), channels: Int(img.channels),
+                     pixels: Array(UnsafeBufferPointer(start: img.data, count: n)))
+    }
+
+    private static var lastError: String { String(cString: cvb_last_error()) }
+
+    /// Reads an image file as gray (`channels` 1) or colour (3).
+    public static func read(_ path: String, channels: Int = 1) throws -> Image {
+        guard FileManager.default.fileExists(atPath: path) else { throw DataError.missingFile(path) }
+        var img = cvb_image()
+        guard cvb_read(path, Int32(channels), &img) == 0 else { throw DataError.corruptImage(path, reason: lastError) }
+        return take(&img)
+    }
+
+    /// Decodes an encoded image (PNG, JPEG, BMP...) held in memory; `name` labels errors.
+    public static func decode(_ bytes: [UInt8], channels: Int = 1, name: String = "image data") throws -> Image {
+        var img = cvb_image()
+        let status = bytes.withUnsafeBufferPointer { cvb_decode($0.baseAddress, $0.count, Int32(channels), &img) }
+        guard status == 0 else { throw DataError.corruptImage(name, reason: lastError) }
+        return take(&img)
+    }
+
+    /// Encodes to the format of `path`'s extension and writes atomically (temporary file, then rename).
+    public func write(_ path: String) throws {
+        let ext = "." + (path as NSString).pathExtension.lowercased()
+        let data = try encoded(ext.count > 1 ? ext : ".png")
+        try AtomicFile.write(Data(data), to: path)
+    }
+
+    public func encoded(_ ext: String) throws -> [UInt8] {
+        var out: UnsafeMutablePointer<UInt8>?
+        var count = 0
+        let status = pixels.withUnsafeBufferPointer {
+            cvb_encode(ext, $0.baseAddress, Int32(width), Int32(height), Int32(channels), &out, &count)
+        }
+        guard status == 0, let out else { throw DataError.unreadable(ext, reason: Image.lastError) }
+        defer { cvb_buffer_free(out) }
+        return Array(UnsafeBufferPointer(start: out, count: count))
+    }
+
+    public func resized(width w: Int, height h: Int) -> Image {
+        if w == width && h == height { return self }
+        var out = [UInt8](repeating: 0, count: w * h * channels)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                _ = cvb_resize(src.baseAddress, Int32(width), Int32(height), Int32(channels), dst.baseAddress, Int32(w), Int32(h))
+            }
+        }
+        return Image(width: w, height: h, channels: channels, pixels: out)
+    }
+
+    public var gray: Image {
+        if channels == 1 { return self }
+        var out = [UInt8](repeating: 0, count: width * height)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { _ = cvb_bgr_to_gray(src.baseAddress, Int32(width), Int32(height), $0.baseAddress) }
+        }
+        return Image(width: width, height: height, channels: 1, pixels: out)
+    }
+
+    public var bgr: Image {
+        if channels == 3 { return self }
+        var out = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<width * height { out[3 * i] = pixels[i]; out[3 * i + 1] = pixels[i]; out[3 * i + 2] = pixels[i] }
+        return Image(width: width, height: height, channels: 3, pixels: out)
+    }
+
+    /// A face crop ready for the network: gray, side x side (48 for FER2013).
+    public func faceInput(side: Int = 48) -> [UInt8] { gray.resized(width: side, height: side).pixels }
+}
+
+/// Drawing on a BGR image, for plots and annotations (OpenCV's line, rectangle and text).
+extension Image {
+    public typealias Color = (b: UInt8, g: UInt8, r: UInt8)
+
+    public mutating func line(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, _ c: Color, thickness: Int = 1) {
+        let (w, h) = (Int32(width), Int32(height))
+        pixels.withUnsafeMutableBufferPointer {
+            _ = cvb_draw_line($0.baseAddress, w, h, Int32(x0), Int32(y0), Int32(x1), Int32(y1), Int32(c.b), Int32(c.g), Int32(c.r), Int32(thickness))
+        }
+    }
+
+    public mutating func rectangle(_ x: Int, _ y: Int, _ w: Int, _ h: Int, _ c: Color, thickness: Int = 1) {
+        let (iw, ih) = (Int32(width), Int32(height))
+        pixels.withUnsafeMutableBufferPointer {
+            _ = cvb_draw_rect($0.baseAddress, iw, ih, Int32(x), Int32(y), Int32(w), Int32(h), Int32(c.b), Int32(c.g), Int32(c.r), Int32(thickness))
+        }
+    }
+
+    public mutating func text(_ s: String, _ x: Int, _ y: Int, scale: Double = 0.5, _ c: Color = (0, 0, 0), thickness: Int = 1) {
+        let (w, h) = (Int32(width), Int32(height))
+        pixels.withUnsafeMutableBufferPointer {
+            _ = cvb_draw_text($0.baseAddress, w, h, s, Int32(x), Int32(y), scale, Int32(c.b), Int32(c.g), Int32(c.r), Int32(thickness))
+        }
+    }
+
+    public static func textSize(_ s: String, scale: Double = 0.5, thickness: Int = 1) -> (width: Int, height: Int) {
+        var w: Int32 = 0, h: Int32 = 0
+        _ = cvb_text_size(s, scale, Int32(thickness), &w, &h)
+        return (Int(w), Int(h))
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import FER
+import Foundation
+
+@main
+struct FERCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fer",
+        abstract: "Facial expression recognition: train, evaluate and run FER2013 models.",
+        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Models.self, Bench.self],
+        defaultSubcommand: Demo.self
+    )
+}
+
+/// Exits with a clear one-line message for the errors users cause (bad paths, bad data).
+func fail(_ error: Error) -> Never {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    Foundation.exit(1)
+}
+
+/// The bundled default model, found beside the executable's package or via FER_MODEL.
+enum Bundled {
+    static var packageRoot: String {
+        // .build/<triple>/<config>/fer -> package root
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        for _ in 0..<6 {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+        }
+        return FileManager.default.currentDirectoryPath
+    }
+
+    static var model: String {
+        ProcessInfo.processInfo.environment["FER_MODEL"] ?? (packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
+    }
+
+    static var sampleFace: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut-face.png") }
+}
+
+/// Ctrl-C asks the trainer to save and stop; a second Ctrl-C exits at once.
+func installInterruptHandler() {
+    signal(SIGINT, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    source.setEventHandler {
+        if StopFlag.shared.isSet { Foundation.exit(130) }
+        FileHandle.standardError.write(Data("\nCtrl-C: saving and stopping after this step (again to quit now)\n".utf8))
+        StopFlag.shared.set()
+    }
+    source.resume()
+    interruptSource = source
+}
+nonisolated(unsafe) var interruptSource: DispatchSourceSignal?
+
+func printJSON<T: Encodable>(_ value: T) {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .prettyPrinted]
+    print(String(decoding: (try? e.encode(value)) ?? Data(), as: UTF8.self))
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import FER
+import Foundation
+
+extension Preset: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension ScheduleKind: ExpressibleByArgument {}
+extension FERPlus.Mode: ExpressibleByArgument {}
+extension TestTimeAugmentation: ExpressibleByArgument {}
+extension Split: ExpressibleByArgument {}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model on FER2013 (CSV, .csv.gz or image folders).",
+        discussion: """
+        Trains on Training, validates on PublicTest every epoch and keeps the best checkpoint
+        (OUT/best.safetensors). Ctrl-C saves OUT/last.safetensors; --resume continues exactly.
+        Example: fer train --data fer2013.csv.gz --model cnn --epochs 30 --optimizer adamw --lr 1e-3 --out runs/cnn
+        """)
+
+    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
+    @Option(help: "Run folder for checkpoints, metrics.jsonl and curves.png.") var out: String
+    @Option(help: "Preset: mlp, cnn, vgg, resnet.") var model: Preset = .cnn
+    @Option(help: "First-stage width (channels; hidden units for mlp).") var width: Int?
+    @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
+    @Option(help: "Input side: 48, or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int = 48
+    @Option(help: "Dropout probability before the classifier.") var dropout: Float?
+    @Option var epochs: Int = 30
+    @Option var batchSize: Int = 64
+    @Option(help: "sgd, adam or adamw.") var optimizer: OptimizerKind = .adamw
+    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+    @Option var momentum: Float = 0.9
+    @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
+    @Option var weightDecay: Float = 0
+    @Option(help: "constant, cosine, step or plateau.") var schedule: ScheduleKind = .cosine
+    @Option(help: "Warm-up epochs (cosine).") var warmup: Double = 1
+    @Option(help: "Step schedule: epochs between decays.") var stepEpochs: Int = 10
+    @Option(help: "Step and plateau: decay factor.") var gamma: Float = 0.1
+    @Option(help: "Plateau: epochs without improvement before decaying.") var plateauPatience: Int = 5
+    @Option var labelSmoothing: Float = 0
+    @Flag(help: "Weight classes inversely to their frequency.") var balanced = false
+    @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
+    @Option(help: "FER+ labels as majority vote or vote distribution.") var ferplusMode: FERPlus.Mode = .majority
+    @Flag(help: "Turn all augmentation off.") var noAugment = false
+    @Flag(help: "No horizontal flips.") var noFlip = false
+    @Option(help: "Max rotation, degrees.") var rotation: Float = 10
+    @Option(help: "Max shift, fraction of the side.") var shift: Float = 0.1
+    @Option(help: "Max zoom, fraction.") var scale: Float = 0.1
+    @Option(help: "Random-erasing probability.") var erasing: Float = 0.25
+    @Option var seed: UInt64 = 1
+    @Option(help: "Early stopping: epochs without a better validation accuracy (0: off).") var patience: Int = 0
+    @Option(help: "Clip the global gradient norm.") var clip: Float?
+    @Option(help: "oneDNN threads.") var threads: Int = 2
+    @Option(help: "Use only the first N training images.") var limit: Int?
+    @Option(help: "Use only the first N validation images.") var valLimit: Int?
+    @Flag(help: "Continue from OUT/last.safetensors.") var resume = false
+    @Flag(help: "No progress bar.") var quiet = false
+
+    var config: TrainConfig {
+        var c = TrainConfig()
+        c.data = data
+        c.preset = model
+        c.width = width
+        c.fcWidth = fcWidth
+        c.inputSize = inputSize
+        c.dropout = dropout
+        c.epochs = epochs
+        c.batchSize = batchSize
+        c.optimizer.kind = optimizer
+        c.optimizer.learningRate = lr
+        c.optimizer.momentum = momentum
+        c.optimizer.nesterov = nesterov
+        c.optimizer.weightDecay = weightDecay
+        c.schedule.kind = schedule
+        c.schedule.warmupEpochs = warmup
+        c.schedule.stepEpochs = stepEpochs
+        c.schedule.gamma = gamma
+        c.schedule.patience = plateauPatience
+        c.labelSmoothing = labelSmoothing
+        c.balancedClassWeights = balanced
+        c.ferplus = ferplus
+        c.ferplusMode = ferplusMode
+        if noAugment {
+            c.augmentation = .none
+        } else {
+            c.augmentation.flip = !noFlip
+            c.augmentation.rotation = rotation
+            c.augmentation.shift = shift
+            c.augmentation.scale = scale
+            c.augmentation.erasing = erasing
+        }
+        c.seed = seed
+        c.patience = patience
+        c.clipNorm = clip
+        c.threads = threads
+        c.limit = limit
+        c.validationLimit = valLimit
+        return c
+    }
+
+    func run() throws {
+        installInterruptHandler()
+        var cfg = config
+        let configPath = (out as NSString).appendingPathComponent("config.json")
+        if resume, let saved = FileManager.default.contents(atPath: configPath) {
+            // A resumed run keeps its recorded recipe; only the data path may move.
+            do { cfg = try JSONDecoder().decode(TrainConfig.self, from: saved) } catch { fail(DataError.unreadable(configPath, reason: "\(error)")) }
+            cfg.data = data
+        }
+        let trainer = Trainer(config: cfg, outDir: out)
+        trainer.showProgress = !quiet
+        do {
+            let r = try trainer.run(resume: resume)
+            let status = r.interrupted ? "interrupted" : r.stoppedEarly ? "stopped early" : "finished"
+            print(String(format: "%@ after %d epochs (%.0f s training): best validation accuracy %.2f%% at epoch %d -> %@",
+                         status, r.epochsCompleted, r.trainSeconds, 100 * r.bestValidationAccuracy, r.bestEpoch, trainer.bestPath))
+            if r.interrupted { throw ExitCode(130) }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            fail(error)
+        }
+    }
+}
