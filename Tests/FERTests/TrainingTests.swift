@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+@testable import FER
+
+@Suite("Training", .serialized) struct TrainingTests {
+    init() { DNNL.setThreads(2) }
+
+    /// Random faces with arbitrary labels: a network must be able to memorise a small batch.
+    @Test func overfitsASmallBatch() {
+        var rng = SplitMix64(seed: 3)
+        let batch = Batch(images: (0..<(32 * 24 * 24)).map { _ in rng.unit() }, labels: (0..<32).map { $0 % 7 }, size: 24)
+        let net = ModelSpec(preset: .cnn, width: 16, inputSize: 24, dropout: 0).build(seed: 2)
+        var cfg = OptimizerConfig()
+        cfg.learningRate = 3e-3
+        let opt = cfg.make(net.parameters)
+        let loss = SoftmaxCrossEntropy()
+        var last = (loss: Float(0), correct: 0)
+        for _ in 0..<60 { last = trainStep(net, batch, loss: loss, optimizer: opt) }
+        #expect(last.correct == 32, "memorised \(last.correct)/32, loss \(last.loss)")
+        // And in inference mode (running batch-norm statistics), too.
+        let probs = LogSoftmax.shared.probabilities(net.forward(batch.tensor(), mode: .inference))
+        #expect(countCorrect(probs, batch.labels) >= 30)
+    }
+
+    @Test func mlpOverfitsToo() {
+        var rng = SplitMix64(seed: 4)
+        let batch = Batch(images: (0..<(16 * 48 * 48)).map { _ in rng.unit() }, labels: (0..<16).map { $0 % 7 }, size: 48)
+        let net = ModelSpec(preset: .mlp, width: 128, dropout: 0).build(seed: 2)
+        var cfg = OptimizerConfig()
+        cfg.kind = .sgd; cfg.learningRate = 0.05; cfg.nesterov = true
+        let opt = cfg.make(net.parameters)
+        var correct = 0
+        for _ in 0..<80 { correct = trainStep(net, batch, loss: SoftmaxCrossEntropy(), optimizer: opt).correct }
+        #expect(correct == 16)
+    }
+
+    func tinyConfig(_ data: String) -> TrainConfig {
+        var c = TrainConfig()
+        c.data = data
+        c.preset = .cnn
+        c.width = 8
+        c.inputSize = 24
+        c.epochs = 2
+        c.batchSize = 16
+        c.limit = 96
+        c.validationLimit = 32
+        return c
+    }
+
+    func syntheticCSV() -> String {
+        let dir = Paths.temporaryDirectory("csv")
+        var rng = SplitMix64(seed: 9)
+        var rows: [(String, String, String)] = []
+        for i in 0..<160 {
+            let label = i % 7
+            // Class-dependent brightness so there is something to learn.
+            let px = (0..<2304).map { _ in String(min(255, label * 30 + Int(rng.unit() * 60))) }.joined(separator: " ")
+            rows.append((String(label), px, i < 128 ? "Training" : "PublicTest"))
+        }
+        writeCSV(dir + "/synthetic.csv", rows: rows)
+        return dir + "/synthetic.csv"
+    }
+
+    @Test func sameSeedSameWeights() throws {
+        let csv = syntheticCSV()
+        func train(_ out: String) throws -> [Float] {
+            let t = Trainer(config: tinyConfig(csv), outDir: out)
+            t.showProgress = false
+            t.say = { _ in }
+            _ = try t.run()
+            let (m, _, _) = try Checkpoint.load(out + "/last.safetensors")
+            return m.network.parameters.flatMap { Array($0.values) }
+        }
+        let a = try train(Paths.temporaryDirectory("seedA")), b = try train(Paths.temporaryDirectory("seedB"))
+        #expect(a == b)
+        var other = tinyConfig(csv)
+        other.seed = 2
+        let t = Trainer(config: other, outDir: Paths.temporaryDirectory("seedC"))
+        t.showProgress = false; t.say = { _ in }
+        _ = try t.run()
+        let c = try Checkpoint.load(t.bestPath.replacingOccurrences(of: "best", with: "last")).0.network.parameters.flatMap { Array($0.values) }
+        #expect(a != c)
+    }
+
+    @Test func resumeContinuesExactly() throws {
+        let csv = syntheticCSV()
+        var cfg = tinyConfig(csv)
+        cfg.epochs = 3
+        let straight = Paths.temporaryDirectory("straight"), split = Paths.temporaryDirectory("split")
+        let t1 = Trainer(config: cfg, outDir: straight)
+        t1.showProgress = false; t1.say = { _ in }
+        _ = try t1.run()
+        // The same run stopped after one epoch, then resumed.
+        var short = cfg
+        short.epochs = 1
+        let t2 = Trainer(config: short, outDir: split)
+        t2.showProgress = false; t2.say = { _ in }
+        _ = try t2.run()
+        // Resume with the full recipe (a user would resume an interrupted run; epochs is the only change).
+        let t3 = Trainer(config: cfg, outDir: split)
+        t3.showProgress = false; t3.say = { _ in }
+        let outcome = try t3.run(resume: true)
+        #expect(outcome.epochsCompleted == 3)
+        #expect(outcome.history.count == 3)
+        let a = try Checkpoint.load(straight + "/last.safetensors").0.network.parameters.flatMap { Array($0.values) }
+        let b = try Checkpoint.load(split + "/last.safetensors").0.network.parameters.flatMap { Array($0.values) }
+        #expect(a == b)
+    }
+
+    @Test func checkpointRoundTrip() throws {
+        let spec = ModelSpec(preset: .resnet, width: 8, inputSize: 32)
+        let model = Classifier(spec: spec, seed: 5)
+        // Give the batch-norm buffers non-default values.
+        for b in model.network.buffers { for i in 0..<b.count { b.values[i] = Float(i) * 0.01 + 0.5 } }
+        let path = Paths.temporaryDirectory("ckpt") + "/m.safetensors"
+        var card = ModelCard(spec: spec, classNames: Emotion.names)
+        card.metrics = ["validation_accuracy": 0.5]
+        try Checkpoint.save(model, card: card, to: path)
+        let (loaded, loadedCard, _) = try Checkpoint.load(path)
+        #expect(loadedCard.spec == spec)
+        #expect(loadedCard.metrics["validation_accuracy"] == 0.5)
+        for (p, q) in zip(model.network.parameters + model.network.buffers, loaded.network.parameters + loaded.network.buffers) {
+            #expect(p.name == q.name)
+            #expect(Array(p.values) == Array(q.values))
+        }
+        var rng = SplitMix64(seed: 1)
+        let x = Tensor(shape: [2, 1, 32, 32], values: (0..<2048).map { _ in rng.unit() })
+        #expect(model.logits(x).plainValues() == loaded.logits(x).plainValues())
+    }
+
+    @Test func corruptCheckpointIsAClearError() throws {
+        let path = Paths.temporaryDirectory("bad") + "/bad.safetensors"
+        FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))
+        #expect(throws: DataError.self) { _ = try Checkpoint.load(path) }
+        var st = SafeTensors()
+        st.add("x", shape: [2], values: [1, 2])
+        try st.write(path)
+        #expect(throws: CheckpointError.self) { _ = try Checkpoint.load(path) }
+    }
+
+    /// A real run on FER2013: a small CNN for a few minutes of CPU must beat chance by a wide margin.
+    @Test func learnsRealExpressions() throws {
+        guard Paths.haveFER2013 else { print("skipped: \(Paths.fer2013) is absent"); return }
+        var c = TrainConfig()
+        c.data = Paths.fer2013
+        c.preset = .cnn
+        c.width = 16
+        c.inputSize = 40
+        c.epochs = 3
+        c.limit = 6000
+        c.validationLimit = 1000
+        c.optimizer.learningRate = 2e-3
+        c.augmentation = .none
+        let t = Trainer(config: c, outDir: Paths.temporaryDirectory("real"))
+        t.showProgress = false
+        let r = try t.run()
+        // Chance is 1/7 (14%); always answering Happy, the largest class, scores about 25%.
+        #expect(r.bestValidationAccuracy > 0.33, "validation accuracy \(r.bestValidationAccuracy)")
+    }
+}
