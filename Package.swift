@@ -47,7 +47,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FERTests",
-            dependencies: ["FER"],
+            dependencies: ["FER", "fer"],  // "fer" so the end-to-end tests find the binary built
             path: "Tests/FERTests"
         ),
     ],

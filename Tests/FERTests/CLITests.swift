@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+@testable import FER
+
+/// End-to-end: run the `fer` binary as a user would.
+@Suite("fer command line", .serialized) struct CLITests {
+    let fer = Paths.ferBinary
+
+    @Test func listsModels() throws {
+        let r = try run(fer, ["models", "--json"])
+        #expect(r.status == 0)
+        let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        #expect(rows.map { $0["preset"] as! String } == ["mlp", "cnn", "vgg", "resnet"])
+        let cnn = rows[1]
+        #expect(cnn["multiplyAdds"] as! Int == 85_990_784)
+        #expect(cnn["parameters"] as! Int == 288_231)
+    }
+
+    @Test func trainEvaluatePredict() throws {
+        let dir = Paths.temporaryDirectory("cli")
+        // A tiny synthetic data set in the image-folder layout (bright = happy, dark = sad).
+        for (split, n) in [("train", 24), ("val", 8), ("test", 8)] {
+            for (emotion, base) in [("happy", 200), ("sad", 40)] {
+                let d = "\(dir)/faces/\(split)/\(emotion)"
+                try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                for i in 0..<n { try Image(width: 48, height: 48, channels: 1, fill: UInt8(base + i)).write("\(d)/\(i).png") }
+            }
+        }
+        let out = dir + "/run"
+        let t = try run(fer, ["train", "--data", dir + "/faces", "--out", out, "--model", "cnn", "--width", "8",
+                              "--input-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "3e-3", "--quiet"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(t.stdout.contains("finished after 3 epochs"))
+        for f in ["best.safetensors", "last.safetensors", "metrics.jsonl", "curves.png", "config.json"] {
+            #expect(FileManager.default.fileExists(atPath: "\(out)/\(f)"), "missing \(f)")
+        }
+        let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(metrics.count == 3)
+
+        let e = try run(fer, ["evaluate", "--model", out + "/best.safetensors", "--data", dir + "/faces", "--split", "PrivateTest",
+                              "--json", "--confusion", dir + "/cm.png"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+        let acc = (report["report"] as! [String: Any])["accuracy"] as! Double
+        #expect(acc > 0.9, "accuracy \(acc) on an easy two-class set")
+        #expect(FileManager.default.fileExists(atPath: dir + "/cm.png"))
+
+        let p = try run(fer, ["predict", "--model", out + "/best.safetensors", "--json", dir + "/faces/test/happy/0.png"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let rows = try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as! [[String: Any]]
+        #expect(rows[0]["emotion"] as? String == "Happy")
+        let probs = rows[0]["probabilities"] as! [String: Double]
+        #expect(abs(probs.values.reduce(0, +) - 1) < 1e-4)
+    }
+
+    @Test func predictReportsBadFilesAndFails() throws {
+        let dir = Paths.temporaryDirectory("bad")
+        FileManager.default.createFile(atPath: dir + "/broken.png", contents: Data("garbage".utf8))
+        let model = Paths.temporaryDirectory("m") + "/m.safetensors"
+        try Checkpoint.save(Classifier(spec: ModelSpec(preset: .cnn, width: 8)), card: ModelCard(spec: ModelSpec(preset: .cnn, width: 8), classNames: Emotion.names), to: model)
+        let r = try run(fer, ["predict", "--model", model, dir + "/broken.png", dir + "/missing.png"])
+        #expect(r.status != 0)
+        #expect(r.stdout.contains("broken.png: error:"))
+        #expect(r.stdout.contains("missing.png: error:") && r.stdout.contains("no such file"))
+    }
+
+    @Test func missingDataIsAClearError() throws {
+        let r = try run(fer, ["train", "--data", "/nonexistent/fer2013.csv", "--out", Paths.temporaryDirectory("x")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("error: /nonexistent/fer2013.csv: no such file"))
+    }
+
+    @Test func badOptionsAreRejected() throws {
+        let r = try run(fer, ["train", "--data", "x", "--out", "y", "--input-size", "64"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("input size must be between 16 and 48"))
+    }
+
+    /// The README's main job: the bundled model on the bundled sample face.
+    @Test func demoRunsOnTheBundledModel() throws {
+        let model = (Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
+        guard FileManager.default.fileExists(atPath: model) else { Issue.record("no bundled model at \(model)"); return }
+        let r = try run(fer, ["demo", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        #expect(rows[0]["emotion"] as? String == "Happy", "the astronaut is smiling: \(r.stdout)")
+    }
+}
