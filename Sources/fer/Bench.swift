@@ -2,7 +2,91 @@ import ArgumentParser
 import FER
 import Foundation
 
+extension Benchmark.Mode: ExpressibleByArgument {}
+
+/// One measurement in this process (the parent runs each in a fresh process for a clean peak-memory figure).
+struct BenchOne: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-one", abstract: "One benchmark measurement, as JSON.", shouldDisplay: false)
+    @Option var model: Preset = .cnn
+    @Option var mode: Benchmark.Mode = .train
+    @Option var batch: Int = 64
+    @Option var steps: Int = 10
+    @Option var threads: Int = 2
+    @Option var inputSize: Int = 48
+
+    func run() throws {
+        DNNL.setThreads(threads)
+        let r = Benchmark.run(spec: ModelSpec(preset: model, inputSize: inputSize), mode: mode, batch: batch, steps: steps)
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        print(String(decoding: try e.encode(r), as: UTF8.self))
+    }
+}
+
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks (see benchmarks/).")
-    func run() throws { print("see benchmarks/README.md") }
+    static let configuration = CommandConfiguration(
+        abstract: "Training and inference speed against PyTorch on the same work, in the same run.",
+        discussion: """
+        For each model: training at batch 64, inference at batch 1 and 64, on --threads threads, this
+        engine and PyTorch eager (benchmarks/peer_pytorch.py, torch.set_num_threads) side by side.
+        Each measurement runs in its own process, so peak memory is that measurement's alone.
+        """)
+
+    @Option(parsing: .upToNextOption, help: "Presets to measure.") var models: [Preset] = [.cnn, .vgg]
+    @Option var threads: Int = 2
+    @Option(help: "Timed training steps (inference runs 5x as many).") var steps: Int = 10
+    @Option(help: "Python with torch installed.") var python: String = "python3"
+    @Flag(help: "Skip the PyTorch peer.") var noPeer = false
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Row: Codable { var model: String; var work: String; var ours: Benchmark.Result; var peer: Benchmark.Result?; var ratio: Double? }
+
+    func measure(_ exe: String, _ args: [String]) -> Benchmark.Result? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.standardError
+        do { try p.run() } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last else { return nil }
+        return try? JSONDecoder().decode(Benchmark.Result.self, from: Data(line.utf8))
+    }
+
+    func run() throws {
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let peerScript = (Bundled.packageRoot as NSString).appendingPathComponent("benchmarks/peer_pytorch.py")
+        let pythonPath = python.hasPrefix("/") ? python : "/usr/bin/env"
+        var rows: [Row] = []
+        for m in models {
+            for (mode, batch) in [(Benchmark.Mode.train, 64), (.infer, 1), (.infer, 64)] {
+                let n = mode == .train ? steps : (batch == 1 ? steps * 20 : steps * 3)
+                let common = ["--model", m.rawValue, "--mode", mode.rawValue, "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads)"]
+                guard let ours = measure(me, ["bench-one"] + common) else { throw ValidationError("bench-one failed for \(m) \(mode)") }
+                var peer: Benchmark.Result?
+                if !noPeer {
+                    peer = measure(pythonPath, (python.hasPrefix("/") ? [] : [python]) + [peerScript] + common)
+                    if peer == nil { FileHandle.standardError.write(Data("warning: the PyTorch peer failed (is torch installed for \(python)?)\n".utf8)) }
+                }
+                let work = mode == .train ? "train b\(batch)" : "infer b\(batch)"
+                rows.append(Row(model: m.rawValue, work: work, ours: ours, peer: peer, ratio: peer.map { ours.imagesPerSecond / $0.imagesPerSecond }))
+                if !json { FileHandle.standardError.write(Data("measured \(m.rawValue) \(work)\n".utf8)) }
+            }
+        }
+        if json { printJSON(rows); return }
+        print("\(threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process")
+        print("model  work        swift-fer img/s    ms/batch   peak MB |  PyTorch img/s   ms/batch   peak MB |  ratio")
+        for r in rows {
+            var line = r.model.padding(toLength: 7, withPad: " ", startingAt: 0) + r.work.padding(toLength: 10, withPad: " ", startingAt: 0)
+            line += String(format: "%15.1f %11.2f %9.0f |", r.ours.imagesPerSecond, r.ours.millisecondsPerBatch, r.ours.peakMemoryMB)
+            if let p = r.peer, let ratio = r.ratio {
+                line += String(format: "%15.1f %10.2f %9.0f | %6.2fx", p.imagesPerSecond, p.millisecondsPerBatch, p.peakMemoryMB, ratio)
+            } else {
+                line += "              -          -         - |      -"
+            }
+            print(line)
+        }
+    }
 }

@@ -149,10 +149,11 @@ struct GradientCheck {
     }
 
     @Test func smallNetworkEndToEnd() {
-        let net = ModelSpec(preset: .cnn, width: 16, inputSize: 12, classes: 3, dropout: 0).build(seed: 7)
+        // 24x24 input, so the last stage's batch norm still sees 4x3x3 values per channel.
+        let net = ModelSpec(preset: .cnn, width: 16, inputSize: 24, classes: 3, dropout: 0).build(seed: 7)
         net.skipInputGradient = false
         var gc = GradientCheck()
-        #expect(gc.fractionWithin(1e-2, net, inputShape: [4, 1, 12, 12], samples: 8) >= 0.9)
+        #expect(gc.fractionWithin(2e-2, net, inputShape: [4, 1, 24, 24], samples: 8) >= 0.9)
     }
 
     /// The loss: analytic dloss/dlogits against finite differences, with smoothing and class weights.

@@ -11,6 +11,7 @@ public final class DNNL: @unchecked Sendable {
     let stream: dnnl_stream_t
 
     private init() {
+        fer_keep_large_allocations_on_heap()
         var e: dnnl_engine_t?
         check(dnnl_engine_create(&e, dnnl_cpu, 0), "engine create")
         var s: dnnl_stream_t?
@@ -166,7 +167,7 @@ extension Tensor {
     func laidOut(as desc: MemoryDesc) -> Tensor {
         if self.desc.sameLayout(as: desc) { return self }
         precondition(self.desc.shape == desc.shape, "reorder between shapes \(self.desc.shape) and \(desc.shape)")
-        let out = Tensor(desc: desc)
+        let out = Tensor(desc: desc, zeroed: false)
         ReorderCache.shared.primitive(from: self.desc, to: desc).execute([(DNNL_ARG_FROM, self), (DNNL_ARG_TO, out)])
         return out
     }

@@ -18,8 +18,9 @@ public final class Tensor: @unchecked Sendable {
     /// Number of floats in the physical buffer (padding included).
     var storageCount: Int { desc.byteCount / MemoryLayout<Float>.stride }
 
-    /// A new zero-filled tensor in layout `desc`.
-    init(desc: MemoryDesc) {
+    /// A new tensor in layout `desc`, zero-filled unless `zeroed` is false (primitive outputs, which
+    /// oneDNN writes in full, padding included).
+    init(desc: MemoryDesc, zeroed: Bool = true) {
         self.desc = desc
         var d = desc
         var m: dnnl_memory_t?
@@ -29,7 +30,7 @@ public final class Tensor: @unchecked Sendable {
         check(dnnl_memory_get_data_handle(memory, &handle), "data handle")
         raw = handle!
         owner = nil
-        memset(raw, 0, desc.byteCount)
+        if zeroed { memset(raw, 0, desc.byteCount) }
     }
 
     /// Keeps the owner of borrowed storage alive (views made by `viewed(as:)`).
@@ -76,7 +77,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// A copy in the same layout.
     func copy() -> Tensor {
-        let t = Tensor(desc: desc)
+        let t = Tensor(desc: desc, zeroed: false)
         memcpy(t.raw, raw, desc.byteCount)
         return t
     }

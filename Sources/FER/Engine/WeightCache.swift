@@ -13,7 +13,7 @@ final class WeightCache {
     func tensor(_ plain: Tensor, version: Int, as desc: MemoryDesc) -> Tensor {
         if desc.sameLayout(as: plain.desc) { return plain }
         if let c = cached, self.version == version, c.desc.sameLayout(as: desc) { return c }
-        let t = cached.flatMap { $0.desc.sameLayout(as: desc) ? $0 : nil } ?? Tensor(desc: desc)
+        let t = cached.flatMap { $0.desc.sameLayout(as: desc) ? $0 : nil } ?? Tensor(desc: desc, zeroed: false)
         t.assign(reordering: plain)
         cached = t
         self.version = version

@@ -58,14 +58,14 @@ public final class BatchNorm: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
-        let y = Tensor(desc: x.desc)
+        let y = Tensor(desc: x.desc, zeroed: false)
         if mode == .inference {
             p.forward.execute([(DNNL_ARG_SRC, x), (DNNL_ARG_MEAN, runningMean.value), (DNNL_ARG_VARIANCE, runningVariance.value),
                                (DNNL_ARG_SCALE, scale.value), (DNNL_ARG_SHIFT, shift.value), (DNNL_ARG_DST, y)])
             return y
         }
-        let mean = Tensor(desc: p.forward.desc(dnnl_query_dst_md, 1))
-        let variance = Tensor(desc: p.forward.desc(dnnl_query_dst_md, 2))
+        let mean = Tensor(desc: p.forward.desc(dnnl_query_dst_md, 1), zeroed: false)
+        let variance = Tensor(desc: p.forward.desc(dnnl_query_dst_md, 2), zeroed: false)
         p.forward.execute([(DNNL_ARG_SRC, x), (DNNL_ARG_SCALE, scale.value), (DNNL_ARG_SHIFT, shift.value),
                            (DNNL_ARG_DST, y), (DNNL_ARG_MEAN, mean), (DNNL_ARG_VARIANCE, variance)])
         updateRunningStatistics(mean: mean, variance: variance, perChannel: x.count / channels)
@@ -85,7 +85,7 @@ public final class BatchNorm: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let p = plan, let bwd = p.backward, let s = saved else { fatalError("BatchNorm.backward before a training forward") }
-        let dx = Tensor(desc: s.x.desc)
+        let dx = Tensor(desc: s.x.desc, zeroed: false)
         bwd.execute([(DNNL_ARG_SRC, s.x), (DNNL_ARG_MEAN, s.mean), (DNNL_ARG_VARIANCE, s.variance),
                      (DNNL_ARG_DIFF_DST, dy.laidOut(as: s.x.desc)), (DNNL_ARG_SCALE, scale.value), (DNNL_ARG_SHIFT, shift.value),
                      (DNNL_ARG_DIFF_SRC, dx), (DNNL_ARG_DIFF_SCALE, scale.grad), (DNNL_ARG_DIFF_SHIFT, shift.grad)])

@@ -77,7 +77,7 @@ public final class Conv2D: Layer {
         let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
         let src = x.laidOut(as: p.forward.desc(dnnl_query_src_md))
         let w = weightCache.tensor(weight, as: p.forward.desc(dnnl_query_weights_md))
-        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md))
+        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md), zeroed: false)
         p.forward.execute([(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_BIAS, bias.value), (DNNL_ARG_DST, y)])
         if mode == .training { plan = p; input = src }
         return y
@@ -86,12 +86,12 @@ public final class Conv2D: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let p = plan, let x = input, let bw = p.backwardWeights else { fatalError("Conv2D.backward before a training forward") }
         let dyW = dy.laidOut(as: bw.desc(dnnl_query_diff_dst_md))
-        let dW = Tensor(desc: bw.desc(dnnl_query_diff_weights_md))
+        let dW = Tensor(desc: bw.desc(dnnl_query_diff_weights_md), zeroed: false)
         bw.execute([(DNNL_ARG_SRC, x.laidOut(as: bw.desc(dnnl_query_src_md))), (DNNL_ARG_DIFF_DST, dyW), (DNNL_ARG_DIFF_WEIGHTS, dW), (DNNL_ARG_DIFF_BIAS, bias.grad)])
         weight.grad.assign(reordering: dW)
         input = nil
         guard let bd = p.backwardData else { return dy }
-        let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md))
+        let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md), zeroed: false)
         let w = weightCacheBwd.tensor(weight, as: bd.desc(dnnl_query_weights_md))
         bd.execute([(DNNL_ARG_DIFF_DST, dy.laidOut(as: bd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, dx)])
         return dx

@@ -27,7 +27,7 @@ public final class Dropout: Layer {
         let n = x.storageCount
         if mask.count != n { mask = .init(repeating: 0, count: n) }
         for i in 0..<n { mask[i] = rng.unit() < keep ? scale : 0 }
-        let y = Tensor(desc: x.desc)
+        let y = Tensor(desc: x.desc, zeroed: false)
         let xs = x.storage, ys = y.storage
         mask.withUnsafeBufferPointer { m in for i in 0..<n { ys[i] = xs[i] * m[i] } }
         inputDesc = x.desc
@@ -38,7 +38,7 @@ public final class Dropout: Layer {
         guard probability > 0 else { return dy }
         guard let d = inputDesc else { fatalError("Dropout.backward before a training forward") }
         let g = dy.laidOut(as: d)
-        let dx = Tensor(desc: d)
+        let dx = Tensor(desc: d, zeroed: false)
         let gs = g.storage, xs = dx.storage
         mask.withUnsafeBufferPointer { m in for i in 0..<gs.count { xs[i] = gs[i] * m[i] } }
         return dx

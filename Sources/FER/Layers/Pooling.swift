@@ -65,11 +65,11 @@ public final class Pool2D: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
-        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md))
+        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md), zeroed: false)
         var args = [(DNNL_ARG_SRC, x), (DNNL_ARG_DST, y)]
         var workspace: Tensor?
         if mode == .training, p.forward.hasWorkspace {
-            workspace = Tensor(desc: p.forward.desc(dnnl_query_workspace_md))
+            workspace = Tensor(desc: p.forward.desc(dnnl_query_workspace_md), zeroed: false)
             args.append((DNNL_ARG_WORKSPACE, workspace!))
         }
         p.forward.execute(args)
@@ -79,7 +79,7 @@ public final class Pool2D: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let bwd = plan?.backward, let s = saved else { fatalError("Pool2D.backward before a training forward") }
-        let dx = Tensor(desc: bwd.desc(dnnl_query_diff_src_md))
+        let dx = Tensor(desc: bwd.desc(dnnl_query_diff_src_md), zeroed: false)
         var args = [(DNNL_ARG_DIFF_DST, dy.laidOut(as: bwd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_DIFF_SRC, dx)]
         if let ws = s.workspace { args.append((DNNL_ARG_WORKSPACE, ws)) }
         bwd.execute(args)

@@ -28,7 +28,7 @@ public final class ReLU: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
-        let y = Tensor(desc: x.desc)
+        let y = Tensor(desc: x.desc, zeroed: false)
         p.forward.execute([(DNNL_ARG_SRC, x), (DNNL_ARG_DST, y)])
         if mode == .training { plan = p; input = x }
         return y
@@ -36,7 +36,7 @@ public final class ReLU: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let bwd = plan?.backward, let x = input else { fatalError("ReLU.backward before a training forward") }
-        let dx = Tensor(desc: x.desc)
+        let dx = Tensor(desc: x.desc, zeroed: false)
         bwd.execute([(DNNL_ARG_SRC, x), (DNNL_ARG_DIFF_DST, dy.laidOut(as: x.desc)), (DNNL_ARG_DIFF_SRC, dx)])
         input = nil
         return dx

@@ -36,7 +36,7 @@ public final class Residual: Layer {
             sums[key] = p
             return p
         }()
-        let y = Tensor(desc: a.desc)
+        let y = Tensor(desc: a.desc, zeroed: false)
         sum.execute([(DNNL_ARG_MULTIPLE_SRC, a), (DNNL_ARG_MULTIPLE_SRC + 1, b), (DNNL_ARG_DST, y)])
         return y
     }

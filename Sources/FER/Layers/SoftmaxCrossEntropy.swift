@@ -106,7 +106,7 @@ final class LogSoftmax: @unchecked Sendable {
             plans[key] = p
             return p
         }()
-        let y = Tensor(desc: z.desc)
+        let y = Tensor(desc: z.desc, zeroed: false)
         p.execute([(DNNL_ARG_SRC, z), (DNNL_ARG_DST, y)])
         return y
     }

@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+@testable import FER
+
+/// The engine against PyTorch (llm.c style): Reference/make_reference.py dumped, in float64, what
+/// PyTorch computes for each preset from given weights and inputs; the engine, in float32, must
+/// agree on logits, loss, every gradient, the batch-norm running statistics and inference logits.
+@Suite("PyTorch reference", .serialized) struct ReferenceTests {
+    init() { DNNL.setThreads(2) }
+
+    struct SpecJSON: Decodable { var preset: String; var width: Int; var inputSize: Int; var classes: Int; var fcWidth: Int? }
+
+    /// max |a - b| / max |b|: the error relative to the tensor's scale. `floor` bounds the scale from
+    /// below for tensors that are zero in exact arithmetic (a convolution bias followed by batch
+    /// norm has gradient 0; float32 leaves ~1e-8 there).
+    func relativeError(_ a: [Float], _ b: [Float], floor: Float = 1e-6) -> Float {
+        precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
+        let scale = max(b.map(abs).max() ?? 0, floor)
+        return zip(a, b).map { abs($0 - $1) }.max()! / scale
+    }
+
+    @Test(arguments: ["cnn", "resnet", "vgg", "mlp"])
+    func matchesPyTorch(_ name: String) throws {
+        let path = (Paths.packageRoot as NSString).appendingPathComponent("Tests/FERTests/Reference/\(name).safetensors")
+        let ref = try SafeTensors.read(path)
+        let s = try JSONDecoder().decode(SpecJSON.self, from: Data(ref.metadata["spec"]!.utf8))
+        let spec = ModelSpec(preset: Preset(rawValue: s.preset)!, width: s.width, fcWidth: s.fcWidth ?? 0, inputSize: s.inputSize, classes: s.classes, dropout: 0)
+        let net = spec.build(seed: 1)
+        net.skipInputGradient = false
+        for p in net.parameters + net.buffers {
+            let t = try #require(ref["param/" + p.name], "reference lacks \(p.name)")
+            #expect(t.shape == p.value.shape, "\(p.name): \(t.shape) vs \(p.value.shape)")
+            for i in 0..<p.count { p.values[i] = t.values[i] }
+            p.changed()
+        }
+        let x = ref["input"]!
+        let labels = ref["labels"]!.values.map { Int($0) }
+        let logits = net.forward(Tensor(shape: x.shape, values: x.values), mode: .training)
+        #expect(relativeError(logits.plainValues(), ref["logits"]!.values) < 1e-4, "logits")
+        let result = SoftmaxCrossEntropy()(logits, .labels(labels))
+        #expect(abs(result.loss - ref["loss"]!.values[0]) < 1e-5)
+        let dx = net.backward(result.gradient).plainValues()
+        #expect(relativeError(dx, ref["grad/input"]!.values) < 1e-3, "input gradient")
+        let gradScale = net.parameters.compactMap { ref["grad/" + $0.name]?.values.map(abs).max() }.max() ?? 1
+        for p in net.parameters {
+            let g = try #require(ref["grad/" + p.name])
+            #expect(relativeError(Array(p.grads), g.values, floor: 1e-2 * gradScale) < 1e-3, "gradient of \(p.name)")
+        }
+        for b in net.buffers {
+            let r = try #require(ref["running/" + b.name])
+            #expect(relativeError(Array(b.values), r.values) < 1e-4, "\(b.name)")
+        }
+        let eval = net.forward(Tensor(shape: x.shape, values: x.values), mode: .inference).plainValues()
+        #expect(relativeError(eval, ref["eval_logits"]!.values) < 1e-4, "inference logits")
+    }
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""PyTorch peer for `fer bench`: the same presets, work and measurement as Benchmark.swift.
+
+Random 48x48 images, batch-norm in training mode, Adam updates, eager mode, torch.set_num_threads.
+Prints one JSON line in the format `fer bench-one` prints. Used for comparison only; never on the
+product's path.
+"""
+import argparse, json, resource, time
+
+import torch
+import torch.nn as nn
+
+
+def conv_bn_relu(cin, cout):
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+def cnn(width=32, classes=7, dropout=0.2):
+    layers, cin = [], 1
+    for c in (width, width * 2, width * 4):
+        layers += conv_bn_relu(cin, c) + conv_bn_relu(c, c) + [nn.MaxPool2d(2)]
+        cin = c
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, classes)]
+    return nn.Sequential(*layers)
+
+
+def vgg(width=64, size=48, classes=7, dropout=0.5, fc=0):
+    layers, cin, side = [], 1, size
+    for c in (width, width * 2, width * 4, width * 8):
+        layers += conv_bn_relu(cin, c) + conv_bn_relu(c, c) + [nn.MaxPool2d(2)]
+        cin, side = c, side // 2
+    fc = fc or width * 64
+    layers += [nn.Flatten(), nn.Linear(cin * side * side, fc), nn.ReLU(), nn.Dropout(dropout),
+               nn.Linear(fc, fc), nn.ReLU(), nn.Dropout(dropout), nn.Linear(fc, classes)]
+    return nn.Sequential(*layers)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="cnn")
+    ap.add_argument("--mode", default="train")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--input-size", type=int, default=48)
+    ap.add_argument("--channels-last", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    net = {"cnn": lambda: cnn(), "vgg": lambda: vgg(size=a.input_size)}[a.model]()
+    x = torch.rand(a.batch, 1, a.input_size, a.input_size)
+    y = torch.arange(a.batch) % 7
+    if a.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    if a.mode == "train":
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            opt.step()
+    else:
+        net.eval()
+
+        def step():
+            with torch.inference_mode():
+                torch.softmax(net(x), dim=1)
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    dt = time.perf_counter() - t0
+    print(json.dumps({
+        "engine": f"PyTorch {torch.__version__} eager",
+        "model": a.model, "mode": a.mode, "batch": a.batch,
+        "imagesPerSecond": a.steps * a.batch / dt,
+        "millisecondsPerBatch": 1000 * dt / a.steps,
+        "peakMemoryMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
