@@ -54,3 +54,28 @@ import Testing
         #expect(relativeError(eval, ref["eval_logits"]!.values) < 1e-4, "inference logits")
     }
 }
+
+@Suite("Optimizers against PyTorch") struct OptimizerReferenceTests {
+    @Test(arguments: ["sgd", "sgd_nesterov", "adam", "adamw"])
+    func matchesTorchOptim(_ name: String) throws {
+        let ref = try SafeTensors.read((Paths.packageRoot as NSString).appendingPathComponent("Tests/FERTests/Reference/optimizers.safetensors"))
+        let w0 = ref["w0"]!
+        let p = Parameter("w", shape: w0.shape, decays: true, values: w0.values)
+        var c = OptimizerConfig()
+        switch name {
+        case "sgd": c.kind = .sgd; c.learningRate = 0.1; c.momentum = 0.9; c.weightDecay = 0.01
+        case "sgd_nesterov": c.kind = .sgd; c.learningRate = 0.1; c.momentum = 0.9; c.nesterov = true; c.weightDecay = 0.01
+        case "adam": c.kind = .adam; c.learningRate = 0.01; c.weightDecay = 0.01
+        default: c.kind = .adamw; c.learningRate = 0.01; c.weightDecay = 0.1
+        }
+        let opt = c.make([p])
+        for i in 0..<5 {
+            let g = ref["grad\(i)"]!.values
+            for j in 0..<g.count { p.grads[j] = g[j] }
+            opt.step()
+            let expected = ref["\(name)/step\(i)"]!.values
+            let err = zip(Array(p.values), expected).map { abs($0 - $1) }.max()!
+            #expect(err < 1e-5, "\(name) step \(i): max error \(err)")
+        }
+    }
+}

@@ -151,3 +151,32 @@ if __name__ == "__main__":
     dump("vgg", VGG(8, 32, 32), {"preset": "vgg", "width": 8, "fcWidth": 32, "inputSize": 32, "classes": 7})
     torch.manual_seed(3)
     dump("mlp", MLP(64, 24), {"preset": "mlp", "width": 64, "inputSize": 24, "classes": 7})
+
+
+def dump_optimizers():
+    """Five steps of each optimizer on fixed parameters and gradients: the parameters after each."""
+    torch.manual_seed(4)
+    w0 = torch.randn(2, 50).float()
+    grads = [torch.randn(2, 50).float() for _ in range(5)]
+    out = {"w0": w0}
+    for i, g in enumerate(grads):
+        out[f"grad{i}"] = g
+    configs = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+        "sgd_nesterov": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+        "adam": lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+    }
+    for name, make in configs.items():
+        w = w0.double().clone().requires_grad_(True)
+        opt = make([w])
+        for i, g in enumerate(grads):
+            w.grad = g.double().clone()
+            opt.step()
+            out[f"{name}/step{i}"] = w.detach().float().clone()
+    save_file(out, os.path.join(HERE, "optimizers.safetensors"), metadata={"torch": torch.__version__})
+    print("optimizers", list(configs))
+
+
+if __name__ == "__main__":
+    dump_optimizers()

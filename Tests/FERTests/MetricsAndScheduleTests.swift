@@ -1,0 +1,63 @@
+import Testing
+@testable import FER
+
+@Suite("Metrics and schedules") struct MetricsAndScheduleTests {
+    @Test func classificationReportByHand() {
+        // 3 classes; true/predicted pairs chosen so every figure is easy to check by hand.
+        let labels = [0, 0, 0, 0, 1, 1, 2, 2, 2, 2]
+        let preds = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0]
+        let r = ClassificationReport(labels: labels, predictions: preds, classNames: ["a", "b", "c"])
+        #expect(r.confusion == [[3, 1, 0], [0, 1, 1], [1, 0, 3]])
+        #expect(r.accuracy == 0.7)
+        // Class a: precision 3/4, recall 3/4. Class b: 1/2, 1/2. Class c: 3/4, 3/4.
+        #expect(r.classes.map(\.precision) == [0.75, 0.5, 0.75])
+        #expect(r.classes.map(\.recall) == [0.75, 0.5, 0.75])
+        #expect(r.classes.map(\.support) == [4, 2, 4])
+        #expect(abs(r.macro.f1 - (0.75 + 0.5 + 0.75) / 3) < 1e-12)
+        #expect(abs(r.weighted.f1 - (0.75 * 4 + 0.5 * 2 + 0.75 * 4) / 10) < 1e-12)
+        #expect(r.table.contains("confusion matrix"))
+    }
+
+    @Test func cosineWithWarmup() {
+        var c = ScheduleConfig()
+        c.kind = .cosine
+        c.warmupEpochs = 1
+        let s = LearningRateSchedule(c, baseRate: 0.1, epochs: 11, stepsPerEpoch: 10)
+        #expect(abs(s.rate(step: 0) - 0.01) < 1e-7)          // warm-up starts at lr/steps
+        #expect(abs(s.rate(step: 9) - 0.1) < 1e-7)           // and reaches lr
+        #expect(abs(s.rate(step: 60) - 0.05) < 1e-6)         // half-way through the cosine
+        #expect(s.rate(step: 109) < 1e-3)
+    }
+
+    @Test func stepAndPlateau() {
+        var c = ScheduleConfig()
+        c.kind = .step
+        c.stepEpochs = 2
+        c.gamma = 0.5
+        let s = LearningRateSchedule(c, baseRate: 1, epochs: 6, stepsPerEpoch: 4)
+        #expect([0, 7, 8, 16].map { s.rate(step: $0) } == [1, 1, 0.5, 0.25])
+        c.kind = .plateau
+        c.patience = 2
+        let p = LearningRateSchedule(c, baseRate: 1, epochs: 6, stepsPerEpoch: 4)
+        for acc in [0.5, 0.6, 0.6, 0.59] { p.epochEnded(validationAccuracy: acc) }
+        #expect(p.rate(step: 0) == 0.5)
+        p.epochEnded(validationAccuracy: 0.7)
+        #expect(p.rate(step: 0) == 0.5)
+    }
+
+    @Test func gradientClipping() {
+        let p = Parameter("p", shape: [2], decays: false, values: [0, 0])
+        p.grads[0] = 3; p.grads[1] = 4
+        #expect(clipGradients([p], maxNorm: 1) == 5)
+        #expect(abs(p.grads[0] - 0.6) < 1e-6 && abs(p.grads[1] - 0.8) < 1e-6)
+    }
+
+    @Test func softTargetsAndWeights() {
+        // With soft targets the loss is the cross-entropy against the distribution.
+        let z = Tensor(shape: [1, 2], values: [0, 0])
+        let r = SoftmaxCrossEntropy()(z, .distributions([0.25, 0.75]))
+        #expect(abs(r.loss - Float(0.693147)) < 1e-5)
+        let g = r.gradient.plainValues()
+        #expect(abs(g[0] - 0.25) < 1e-5 && abs(g[1] + 0.25) < 1e-5)
+    }
+}
