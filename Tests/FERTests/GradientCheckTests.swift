@@ -100,6 +100,11 @@ struct GradientCheck {
         #expect(gc.check(BatchNorm(16), inputShape: [4, 16, 3, 3], h: 1e-2) < 5e-3)
     }
 
+    @Test func batchNormWithFusedReLU() {
+        var gc = GradientCheck()
+        #expect(gc.check(BatchNorm(16, fusedReLU: true), inputShape: [4, 16, 3, 3], h: 1e-3) < 5e-3)
+    }
+
     @Test func batchNormFeatures() {
         var gc = GradientCheck()
         #expect(gc.check(BatchNorm(5), inputShape: [6, 5], h: 1e-2) < 5e-3)

@@ -7,6 +7,8 @@ import CDNNL
 /// forward (inference): the same with the running statistics
 /// backward: dy -> dx, dscale [C], dshift [C]
 /// Works in whatever layout the input arrives in, so blocked activations pass through unreordered.
+/// With `fusedReLU` the primitive also applies max(y, 0) (oneDNN's fuse_norm_relu), saving a full
+/// pass over the activations forward and backward; the presets use it for conv-BN-ReLU.
 public final class BatchNorm: Layer {
     public let channels: Int
     public let epsilon: Float
@@ -15,15 +17,17 @@ public final class BatchNorm: Layer {
     public let shift: Parameter
     public let runningMean: Parameter
     public let runningVariance: Parameter
+    public let fusedReLU: Bool
     public var skipInputGradient = false
 
     private struct Plan { let forward: Primitive; let backward: Primitive? }
     private var plans = PlanCache<Plan>()
     private var plan: Plan?
-    private var saved: (x: Tensor, mean: Tensor, variance: Tensor)?
+    private var saved: (x: Tensor, mean: Tensor, variance: Tensor, workspace: Tensor?)?
 
-    public init(_ channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1, name: String = "bn") {
+    public init(_ channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1, fusedReLU: Bool = false, name: String = "bn") {
         self.channels = channels
+        self.fusedReLU = fusedReLU
         self.epsilon = epsilon
         self.momentum = momentum
         scale = Parameter("\(name).weight", shape: [channels], decays: false, values: .init(repeating: 1, count: channels))
@@ -36,9 +40,11 @@ public final class BatchNorm: Layer {
     public var buffers: [Parameter] { [runningMean, runningVariance] }
     public func outputShape(_ s: [Int]) -> [Int] { s }
     public func multiplyAdds(_ s: [Int]) -> Int { s.dropFirst().reduce(1, *) }
-    public var summary: String { "BatchNorm(\(channels))" }
+    public var summary: String { "BatchNorm(\(channels))" + (fusedReLU ? "+ReLU" : "") }
 
-    private var flags: UInt32 { dnnl_use_scale.rawValue | dnnl_use_shift.rawValue }
+    private var flags: UInt32 {
+        dnnl_use_scale.rawValue | dnnl_use_shift.rawValue | (fusedReLU ? dnnl_fuse_norm_relu.rawValue : 0)
+    }
 
     private func makePlan(_ x: Tensor, _ mode: Mode) -> Plan {
         precondition(x.shape.count >= 2 && x.shape[1] == channels, "BatchNorm expects \(channels) channels, got \(x.shape)")
@@ -66,11 +72,15 @@ public final class BatchNorm: Layer {
         }
         let mean = Tensor(desc: p.forward.desc(dnnl_query_dst_md, 1), zeroed: false)
         let variance = Tensor(desc: p.forward.desc(dnnl_query_dst_md, 2), zeroed: false)
-        p.forward.execute([(DNNL_ARG_SRC, x), (DNNL_ARG_SCALE, scale.value), (DNNL_ARG_SHIFT, shift.value),
-                           (DNNL_ARG_DST, y), (DNNL_ARG_MEAN, mean), (DNNL_ARG_VARIANCE, variance)])
+        var args = [(DNNL_ARG_SRC, x), (DNNL_ARG_SCALE, scale.value), (DNNL_ARG_SHIFT, shift.value),
+                    (DNNL_ARG_DST, y), (DNNL_ARG_MEAN, mean), (DNNL_ARG_VARIANCE, variance)]
+        // With the fused ReLU, oneDNN records which outputs were clipped, for the backward pass.
+        let workspace = p.forward.hasWorkspace ? Tensor(desc: p.forward.desc(dnnl_query_workspace_md), zeroed: false) : nil
+        if let ws = workspace { args.append((DNNL_ARG_WORKSPACE, ws)) }
+        p.forward.execute(args)
         updateRunningStatistics(mean: mean, variance: variance, perChannel: x.count / channels)
         plan = p
-        saved = (x, mean, variance)
+        saved = (x, mean, variance, workspace)
         return y
     }
 
@@ -86,9 +96,11 @@ public final class BatchNorm: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let p = plan, let bwd = p.backward, let s = saved else { fatalError("BatchNorm.backward before a training forward") }
         let dx = Tensor(desc: s.x.desc, zeroed: false)
-        bwd.execute([(DNNL_ARG_SRC, s.x), (DNNL_ARG_MEAN, s.mean), (DNNL_ARG_VARIANCE, s.variance),
-                     (DNNL_ARG_DIFF_DST, dy.laidOut(as: s.x.desc)), (DNNL_ARG_SCALE, scale.value), (DNNL_ARG_SHIFT, shift.value),
-                     (DNNL_ARG_DIFF_SRC, dx), (DNNL_ARG_DIFF_SCALE, scale.grad), (DNNL_ARG_DIFF_SHIFT, shift.grad)])
+        var args = [(DNNL_ARG_SRC, s.x), (DNNL_ARG_MEAN, s.mean), (DNNL_ARG_VARIANCE, s.variance),
+                    (DNNL_ARG_DIFF_DST, dy.laidOut(as: s.x.desc)), (DNNL_ARG_SCALE, scale.value), (DNNL_ARG_SHIFT, shift.value),
+                    (DNNL_ARG_DIFF_SRC, dx), (DNNL_ARG_DIFF_SCALE, scale.grad), (DNNL_ARG_DIFF_SHIFT, shift.grad)]
+        if let ws = s.workspace { args.append((DNNL_ARG_WORKSPACE, ws)) }
+        bwd.execute(args)
         saved = nil
         return dx
     }

@@ -61,7 +61,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     }
 
     private func convBNReLU(_ cin: Int, _ cout: Int, stride: Int = 1, _ name: String, _ rng: inout SplitMix64) -> [Layer] {
-        [Conv2D(cin, cout, kernel: 3, stride: stride, rng: &rng, name: name + ".conv"), BatchNorm(cout, name: name + ".bn"), ReLU()]
+        [Conv2D(cin, cout, kernel: 3, stride: stride, rng: &rng, name: name + ".conv"), BatchNorm(cout, fusedReLU: true, name: name + ".bn")]
     }
 
     private func mlp(_ rng: inout SplitMix64) -> Sequential {
@@ -108,7 +108,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
     private func basicBlock(_ cin: Int, _ cout: Int, stride: Int, _ name: String, _ rng: inout SplitMix64) -> [Layer] {
         let body = Sequential([
-            Conv2D(cin, cout, kernel: 3, stride: stride, rng: &rng, name: name + ".conv1"), BatchNorm(cout, name: name + ".bn1"), ReLU(),
+            Conv2D(cin, cout, kernel: 3, stride: stride, rng: &rng, name: name + ".conv1"), BatchNorm(cout, fusedReLU: true, name: name + ".bn1"),
             Conv2D(cout, cout, kernel: 3, rng: &rng, name: name + ".conv2"), BatchNorm(cout, name: name + ".bn2"),
         ])
         let shortcut: Layer? = (cin == cout && stride == 1) ? nil : Sequential([

@@ -8,11 +8,14 @@ public final class ProgressBar {
     let start = Date()
     let interactive: Bool
     var lastDecile = -1
+    /// Items already done when the bar started (a resumed epoch): excluded from the ETA.
+    let initial: Int
     public var enabled = true
 
-    public init(total: Int, label: String) {
+    public init(total: Int, label: String, initial: Int = 0) {
         self.total = max(total, 1)
         self.label = label
+        self.initial = initial
         interactive = isatty(2) != 0
     }
 
@@ -20,7 +23,7 @@ public final class ProgressBar {
         guard enabled else { return }
         let frac = Double(min(done, total)) / Double(total)
         let elapsed = Date().timeIntervalSince(start)
-        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let eta = done > initial ? elapsed / Double(done - initial) * Double(total - done) : .infinity
         let width = 24, filled = Int(frac * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let line = "\(label) \(bar) \(done)/\(total) \(info) [\(Self.clock(elapsed)) < \(Self.clock(eta))]"

@@ -119,7 +119,7 @@ public final class Trainer {
 
         epochs: while state.epoch < config.epochs {
             let epoch = state.epoch
-            let bar = ProgressBar(total: batchesPerEpoch, label: "epoch \(epoch + 1)/\(config.epochs)")
+            let bar = ProgressBar(total: batchesPerEpoch, label: "epoch \(epoch + 1)/\(config.epochs)", initial: state.stepInEpoch)
             bar.enabled = showProgress
             var seen = state.partialSeen, correct = state.partialCorrect, lossSum = state.partialLoss
             let epochStart = Date().addingTimeInterval(-state.partialSeconds)
@@ -173,6 +173,7 @@ public final class Trainer {
                 card.epoch = epoch + 1
                 card.metrics = ["validation_accuracy": valAcc, "validation_loss": valLoss, "train_seconds": state.trainSeconds]
                 try Checkpoint.save(model, card: card, to: bestPath)
+                try AtomicFile.write(Data(try JSONEncoder.sorted.encode(card)), to: (outDir as NSString).appendingPathComponent("best.json"))
                 improved = " (best, saved)"
             } else {
                 state.epochsWithoutImprovement += 1
