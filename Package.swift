@@ -24,13 +24,15 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // zlib: reads the gzip-compressed FER2013 CSV as it is.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        // The one bridge to OpenCV 4.6 (C++ behind a C interface): image decode/encode, resize, drawing.
+        // The one bridge to OpenCV 4.6 (C++ behind a C interface): image decode/encode, resize,
+        // drawing, face detection (cascades), video files, cameras and a display window.
         .target(
             name: "CVBridge",
             path: "Sources/CVBridge",
             cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
             linkerSettings: [
                 .linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs"),
+                .linkedLibrary("opencv_objdetect"), .linkedLibrary("opencv_videoio"), .linkedLibrary("opencv_highgui"),
             ]
         ),
         .target(

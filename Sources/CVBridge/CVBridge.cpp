@@ -8,6 +8,9 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <opencv2/objdetect.hpp>
+#include <opencv2/videoio.hpp>
+#include <opencv2/highgui.hpp>
 
 namespace {
 thread_local std::string lastError;
@@ -43,6 +46,10 @@ template <typename F> int guarded(F f) {
     }
 }
 }  // namespace
+
+struct cvb_cascade { cv::CascadeClassifier classifier; };
+struct cvb_video { cv::VideoCapture capture; bool camera; };
+struct cvb_writer { cv::VideoWriter writer; };
 
 extern "C" {
 
@@ -141,5 +148,143 @@ int cvb_text_size(const char *text, double scale, int thickness, int *width, int
         *height = s.height;
         return 0;
     });
+}
+
+cvb_cascade *cvb_cascade_load(const char *path) {
+    try {
+        auto *c = new cvb_cascade();
+        if (!c->classifier.load(path)) {
+            delete c;
+            fail(std::string("cannot load cascade ") + path);
+            return nullptr;
+        }
+        return c;
+    } catch (const cv::Exception &e) {
+        fail(e.what());
+        return nullptr;
+    }
+}
+
+void cvb_cascade_free(cvb_cascade *cascade) { delete cascade; }
+
+int cvb_cascade_detect(cvb_cascade *cascade, const uint8_t *gray, int width, int height, double scaleFactor,
+                       int minNeighbors, int minSize, int maxSize, cvb_rect *out, int maxOut) {
+    return guarded([&] {
+        cv::Mat equalised;
+        cv::equalizeHist(wrap(gray, width, height, 1), equalised);
+        std::vector<cv::Rect> faces;
+        cascade->classifier.detectMultiScale(equalised, faces, scaleFactor, minNeighbors, 0, cv::Size(minSize, minSize),
+                                             maxSize > 0 ? cv::Size(maxSize, maxSize) : cv::Size());
+        for (size_t i = 0; i < faces.size() && static_cast<int>(i) < maxOut; i++) {
+            out[i] = {faces[i].x, faces[i].y, faces[i].width, faces[i].height};
+        }
+        return static_cast<int>(faces.size());
+    });
+}
+
+cvb_video *cvb_video_open(const char *path) {
+    try {
+        auto *v = new cvb_video();
+        v->camera = false;
+        if (!v->capture.open(path) || !v->capture.isOpened()) {
+            delete v;
+            fail(std::string("cannot open video ") + path);
+            return nullptr;
+        }
+        return v;
+    } catch (const cv::Exception &e) {
+        fail(e.what());
+        return nullptr;
+    }
+}
+
+cvb_video *cvb_camera_open(int index, int width, int height) {
+    try {
+        auto *v = new cvb_video();
+        v->camera = true;
+        if (!v->capture.open(index) || !v->capture.isOpened()) {
+            delete v;
+            fail("cannot open camera " + std::to_string(index));
+            return nullptr;
+        }
+        if (width > 0) v->capture.set(cv::CAP_PROP_FRAME_WIDTH, width);
+        if (height > 0) v->capture.set(cv::CAP_PROP_FRAME_HEIGHT, height);
+        return v;
+    } catch (const cv::Exception &e) {
+        fail(e.what());
+        return nullptr;
+    }
+}
+
+void cvb_video_info(cvb_video *video, int *width, int *height, double *fps, int *frames) {
+    *width = static_cast<int>(video->capture.get(cv::CAP_PROP_FRAME_WIDTH));
+    *height = static_cast<int>(video->capture.get(cv::CAP_PROP_FRAME_HEIGHT));
+    *fps = video->capture.get(cv::CAP_PROP_FPS);
+    double n = video->capture.get(cv::CAP_PROP_FRAME_COUNT);
+    *frames = (video->camera || n <= 0) ? -1 : static_cast<int>(n);
+}
+
+int cvb_video_read(cvb_video *video, cvb_image *out) {
+    return guarded([&] {
+        cv::Mat frame;
+        if (!video->capture.read(frame) || frame.empty()) return 0;
+        if (frame.channels() == 1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
+        if (frame.channels() == 4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
+        int r = copyOut(frame, out);
+        return r == 0 ? 1 : r;
+    });
+}
+
+void cvb_video_close(cvb_video *video) { delete video; }
+
+cvb_writer *cvb_writer_open(const char *path, const char *fourcc, double fps, int width, int height) {
+    try {
+        auto *w = new cvb_writer();
+        int code = cv::VideoWriter::fourcc(fourcc[0], fourcc[1], fourcc[2], fourcc[3]);
+        if (!w->writer.open(path, code, fps, cv::Size(width, height), true) || !w->writer.isOpened()) {
+            delete w;
+            fail(std::string("cannot open video writer for ") + path);
+            return nullptr;
+        }
+        return w;
+    } catch (const cv::Exception &e) {
+        fail(e.what());
+        return nullptr;
+    }
+}
+
+int cvb_writer_write(cvb_writer *writer, const uint8_t *bgr, int width, int height) {
+    return guarded([&] {
+        writer->writer.write(wrap(bgr, width, height, 3));
+        return 0;
+    });
+}
+
+void cvb_writer_close(cvb_writer *writer) {
+    if (writer) writer->writer.release();
+    delete writer;
+}
+
+int cvb_window_show(const char *name, const uint8_t *bgr, int width, int height) {
+    return guarded([&] {
+        cv::imshow(name, wrap(bgr, width, height, 3));
+        return 0;
+    });
+}
+
+int cvb_wait_key(int ms) {
+    try {
+        return cv::waitKey(ms);
+    } catch (const cv::Exception &e) {
+        fail(e.what());
+        return -1;
+    }
+}
+
+void cvb_window_close_all(void) {
+    try {
+        cv::destroyAllWindows();
+    } catch (...) {
+    }
 }
 }

@@ -25,6 +25,14 @@ struct BenchOne: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: the engine against PyTorch, and the photo/video pipeline.",
+        subcommands: [EngineBench.self, PipelineBench.self],
+        defaultSubcommand: EngineBench.self)
+}
+
+struct EngineBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
         abstract: "Training and inference speed against PyTorch on the same work, in the same run.",
         discussion: """
         For each model: training at batch 64, inference at batch 1 and 64, on --threads threads, this

@@ -5,17 +5,17 @@ import Foundation
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "The main job on the bundled defaults: classify the bundled sample face with the bundled model.")
+        abstract: "The main job on the bundled defaults: find and label the face in the bundled photo.")
 
+    @Option(help: "Where to write the annotated photo.") var out: String = "astronaut.annotated.png"
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        var p = Predict()
-        p.images = [Bundled.sampleFace]
-        p.model = nil
-        p.tta = .none
-        p.json = json
-        if !json { print("bundled model: \(Bundled.model)\nsample: \(Bundled.sampleFace) (NASA astronaut portrait, public domain)\n") }
+        var p = try Predict.parse([Bundled.samplePhoto, "--annotate", out] + (json ? ["--json"] : []))
+        if !json {
+            print("bundled model: \(Bundled.model)")
+            print("photo: \(Bundled.samplePhoto) (Eileen Collins, NASA portrait, public domain)\n")
+        }
         try p.run()
     }
 }

@@ -7,7 +7,7 @@ struct FERCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fer",
         abstract: "Facial expression recognition: train, evaluate and run FER2013 models.",
-        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Models.self, Bench.self, BenchOne.self],
+        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Video.self, Live.self, Models.self, Bench.self, BenchOne.self],
         defaultSubcommand: Demo.self
     )
 }
@@ -34,6 +34,7 @@ enum Bundled {
         ProcessInfo.processInfo.environment["FER_MODEL"] ?? (packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
     }
 
+    static var samplePhoto: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut.png") }
     static var sampleFace: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut-face.png") }
 }
 

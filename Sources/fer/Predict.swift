@@ -2,46 +2,126 @@ import ArgumentParser
 import FER
 import Foundation
 
+extension FaceDetector.Kind: ExpressibleByArgument {}
+
+/// Options shared by the commands that find faces.
+struct FaceOptions: ParsableArguments {
+    @Option(help: "Model file (.safetensors); default: the bundled model.") var model: String?
+    @Option(help: "Face detector: haar, haar-alt2, lbp.") var detector: FaceDetector.Kind = .haar
+    @Option(help: "Detector pyramid step.") var scaleFactor: Double = 1.1
+    @Option(help: "Detector: overlapping hits needed per face.") var minNeighbors: Int = 5
+    @Option(help: "Smallest face side, pixels.") var minSize: Int = 30
+    @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = 640
+    @Option(help: "Context around each detected box, fraction of its size per side.") var margin: Double = 0.1
+    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
+    @Option(help: "oneDNN threads.") var threads: Int = 2
+
+    func analyzer() throws -> FaceAnalyzer {
+        DNNL.setThreads(threads)
+        let classifier = try Checkpoint.load(model ?? Bundled.model).0
+        var s = FaceDetector.Settings()
+        s.scaleFactor = scaleFactor
+        s.minNeighbors = minNeighbors
+        s.minSize = minSize
+        s.maxSide = detectSide
+        let a = FaceAnalyzer(detector: try FaceDetector(detector, settings: s), classifier: classifier, margin: margin)
+        a.tta = tta
+        return a
+    }
+}
+
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify face crops (any size, gray or colour; resized to 48x48).")
+        abstract: "Find every face in photos (or folders of them) and label its expression.",
+        discussion: """
+        Prints, for every face, its box, top expression and all probabilities: a table by default,
+        or --json / --csv. --annotate writes the photo with boxes and labels (a file for one photo,
+        a folder for several). Images no larger than 96x96, or all with --crop, are taken as face
+        crops and classified whole. Unreadable files are reported and skipped; the exit code is 1
+        if any file failed.
+        """)
 
-    @Argument(help: "Face images.") var images: [String]
-    @Option(help: "Model file (.safetensors); default: the bundled model.") var model: String?
-    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
+    @Argument(help: "Photos, or folders of photos.") var inputs: [String]
+    @OptionGroup var face: FaceOptions
+    @Flag(help: "Treat every image as a face crop: no detection.") var crop = false
+    @Option(help: "Write annotated images: a file (one input) or a folder.") var annotate: String?
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Print CSV (one row per face).") var csv = false
 
-    struct Row: Codable { var file: String; var emotion: String?; var confidence: Float?; var probabilities: [String: Float]?; var error: String? }
+    struct Row: Codable { var file: String; var faces: [FaceResult]; var error: String?; var note: String? }
+
+    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
+
+    func expand(_ inputs: [String]) -> [String] {
+        inputs.flatMap { path -> [String] in
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { return [path] }
+            let items = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []
+            return items.filter { Self.imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+                .map { (path as NSString).appendingPathComponent($0) }
+        }
+    }
 
     func run() throws {
-        DNNL.setThreads(2)
-        let classifier: Classifier
-        do { classifier = try Checkpoint.load(model ?? Bundled.model).0 } catch { fail(error) }
+        let analyzer: FaceAnalyzer
+        do { analyzer = try face.analyzer() } catch { fail(error) }
+        let files = expand(inputs)
+        let names = analyzer.classifier.classNames
+        let bar = ProgressBar(total: files.count, label: "photos")
+        bar.enabled = files.count > 1 && !json && !csv
         var rows: [Row] = []
-        for path in images {
+        for (i, path) in files.enumerated() {
             do {
-                let face = try Image.read(path).faceInput(side: classifier.sourceSide)
-                let p = classifier.classify(faces: [face], tta: tta)[0]
-                let top = argmax(p)
-                rows.append(Row(file: path, emotion: classifier.classNames[top], confidence: p[top],
-                                probabilities: Dictionary(uniqueKeysWithValues: zip(classifier.classNames, p))))
+                let image = try Image.read(path, channels: 3)
+                let asCrop = crop || max(image.width, image.height) <= 96
+                let faces = asCrop ? analyzer.analyzeAsCrop(image) : analyzer.analyze(image)
+                rows.append(Row(file: path, faces: faces, error: nil, note: faces.isEmpty ? "no face found" : asCrop ? "classified whole, as a face crop" : nil))
+                if let out = annotate {
+                    let target = files.count == 1 && !out.hasSuffix("/") && !isDirectory(out) ? out
+                        : (out as NSString).appendingPathComponent(((path as NSString).lastPathComponent as NSString).deletingPathExtension + ".annotated.png")
+                    try Annotator.annotate(image, faces, classNames: names).write(target)
+                }
             } catch {
-                rows.append(Row(file: path, error: "\(error)"))
+                rows.append(Row(file: path, faces: [], error: "\(error)", note: nil))
             }
+            bar.update(i + 1)
         }
+        bar.finish()
         if json {
             printJSON(rows)
+        } else if csv {
+            print((["file", "face", "x", "y", "width", "height", "emotion", "confidence"] + names.map { $0.lowercased() } + ["error"]).joined(separator: ","))
+            for r in rows {
+                if let e = r.error { print("\(csvField(r.file)),,,,,,,\(String(repeating: ",", count: names.count))\(csvField(e))"); continue }
+                for (i, f) in r.faces.enumerated() {
+                    let probs = f.probabilities.map { String(format: "%.4f", $0) }
+                    print(([csvField(r.file), "\(i)", "\(f.box.x)", "\(f.box.y)", "\(f.box.width)", "\(f.box.height)", f.emotion, String(format: "%.4f", f.confidence)] + probs + [""]).joined(separator: ","))
+                }
+            }
         } else {
             for r in rows {
                 if let e = r.error { print("\(r.file): error: \(e)"); continue }
-                print("\(r.file): \(r.emotion!) (\(String(format: "%.1f", 100 * r.confidence!))%)")
-                for name in classifier.classNames {
-                    let v = r.probabilities![name]!
-                    print("  " + name.padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: "%6.1f%% ", 100 * v)
-                          + String(repeating: "█", count: Int((v * 30).rounded())))
+                if r.faces.isEmpty { print("\(r.file): no face found"); continue }
+                print("\(r.file): \(r.faces.count) face\(r.faces.count == 1 ? "" : "s")\(r.note.map { " (\($0))" } ?? "")")
+                for (i, f) in r.faces.enumerated() {
+                    print("  face \(i + 1) at x=\(f.box.x) y=\(f.box.y) \(f.box.width)x\(f.box.height): \(f.emotion) (\(String(format: "%.1f", 100 * f.confidence))%)")
+                    for (n, v) in zip(names, f.probabilities) {
+                        print("    " + n.padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: "%6.1f%% ", 100 * v)
+                              + String(repeating: "█", count: Int((v * 30).rounded())))
+                    }
                 }
             }
+            if let a = annotate { print("annotated: \(a)") }
         }
         if rows.contains(where: { $0.error != nil }) { throw ExitCode(1) }
     }
+}
+
+func isDirectory(_ path: String) -> Bool {
+    var d: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &d) && d.boolValue
+}
+
+func csvField(_ s: String) -> String {
+    s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
 }

@@ -48,9 +48,8 @@ import Testing
         let p = try run(fer, ["predict", "--model", out + "/best.safetensors", "--json", dir + "/faces/test/happy/0.png"])
         #expect(p.status == 0, "\(p.stderr)")
         let rows = try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as! [[String: Any]]
-        #expect(rows[0]["emotion"] as? String == "Happy")
-        let probs = rows[0]["probabilities"] as! [String: Double]
-        #expect(abs(probs.values.reduce(0, +) - 1) < 1e-4)
+        let face = (rows[0]["faces"] as! [[String: Any]])[0]
+        #expect(face["emotion"] as? String == "Happy")
     }
 
     @Test func predictReportsBadFilesAndFails() throws {
@@ -76,13 +75,27 @@ import Testing
         #expect(r.stderr.contains("input size must be between 16 and 48"))
     }
 
-    /// The README's main job: the bundled model on the bundled sample face.
+    /// The README's main job: the bundled model on the bundled photo.
     @Test func demoRunsOnTheBundledModel() throws {
-        let model = (Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
-        guard FileManager.default.fileExists(atPath: model) else { Issue.record("no bundled model at \(model)"); return }
-        let r = try run(fer, ["demo", "--json"])
+        let out = Paths.temporaryDirectory("demo") + "/astronaut.png"
+        let r = try run(fer, ["demo", "--json", "--out", out])
         #expect(r.status == 0, "\(r.stderr)")
         let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
-        #expect(rows[0]["emotion"] as? String == "Happy", "the astronaut is smiling: \(r.stdout)")
+        let faces = rows[0]["faces"] as! [[String: Any]]
+        #expect(faces.count == 1)
+        #expect(faces.first?["emotion"] as? String == "Happy", "the astronaut is smiling: \(r.stdout)")
+        #expect(FileManager.default.fileExists(atPath: out))
+    }
+
+    /// A face crop (issue 2's `fer predict FACE.png`): classified whole.
+    @Test func predictOnAFaceCrop() throws {
+        let face = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut-face.png")
+        let r = try run(fer, ["predict", "--crop", "--json", face])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        let f = (rows[0]["faces"] as! [[String: Any]])[0]
+        #expect(f["emotion"] as? String == "Happy")
+        let probs = f["probabilities"] as! [Double]
+        #expect(probs.count == 7 && abs(probs.reduce(0, +) - 1) < 1e-4)
     }
 }

@@ -42,6 +42,38 @@ int cvb_draw_text(uint8_t *bgr, int width, int height, const char *text, int x, 
 /// Width and height in pixels that cvb_draw_text would cover (baseline excluded).
 int cvb_text_size(const char *text, double scale, int thickness, int *width, int *height);
 
+// Face detection with OpenCV's cascade classifiers (Haar or LBP, from opencv-data).
+typedef struct cvb_cascade cvb_cascade;
+typedef struct { int x, y, width, height; } cvb_rect;
+cvb_cascade *cvb_cascade_load(const char *path);
+void cvb_cascade_free(cvb_cascade *cascade);
+/// Detects on a gray image (histogram-equalised first); writes up to maxOut boxes, returns the count
+/// found (may exceed maxOut) or a negative code.
+int cvb_cascade_detect(cvb_cascade *cascade, const uint8_t *gray, int width, int height, double scaleFactor,
+                       int minNeighbors, int minSize, int maxSize, cvb_rect *out, int maxOut);
+
+// Video files and cameras (BGR frames).
+typedef struct cvb_video cvb_video;
+cvb_video *cvb_video_open(const char *path);
+cvb_video *cvb_camera_open(int index, int width, int height);
+/// Frame size, frames per second (0 if unknown) and frame count (-1 if unknown: cameras, streams).
+void cvb_video_info(cvb_video *video, int *width, int *height, double *fps, int *frames);
+/// 1: a frame was read into *out (release with cvb_image_free); 0: end of stream; negative: error.
+int cvb_video_read(cvb_video *video, cvb_image *out);
+void cvb_video_close(cvb_video *video);
+
+typedef struct cvb_writer cvb_writer;
+/// fourcc such as "mp4v" or "MJPG".
+cvb_writer *cvb_writer_open(const char *path, const char *fourcc, double fps, int width, int height);
+int cvb_writer_write(cvb_writer *writer, const uint8_t *bgr, int width, int height);
+void cvb_writer_close(cvb_writer *writer);
+
+// A display window (needs a display; fails cleanly without one).
+int cvb_window_show(const char *name, const uint8_t *bgr, int width, int height);
+/// Waits up to ms milliseconds for a key; returns its code or -1.
+int cvb_wait_key(int ms);
+void cvb_window_close_all(void);
+
 #ifdef __cplusplus
 }
 #endif

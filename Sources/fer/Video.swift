@@ -1,0 +1,115 @@
+import ArgumentParser
+import FER
+import Foundation
+
+struct Video: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Label the faces in a video: an annotated video and a per-frame, per-face timeline.",
+        discussion: """
+        Faces are tracked across frames (#1, #2, ...) and their probabilities smoothed over time.
+        --csv writes one row per face per frame: frame, time, track, box, expression, probabilities.
+        """)
+
+    @Argument(help: "Input video file.") var input: String
+    @Option(help: "Annotated output video (.mp4 or .avi).") var out: String?
+    @Option(help: "Timeline CSV.") var csv: String?
+    @OptionGroup var face: FaceOptions
+    @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
+    @Option(help: "Process at most this many frames.") var maxFrames: Int?
+    @Flag(help: "Print a JSON summary.") var json = false
+
+    struct Summary: Codable { var input: String; var frames: Int; var faces: Int; var tracks: Int; var seconds: Double; var fps: Double; var output: String?; var timeline: String? }
+
+    func run() throws {
+        guard out != nil || csv != nil || json else { throw ValidationError("give --out, --csv or --json (otherwise nothing is written)") }
+        do {
+            let analyzer = try face.analyzer()
+            let reader = try VideoReader(path: input)
+            let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
+            let tracker = FaceTracker(alpha: smoothing)
+            let names = analyzer.classifier.classNames
+            var lines = ["frame,time_s,track,x,y,width,height,emotion,confidence," + names.map { $0.lowercased() }.joined(separator: ",")]
+            let total = min(reader.frameCount ?? Int.max, maxFrames ?? Int.max)
+            let bar = ProgressBar(total: total == Int.max ? 0 : total, label: "frames")
+            bar.enabled = !json && total != Int.max
+            var frame = 0, faceCount = 0, trackIDs = Set<Int>()
+            let start = Date()
+            while frame < total, let image = try reader.read() {
+                let faces = tracker.update(analyzer.analyze(image), classNames: names)
+                faceCount += faces.count
+                for f in faces {
+                    trackIDs.insert(f.track ?? 0)
+                    lines.append([String(frame), String(format: "%.3f", Double(frame) / reader.fps), String(f.track ?? 0), "\(f.box.x)", "\(f.box.y)",
+                                  "\(f.box.width)", "\(f.box.height)", f.emotion, String(format: "%.4f", f.confidence)].joined(separator: ",")
+                                 + "," + f.probabilities.map { String(format: "%.4f", $0) }.joined(separator: ","))
+                }
+                try writer?.write(Annotator.annotate(image, faces, classNames: names))
+                frame += 1
+                bar.update(frame)
+            }
+            bar.finish()
+            try writer?.close()
+            if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }
+            let seconds = Date().timeIntervalSince(start)
+            let s = Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,
+                            fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv)
+            if json { printJSON(s) } else {
+                print(String(format: "%d frames, %d face detections in %d tracks, %.1f s (%.1f FPS)", s.frames, s.faces, s.tracks, s.seconds, s.fps))
+                if let out { print("video: \(out)") }
+                if let csv { print("timeline: \(csv)") }
+            }
+        } catch {
+            fail(error)
+        }
+    }
+}
+
+struct Live: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The camera, live: boxes, labels and FPS in a window (q or Esc quits), or JSON lines with --headless.")
+
+    @Option(help: "Camera index (/dev/videoN).") var camera: Int = 0
+    @Option var width: Int = 640
+    @Option var height: Int = 480
+    @Flag(help: "No window: one JSON line per frame on standard output.") var headless = false
+    @Option(help: "Stop after this many frames.") var maxFrames: Int?
+    @OptionGroup var face: FaceOptions
+    @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
+
+    struct Line: Codable { var frame: Int; var time: Double; var fps: Double; var faces: [FaceResult] }
+
+    func run() throws {
+        installInterruptHandler()
+        do {
+            let analyzer = try face.analyzer()
+            let reader = try VideoReader(camera: camera, width: width, height: height)
+            let tracker = FaceTracker(alpha: smoothing)
+            let names = analyzer.classifier.classNames
+            let start = Date()
+            var frame = 0, fps = 0.0, last = Date()
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            while !StopFlag.shared.isSet, frame < (maxFrames ?? Int.max), let image = try reader.read() {
+                let faces = tracker.update(analyzer.analyze(image), classNames: names)
+                let now = Date()
+                let dt = now.timeIntervalSince(last)
+                last = now
+                fps = fps == 0 ? 1 / max(dt, 1e-6) : 0.9 * fps + 0.1 / max(dt, 1e-6)
+                if headless {
+                    let line = Line(frame: frame, time: now.timeIntervalSince(start), fps: fps, faces: faces)
+                    print(String(decoding: try enc.encode(line), as: UTF8.self))
+                    fflush(stdout)
+                } else {
+                    guard Display.show("fer live (q quits)", Annotator.annotate(image, faces, classNames: names, fps: fps)) else {
+                        throw VideoError.cannotOpen("display", "no window can be opened here; use --headless")
+                    }
+                    if let k = Display.key(waiting: 1), k == Int(Character("q").asciiValue!) || k == 27 { break }
+                }
+                frame += 1
+            }
+            if !headless { Display.closeAll() }
+        } catch {
+            fail(error)
+        }
+    }
+}

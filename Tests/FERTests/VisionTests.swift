@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+@testable import FER
+
+@Suite("Faces in photos and videos", .serialized) struct VisionTests {
+    static let photo = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut.png")
+    static let bundledModel = (Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
+
+    func analyzer() throws -> FaceAnalyzer {
+        DNNL.setThreads(2)
+        return FaceAnalyzer(detector: try FaceDetector(.haar), classifier: try Checkpoint.load(Self.bundledModel).0)
+    }
+
+    @Test func findsTheFaceInTheBundledPhoto() throws {
+        let img = try Image.read(Self.photo, channels: 3)
+        let faces = try FaceDetector(.haar).detect(img)
+        #expect(faces.count == 1)
+        // Eileen Collins' face spans roughly x 170-280, y 60-175 in the 512x512 portrait.
+        let f = try #require(faces.first)
+        #expect(abs(f.centerX - 224) < 20 && abs(f.centerY - 115) < 20, "box \(f)")
+        #expect(f.width > 70 && f.width < 140)
+    }
+
+    @Test func twoFacesLeftToRight() throws {
+        let img = try Image.read(Self.photo, channels: 3)
+        // Two copies side by side, the right one mirrored: two faces, in left-to-right order.
+        var tiled = Image(width: 1024, height: 512, channels: 3)
+        for y in 0..<512 {
+            for x in 0..<512 {
+                for c in 0..<3 {
+                    tiled.pixels[(y * 1024 + x) * 3 + c] = img.pixels[(y * 512 + x) * 3 + c]
+                    tiled.pixels[(y * 1024 + 1023 - x) * 3 + c] = img.pixels[(y * 512 + x) * 3 + c]
+                }
+            }
+        }
+        let results = try analyzer().analyze(tiled)
+        #expect(results.count == 2)
+        #expect(results.count == 2 && results[0].box.x < 512 && results[1].box.x > 512)
+        #expect(results.allSatisfy { $0.emotion == "Happy" }, "\(results.map(\.emotion))")
+    }
+
+    @Test func noFaceInAPlainPicture() throws {
+        var img = Image(width: 320, height: 240, channels: 3, fill: 120)
+        img.rectangle(40, 40, 100, 60, (20, 200, 20), thickness: -1)
+        #expect(try analyzer().analyze(img).isEmpty)
+    }
+
+    @Test func videoRoundTrip() throws {
+        let dir = Paths.temporaryDirectory("video")
+        let path = dir + "/stills.avi"
+        let w = try VideoWriter(path: path, fps: 10, width: 160, height: 120)
+        for i in 0..<12 { try w.write(Image(width: 160, height: 120, channels: 3, fill: UInt8(i * 20))) }
+        try w.close()
+        let r = try VideoReader(path: path)
+        #expect(r.width == 160 && r.height == 120)
+        var n = 0
+        while let f = try r.read() {
+            #expect(f.width == 160 && f.height == 120 && f.channels == 3)
+            n += 1
+        }
+        #expect(n == 12)
+        #expect(r.frameCount == 12)
+    }
+
+    @Test func corruptAndMissingVideos() throws {
+        let dir = Paths.temporaryDirectory("badvideo")
+        FileManager.default.createFile(atPath: dir + "/bad.mp4", contents: Data("not a video".utf8))
+        #expect(throws: VideoError.self) { _ = try VideoReader(path: dir + "/bad.mp4") }
+        #expect(throws: DataError.self) { _ = try VideoReader(path: dir + "/none.mp4") }
+    }
+
+    @Test func trackerKeepsIdentityAndSmooths() {
+        let names = ["a", "b"]
+        let t = FaceTracker(alpha: 0.5)
+        func face(_ x: Int, _ p: [Float]) -> FaceResult {
+            FaceResult(box: FaceBox(x: x, y: 0, width: 50, height: 50), emotion: "", confidence: 0, probabilities: p, track: nil)
+        }
+        let f1 = t.update([face(0, [1, 0]), face(200, [0, 1])], classNames: names)
+        let f2 = t.update([face(205, [1, 0]), face(4, [0, 1])], classNames: names)
+        #expect(f1.map(\.track) == [1, 2])
+        #expect(f2.map(\.track) == [2, 1])
+        #expect(f2[1].probabilities == [0.5, 0.5])
+    }
+
+    @Test func predictOverAFolderWithABrokenFile() throws {
+        let dir = Paths.temporaryDirectory("folder")
+        try FileManager.default.copyItem(atPath: Self.photo, toPath: dir + "/a.png")
+        FileManager.default.createFile(atPath: dir + "/b.png", contents: Data("broken".utf8))
+        try Image(width: 300, height: 200, channels: 3, fill: 200).write(dir + "/c.png")
+        let r = try run(Paths.ferBinary, ["predict", dir, "--json", "--annotate", dir + "/out"])
+        #expect(r.status == 1)
+        let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        #expect(rows.count == 3)
+        #expect((rows[0]["faces"] as! [Any]).count == 1)
+        #expect(rows[1]["error"] is String)
+        #expect(rows[2]["note"] as? String == "no face found")
+        #expect(FileManager.default.fileExists(atPath: dir + "/out/a.annotated.png"))
+    }
+
+    @Test func videoCommandWritesVideoAndTimeline() throws {
+        let dir = Paths.temporaryDirectory("vcmd")
+        let img = try Image.read(Self.photo, channels: 3)
+        let w = try VideoWriter(path: dir + "/in.avi", fps: 10, width: 512, height: 512)
+        for _ in 0..<5 { try w.write(img) }
+        try w.close()
+        let r = try run(Paths.ferBinary, ["video", dir + "/in.avi", "--out", dir + "/out.avi", "--csv", dir + "/t.csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let csv = try String(contentsOfFile: dir + "/t.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.count == 6)  // header + one face in each of 5 frames
+        #expect(csv.dropFirst().allSatisfy { $0.split(separator: ",")[2] == "1" })  // one track throughout
+        let out = try VideoReader(path: dir + "/out.avi")
+        #expect(out.frameCount == 5 && out.width == 512)
+    }
+
+    @Test func liveWithoutCameraIsAClearError() throws {
+        let r = try run(Paths.ferBinary, ["live", "--camera", "97", "--headless", "--max-frames", "1"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("camera 97"))
+    }
+}
