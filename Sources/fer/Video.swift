@@ -16,6 +16,7 @@ struct Video: ParsableCommand {
     @OptionGroup var face: FaceOptions
     @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
     @Option(help: "Process at most this many frames.") var maxFrames: Int?
+    @Option(help: "Search the whole frame every N frames; in between only around tracked faces.") var fullScan: Int = 10
     @Flag(help: "Print a JSON summary.") var json = false
 
     struct Summary: Codable { var input: String; var frames: Int; var faces: Int; var tracks: Int; var seconds: Double; var fps: Double; var output: String?; var timeline: String? }
@@ -26,8 +27,9 @@ struct Video: ParsableCommand {
             let analyzer = try face.analyzer()
             let reader = try VideoReader(path: input)
             let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
-            let tracker = FaceTracker(alpha: smoothing)
+            let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
             let names = analyzer.classifier.classNames
+            var times = StageTimes()
             var lines = ["frame,time_s,track,x,y,width,height,emotion,confidence," + names.map { $0.lowercased() }.joined(separator: ",")]
             let total = min(reader.frameCount ?? Int.max, maxFrames ?? Int.max)
             let bar = ProgressBar(total: total == Int.max ? 0 : total, label: "frames")
@@ -35,7 +37,7 @@ struct Video: ParsableCommand {
             var frame = 0, faceCount = 0, trackIDs = Set<Int>()
             let start = Date()
             while frame < total, let image = try reader.read() {
-                let faces = tracker.update(analyzer.analyze(image), classNames: names)
+                let faces = video.process(image, times: &times)
                 faceCount += faces.count
                 for f in faces {
                     trackIDs.insert(f.track ?? 0)
@@ -75,6 +77,7 @@ struct Live: ParsableCommand {
     @Option(help: "Stop after this many frames.") var maxFrames: Int?
     @OptionGroup var face: FaceOptions
     @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
+    @Option(help: "Search the whole frame every N frames; in between only around tracked faces.") var fullScan: Int = 10
 
     struct Line: Codable { var frame: Int; var time: Double; var fps: Double; var faces: [FaceResult] }
 
@@ -83,14 +86,15 @@ struct Live: ParsableCommand {
         do {
             let analyzer = try face.analyzer()
             let reader = try VideoReader(camera: camera, width: width, height: height)
-            let tracker = FaceTracker(alpha: smoothing)
+            let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
             let names = analyzer.classifier.classNames
+            var times = StageTimes()
             let start = Date()
             var frame = 0, fps = 0.0, last = Date()
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             while !StopFlag.shared.isSet, frame < (maxFrames ?? Int.max), let image = try reader.read() {
-                let faces = tracker.update(analyzer.analyze(image), classNames: names)
+                let faces = video.process(image, times: &times)
                 let now = Date()
                 let dt = now.timeIntervalSince(last)
                 last = now

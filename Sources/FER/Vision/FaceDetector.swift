@@ -73,18 +73,20 @@ public final class FaceDetector: @unchecked Sendable {
 
     deinit { cvb_cascade_free(cascade) }
 
-    /// Faces in an image (gray or BGR), left to right.
-    public func detect(_ image: Image) -> [FaceBox] {
+    /// Faces in an image (gray or BGR), left to right. `minFace` overrides the smallest face side
+    /// and `maxFace` (when positive) the largest, in pixels of `image`; `fullResolution` skips the
+    /// downscaling.
+    public func detect(_ image: Image, minFace: Int? = nil, maxFace: Int = 0, fullResolution: Bool = false) -> [FaceBox] {
         let gray = image.gray
         let longest = max(gray.width, gray.height)
-        let scale = settings.maxSide > 0 && longest > settings.maxSide ? Double(settings.maxSide) / Double(longest) : 1
+        let scale = !fullResolution && settings.maxSide > 0 && longest > settings.maxSide ? Double(settings.maxSide) / Double(longest) : 1
         let small = scale < 1 ? gray.resized(width: max(1, Int(Double(gray.width) * scale)), height: max(1, Int(Double(gray.height) * scale))) : gray
-        let minSize = max(12, Int(Double(settings.minSize) * scale))
+        let minSize = max(12, Int(Double(minFace ?? settings.minSize) * scale))
         var boxes = [cvb_rect](repeating: cvb_rect(), count: 256)
         lock.lock()
         let n = small.pixels.withUnsafeBufferPointer { px in
             cvb_cascade_detect(cascade, px.baseAddress, Int32(small.width), Int32(small.height), settings.scaleFactor,
-                               Int32(settings.minNeighbors), Int32(minSize), 0, &boxes, Int32(boxes.count))
+                               Int32(settings.minNeighbors), Int32(minSize), Int32(Double(maxFace) * scale), &boxes, Int32(boxes.count))
         }
         lock.unlock()
         guard n > 0 else { return [] }
