@@ -20,7 +20,6 @@ public final class Conv2D: Layer {
     private var plans = PlanCache<Plan>()
     private var plan: Plan?
     private let weightCache = WeightCache()
-    private let weightCacheBwd = WeightCache()
     private var input: Tensor?
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int = 3, stride: Int = 1, padding: Int? = nil,
@@ -59,14 +58,14 @@ public final class Conv2D: Layer {
         let strides = [Int64(stride), Int64(stride)], pad = [Int64(padding), Int64(padding)]
         var fd = dnnl_convolution_desc_t()
         check(dnnl_convolution_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference,
-                                                 dnnl_convolution_direct, &src, &w, &b, &dst, strides, pad, pad), "conv fwd desc")
+                                                 dnnl_convolution_auto, &src, &w, &b, &dst, strides, pad, pad), "conv fwd desc")
         let fwd = Primitive(&fd, "conv forward")
         guard mode == .training else { return Plan(forward: fwd, backwardData: nil, backwardWeights: nil) }
 
         var bd = dnnl_convolution_desc_t()
-        check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &w, &dst, strides, pad, pad), "conv bwd data desc")
+        check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_auto, &src, &w, &dst, strides, pad, pad), "conv bwd data desc")
         var bw = dnnl_convolution_desc_t()
-        check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &src, &w, &b, &dst, strides, pad, pad),
+        check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_auto, &src, &w, &b, &dst, strides, pad, pad),
               "conv bwd weights desc")
         return Plan(forward: fwd,
                     backwardData: skipInputGradient ? nil : Primitive(&bd, hint: fwd, "conv backward data"),
@@ -92,7 +91,7 @@ public final class Conv2D: Layer {
         input = nil
         guard let bd = p.backwardData else { return dy }
         let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md), zeroed: false)
-        let w = weightCacheBwd.tensor(weight, as: bd.desc(dnnl_query_weights_md))
+        let w = weightCache.tensor(weight, as: bd.desc(dnnl_query_weights_md))
         bd.execute([(DNNL_ARG_DIFF_DST, dy.laidOut(as: bd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, dx)])
         return dx
     }

@@ -23,7 +23,6 @@ public final class Dense: Layer {
     private var plans = PlanCache<Plan>()
     private var plan: Plan?
     private let weightCache = WeightCache()
-    private let weightCacheBwd = WeightCache()
     private var input: Tensor?
 
     public init(_ inFeatures: Int, _ outFeatures: Int, rng: inout SplitMix64, name: String = "dense") {
@@ -84,7 +83,7 @@ public final class Dense: Layer {
         input = nil
         guard let bd = p.backwardData else { return dy }
         let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md), zeroed: false)
-        let w = weightCacheBwd.tensor(p.weightView, version: weight.version, as: bd.desc(dnnl_query_weights_md))
+        let w = weightCache.tensor(p.weightView, version: weight.version, as: bd.desc(dnnl_query_weights_md))
         bd.execute([(DNNL_ARG_DIFF_DST, dy.laidOut(as: bd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, dx)])
         return dx
     }
