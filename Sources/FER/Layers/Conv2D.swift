@@ -12,15 +12,7 @@ public final class Conv2D: Layer {
     public let bias: Parameter
     public var skipInputGradient = false
 
-    private struct Plan {
-        let forward: Primitive
-        let backwardData: Primitive?
-        let backwardWeights: Primitive?
-    }
-    private var plans = PlanCache<Plan>()
-    private var plan: Plan?
-    private let weightCache = WeightCache()
-    private var input: Tensor?
+    private let executor = WeightedExecutor()
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int = 3, stride: Int = 1, padding: Int? = nil,
                 rng: inout SplitMix64, name: String = "conv") {
@@ -49,7 +41,7 @@ public final class Conv2D: Layer {
 
     public var summary: String { "Conv2D(\(inChannels)->\(outChannels), \(kernel)x\(kernel), stride \(stride), pad \(padding))" }
 
-    private func makePlan(_ x: Tensor, _ mode: Mode) -> Plan {
+    private func makePlan(_ x: Tensor, _ mode: Mode) -> WeightedPrimitives {
         precondition(x.shape.count == 4 && x.shape[1] == inChannels, "Conv2D expects [N, \(inChannels), H, W], got \(x.shape)")
         var src = MemoryDesc.any(x.shape)
         var w = MemoryDesc.any(weight.value.shape)
@@ -60,39 +52,26 @@ public final class Conv2D: Layer {
         check(dnnl_convolution_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference,
                                                  dnnl_convolution_auto, &src, &w, &b, &dst, strides, pad, pad), "conv fwd desc")
         let fwd = Primitive(&fd, "conv forward")
-        guard mode == .training else { return Plan(forward: fwd, backwardData: nil, backwardWeights: nil) }
+        guard mode == .training else {
+            return WeightedPrimitives(forward: fwd, backwardData: nil, backwardWeights: nil, weightView: weight.value, gradView: weight.grad)
+        }
 
         var bd = dnnl_convolution_desc_t()
         check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_auto, &src, &w, &dst, strides, pad, pad), "conv bwd data desc")
         var bw = dnnl_convolution_desc_t()
         check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_auto, &src, &w, &b, &dst, strides, pad, pad),
               "conv bwd weights desc")
-        return Plan(forward: fwd,
-                    backwardData: skipInputGradient ? nil : Primitive(&bd, hint: fwd, "conv backward data"),
-                    backwardWeights: Primitive(&bw, hint: fwd, "conv backward weights"))
+        return WeightedPrimitives(forward: fwd,
+                                  backwardData: skipInputGradient ? nil : Primitive(&bd, hint: fwd, "conv backward data"),
+                                  backwardWeights: Primitive(&bw, hint: fwd, "conv backward weights"),
+                                  weightView: weight.value, gradView: weight.grad)
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
-        let src = x.laidOut(as: p.forward.desc(dnnl_query_src_md))
-        let w = weightCache.tensor(weight, as: p.forward.desc(dnnl_query_weights_md))
-        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md), zeroed: false)
-        p.forward.execute([(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_BIAS, bias.value), (DNNL_ARG_DST, y)])
-        if mode == .training { plan = p; input = src }
-        return y
+        executor.forward(x, mode: mode, weight: weight, bias: bias) { makePlan(x, mode) }
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let p = plan, let x = input, let bw = p.backwardWeights else { fatalError("Conv2D.backward before a training forward") }
-        let dyW = dy.laidOut(as: bw.desc(dnnl_query_diff_dst_md))
-        let dW = Tensor(desc: bw.desc(dnnl_query_diff_weights_md), zeroed: false)
-        bw.execute([(DNNL_ARG_SRC, x.laidOut(as: bw.desc(dnnl_query_src_md))), (DNNL_ARG_DIFF_DST, dyW), (DNNL_ARG_DIFF_WEIGHTS, dW), (DNNL_ARG_DIFF_BIAS, bias.grad)])
-        weight.grad.assign(reordering: dW)
-        input = nil
-        guard let bd = p.backwardData else { return dy }
-        let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md), zeroed: false)
-        let w = weightCache.tensor(weight, as: bd.desc(dnnl_query_weights_md))
-        bd.execute([(DNNL_ARG_DIFF_DST, dy.laidOut(as: bd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, dx)])
-        return dx
+        executor.backward(dy, weight: weight, bias: bias, layer: "Conv2D")
     }
 }

@@ -13,17 +13,7 @@ public final class Dense: Layer {
     public let bias: Parameter
     public var skipInputGradient = false
 
-    private struct Plan {
-        let forward: Primitive
-        let backwardData: Primitive?
-        let backwardWeights: Primitive?
-        let weightView: Tensor   // weight.value seen with the input's rank
-        let gradView: Tensor     // weight.grad likewise
-    }
-    private var plans = PlanCache<Plan>()
-    private var plan: Plan?
-    private let weightCache = WeightCache()
-    private var input: Tensor?
+    private let executor = WeightedExecutor()
 
     public init(_ inFeatures: Int, _ outFeatures: Int, rng: inout SplitMix64, name: String = "dense") {
         self.inFeatures = inFeatures
@@ -39,7 +29,7 @@ public final class Dense: Layer {
     public func multiplyAdds(_ s: [Int]) -> Int { inFeatures * outFeatures }
     public var summary: String { "Dense(\(inFeatures)->\(outFeatures))" }
 
-    private func makePlan(_ x: Tensor, _ mode: Mode) -> Plan {
+    private func makePlan(_ x: Tensor, _ mode: Mode) -> WeightedPrimitives {
         let features = x.shape.dropFirst().reduce(1, *)
         precondition(features == inFeatures, "Dense expects \(inFeatures) features per sample, got \(x.shape)")
         let wShape = [outFeatures] + x.shape.dropFirst()
@@ -60,31 +50,16 @@ public final class Dense: Layer {
             check(dnnl_inner_product_backward_weights_desc_init(&g, &src, &w, &b, &dst), "inner product bwd weights desc")
             bw = Primitive(&g, hint: fwd, "inner product backward weights")
         }
-        return Plan(forward: fwd, backwardData: bd, backwardWeights: bw,
-                    weightView: weight.value.reshaped(wShape), gradView: weight.grad.reshaped(wShape))
+        // W is stored [out, F]; a 4-D input sees it as [out, C, H, W] (same bytes, NCHW order).
+        return WeightedPrimitives(forward: fwd, backwardData: bd, backwardWeights: bw,
+                                  weightView: weight.value.reshaped(wShape), gradView: weight.grad.reshaped(wShape))
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
-        let src = x.laidOut(as: p.forward.desc(dnnl_query_src_md))
-        let w = weightCache.tensor(p.weightView, version: weight.version, as: p.forward.desc(dnnl_query_weights_md))
-        let y = Tensor(desc: p.forward.desc(dnnl_query_dst_md), zeroed: false)
-        p.forward.execute([(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_BIAS, bias.value), (DNNL_ARG_DST, y)])
-        if mode == .training { plan = p; input = src }
-        return y
+        executor.forward(x, mode: mode, weight: weight, bias: bias) { makePlan(x, mode) }
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let p = plan, let x = input, let bw = p.backwardWeights else { fatalError("Dense.backward before a training forward") }
-        let dyIn = dy.laidOut(as: bw.desc(dnnl_query_diff_dst_md))
-        let dW = Tensor(desc: bw.desc(dnnl_query_diff_weights_md), zeroed: false)
-        bw.execute([(DNNL_ARG_SRC, x.laidOut(as: bw.desc(dnnl_query_src_md))), (DNNL_ARG_DIFF_DST, dyIn), (DNNL_ARG_DIFF_WEIGHTS, dW), (DNNL_ARG_DIFF_BIAS, bias.grad)])
-        p.gradView.assign(reordering: dW)
-        input = nil
-        guard let bd = p.backwardData else { return dy }
-        let dx = Tensor(desc: bd.desc(dnnl_query_diff_src_md), zeroed: false)
-        let w = weightCache.tensor(p.weightView, version: weight.version, as: bd.desc(dnnl_query_weights_md))
-        bd.execute([(DNNL_ARG_DIFF_DST, dy.laidOut(as: bd.desc(dnnl_query_diff_dst_md))), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, dx)])
-        return dx
+        executor.backward(dy, weight: weight, bias: bias, layer: "Dense")
     }
 }
