@@ -128,6 +128,18 @@ import Testing
         #expect(model.logits(x).plainValues() == loaded.logits(x).plainValues())
     }
 
+    @Test func halfPrecisionCheckpoint() throws {
+        let spec = ModelSpec(preset: .cnn, width: 8)
+        let model = Classifier(spec: spec, seed: 3)
+        let path = Paths.temporaryDirectory("half") + "/m.safetensors"
+        try Checkpoint.save(model, card: ModelCard(spec: spec, classNames: Emotion.names), to: path, half: true)
+        let loaded = try Checkpoint.load(path).0
+        for (p, q) in zip(model.network.parameters, loaded.network.parameters) {
+            let err = zip(Array(p.values), Array(q.values)).map { abs($0 - $1) / max(abs($0), 1e-3) }.max()!
+            #expect(err < 1e-3, "\(p.name): relative error \(err)")
+        }
+    }
+
     @Test func corruptCheckpointIsAClearError() throws {
         let path = Paths.temporaryDirectory("bad") + "/bad.safetensors"
         FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))

@@ -51,8 +51,9 @@ public enum Checkpoint {
         return st
     }
 
-    public static func save(_ model: Classifier, card: ModelCard, to path: String, extra: SafeTensors? = nil) throws {
-        try encode(model, card: card, extra: extra).write(path)
+    /// `half` stores the weights as F16 (half the size; for shipping, not for resuming training).
+    public static func save(_ model: Classifier, card: ModelCard, to path: String, extra: SafeTensors? = nil, half: Bool = false) throws {
+        try encode(model, card: card, extra: extra).write(path, as: half ? .f16 : .f32)
     }
 
     /// Rebuilds the model a file describes and loads its weights.

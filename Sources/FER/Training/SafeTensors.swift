@@ -2,10 +2,15 @@ import Foundation
 
 /// The safetensors format (as read by PyTorch's `safetensors` package): an 8-byte little-endian
 /// header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}},
-/// then the raw little-endian tensor bytes. Only F32 is written here.
+/// then the raw little-endian tensor bytes. Values are held as Float; files are written as F32 or,
+/// to halve a shipped model, F16, and F32, F16 and BF16 files are read.
 public struct SafeTensors {
     public var tensors: [(name: String, shape: [Int], values: [Float])] = []
     public var metadata: [String: String] = [:]
+
+    public enum DType: String, Sendable { case f32 = "F32", f16 = "F16", bf16 = "BF16"
+        var size: Int { self == .f32 ? 4 : 2 }
+    }
 
     public init() {}
 
@@ -18,12 +23,13 @@ public struct SafeTensors {
         tensors.append((name, shape, values))
     }
 
-    public func encoded() throws -> Data {
+    public func encoded(as dtype: DType = .f32) throws -> Data {
+        precondition(dtype != .bf16, "BF16 is read, not written")
         var header: [String: Any] = [:]
         var offset = 0
         for t in tensors {
-            let bytes = t.values.count * 4
-            header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes]]
+            let bytes = t.values.count * dtype.size
+            header[t.name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]]
             offset += bytes
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -32,11 +38,17 @@ public struct SafeTensors {
         var out = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        for t in tensors { t.values.withUnsafeBytes { out.append(contentsOf: $0) } }
+        for t in tensors {
+            if dtype == .f32 {
+                t.values.withUnsafeBytes { out.append(contentsOf: $0) }
+            } else {
+                t.values.map { Float16($0).bitPattern.littleEndian }.withUnsafeBytes { out.append(contentsOf: $0) }
+            }
+        }
         return out
     }
 
-    public func write(_ path: String) throws { try AtomicFile.write(try encoded(), to: path) }
+    public func write(_ path: String, as dtype: DType = .f32) throws { try AtomicFile.write(try encoded(as: dtype), to: path) }
 
     public static func read(_ path: String) throws -> SafeTensors {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError.missingFile(path) }
@@ -54,20 +66,30 @@ public struct SafeTensors {
         let body = 8 + n
         var st = SafeTensors()
         st.metadata = header["__metadata__"] as? [String: String] ?? [:]
-        var entries: [(String, [Int], Int, Int)] = []
+        var entries: [(String, [Int], Int, Int, DType)] = []
         for (key, value) in header where key != "__metadata__" {
             guard let v = value as? [String: Any], let dtype = v["dtype"] as? String, let shape = v["shape"] as? [Int],
                   let off = v["data_offsets"] as? [Int], off.count == 2 else {
                 throw DataError.unreadable(name, reason: "tensor '\(key)' has a malformed entry")
             }
-            guard dtype == "F32" else { throw DataError.unreadable(name, reason: "tensor '\(key)' is \(dtype); only F32 is supported") }
-            guard off[0] >= 0, off[1] >= off[0], body + off[1] <= data.count, off[1] - off[0] == shape.reduce(1, *) * 4 else {
+            guard let type = DType(rawValue: dtype) else {
+                throw DataError.unreadable(name, reason: "tensor '\(key)' is \(dtype); F32, F16 and BF16 are supported")
+            }
+            guard shape.allSatisfy({ $0 >= 0 }), off[0] >= 0, off[1] >= off[0], body + off[1] <= data.count,
+                  off[1] - off[0] == shape.reduce(1, *) * type.size else {
                 throw DataError.truncated(name, reason: "tensor '\(key)' lies outside the file or does not match its shape")
             }
-            entries.append((key, shape, off[0], off[1]))
+            entries.append((key, shape, off[0], off[1], type))
         }
-        for (key, shape, a, b) in entries.sorted(by: { $0.2 < $1.2 }) {
-            let values = data.subdata(in: body + a ..< body + b).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        for (key, shape, a, b, type) in entries.sorted(by: { $0.2 < $1.2 }) {
+            let raw = data.subdata(in: body + a ..< body + b)
+            let values: [Float] = raw.withUnsafeBytes { buf in
+                switch type {
+                case .f32: return (0..<buf.count / 4).map { Float(bitPattern: UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+                case .f16: return (0..<buf.count / 2).map { Float(Float16(bitPattern: UInt16(littleEndian: buf.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+                case .bf16: return (0..<buf.count / 2).map { Float(bitPattern: UInt32(UInt16(littleEndian: buf.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) << 16) }
+                }
+            }
             st.tensors.append((key, shape, values))
         }
         return st

@@ -1,0 +1,23 @@
+import ArgumentParser
+import FER
+import Foundation
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a model (e.g. a run's best.safetensors) to a file for shipping, optionally in half precision.")
+
+    @Argument(help: "Model file.") var model: String
+    @Argument(help: "Output file (.safetensors).") var out: String
+    @Flag(help: "Store weights as F16 (half the size).") var half = false
+
+    func run() throws {
+        do {
+            let (classifier, card, _) = try Checkpoint.load(model)
+            try Checkpoint.save(classifier, card: card, to: out, half: half)
+            let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+            print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half ? " (F16)" : "")")
+        } catch {
+            fail(error)
+        }
+    }
+}
