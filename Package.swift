@@ -4,7 +4,7 @@ import PackageDescription
 // The engine's own loops (optimizers, augmentation, CSV parsing) run optimised even in debug
 // builds, so `swift test` trains at a useful speed.
 let optimize: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-wmo"], .when(configuration: .release)),
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 

@@ -128,6 +128,26 @@ import Testing
         #expect(model.logits(x).plainValues() == loaded.logits(x).plainValues())
     }
 
+    @Test func testTimeAugmentationAveragesViews() {
+        // A symmetric face gives the same probabilities with and without flips; a random one need not.
+        let spec = ModelSpec(preset: .cnn, width: 8, inputSize: 40)
+        let model = Classifier(spec: spec, seed: 4)
+        var rng = SplitMix64(seed: 8)
+        var faces: [[UInt8]] = []
+        for _ in 0..<5 { faces.append((0..<2304).map { _ in UInt8(rng.next() % 256) }) }
+        let plain = model.classify(faces: faces)
+        for tta in TestTimeAugmentation.allCases {
+            let p = model.classify(faces: faces, tta: tta, batchSize: 16)
+            #expect(p.count == 5)
+            #expect(p.allSatisfy { abs($0.reduce(0, +) - 1) < 1e-4 })
+            if tta == .none { #expect(p == plain) }
+        }
+        var symmetric = [UInt8](repeating: 0, count: 2304)
+        for y in 0..<48 { for x in 0..<24 { let v = UInt8(rng.next() % 256); symmetric[y * 48 + x] = v; symmetric[y * 48 + 47 - x] = v } }
+        let a = model.classify(faces: [symmetric])[0], b = model.classify(faces: [symmetric], tta: .flip)[0]
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
     @Test func halfPrecisionCheckpoint() throws {
         let spec = ModelSpec(preset: .cnn, width: 8)
         let model = Classifier(spec: spec, seed: 3)

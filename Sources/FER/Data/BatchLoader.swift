@@ -15,7 +15,10 @@ public struct Batch: Sendable {
         self.size = size
     }
 
-    public func tensor() -> Tensor { Tensor(shape: [count, 1, size, size], values: images) }
+    /// Rows in the image tensor: `count`, or `count x views` for test-time augmentation.
+    public var rows: Int { images.count / (size * size) }
+
+    public func tensor() -> Tensor { Tensor(shape: [rows, 1, size, size], values: images) }
 }
 
 /// Shuffled, augmented training batches, prepared on a background thread one batch ahead of the
