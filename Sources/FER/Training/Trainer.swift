@@ -103,6 +103,9 @@ public final class Trainer {
         let schedule = LearningRateSchedule(config.schedule, baseRate: config.optimizer.learningRate,
                                             epochs: config.epochs, stepsPerEpoch: batchesPerEpoch)
         var state = TrainerState()
+        if resume && !FileManager.default.fileExists(atPath: lastPath) {
+            say("nothing to resume in \(outDir) (no last.safetensors): starting a new run")
+        }
         if resume, FileManager.default.fileExists(atPath: lastPath) {
             state = try restore(model: model, optimizer: optimizer, schedule: schedule)
             say("resumed from \(lastPath) at epoch \(state.epoch + 1), step \(state.stepInEpoch)")
