@@ -115,6 +115,19 @@ struct GradientCheck {
         #expect(gc.check(ReLU(), inputShape: [3, 16, 4, 4], h: 1e-3) < 2e-3)
     }
 
+    @Test func preluOnImages() {
+        let l = PReLU(16, initial: 0.2)
+        for c in 0..<16 { l.weight.values[c] = 0.1 + 0.02 * Float(c) }
+        l.weight.changed()
+        var gc = GradientCheck()
+        #expect(gc.check(l, inputShape: [2, 16, 3, 3], h: 1e-3) < 2e-3)
+    }
+
+    @Test func preluOnFeatures() {
+        var gc = GradientCheck()
+        #expect(gc.check(PReLU(6), inputShape: [4, 6], h: 1e-3) < 2e-3)
+    }
+
     @Test func maxPool() {
         var gc = GradientCheck()
         #expect(gc.check(Pool2D.maxPool(2), inputShape: [2, 16, 6, 6], h: 1e-3) < 2e-3)
@@ -123,6 +136,18 @@ struct GradientCheck {
     @Test func residualIdentity() {
         var rng = SplitMix64(seed: 8), gc = GradientCheck()
         #expect(gc.check(Residual(Sequential([Conv2D(16, 16, rng: &rng), BatchNorm(16)])), inputShape: [2, 16, 5, 5]) < 5e-3)
+    }
+
+    @Test func maxPoolCeilMode() {
+        // 7x7, kernel 3, stride 2, ceil mode: 3x3 output (PyTorch MaxPool2d(3, 2, ceil_mode=True)).
+        let p = Pool2D.maxPool(3, stride: 2, ceilMode: true)
+        #expect(p.outputShape([1, 16, 7, 7]) == [1, 16, 3, 3])
+        #expect(p.outputShape([1, 16, 8, 8]) == [1, 16, 4, 4])
+        var gc = GradientCheck()
+        #expect(gc.check(p, inputShape: [2, 16, 8, 8], h: 1e-3) < 2e-3)
+        // The overhanging window takes the max of what it covers.
+        let x = Tensor(shape: [1, 1, 3, 3], values: (1...9).map(Float.init))
+        #expect(Pool2D.maxPool(2, stride: 2, ceilMode: true).forward(x, mode: .inference).plainValues() == [5, 6, 8, 9])
     }
 
     @Test func averagePool() {

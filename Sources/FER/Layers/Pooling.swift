@@ -10,25 +10,30 @@ public final class Pool2D: Layer {
     public let kernel, stride, padding: Int
     /// Kernel covers the whole feature map (global average pooling).
     public let global: Bool
+    /// Round the output size up, as PyTorch's ceil_mode (the last window may hang over the edge).
+    public let ceilMode: Bool
 
     private struct Plan { let forward: Primitive; let backward: Primitive? }
     private var plans = PlanCache<Plan>()
     private var plan: Plan?
     private var saved: (x: Tensor, workspace: Tensor?)?
 
-    public init(_ kind: Kind, kernel: Int, stride: Int? = nil, padding: Int = 0) {
+    public init(_ kind: Kind, kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) {
         self.kind = kind
         self.kernel = kernel
         self.stride = stride ?? kernel
         self.padding = padding
         self.global = false
+        self.ceilMode = ceilMode
     }
 
     private init(globalAverage: ()) {
-        kind = .average; kernel = 0; stride = 1; padding = 0; global = true
+        kind = .average; kernel = 0; stride = 1; padding = 0; global = true; ceilMode = false
     }
 
-    public static func maxPool(_ k: Int = 2, stride: Int? = nil) -> Pool2D { Pool2D(.max, kernel: k, stride: stride) }
+    public static func maxPool(_ k: Int = 2, stride: Int? = nil, ceilMode: Bool = false) -> Pool2D {
+        Pool2D(.max, kernel: k, stride: stride, ceilMode: ceilMode)
+    }
     public static func averagePool(_ k: Int = 2, stride: Int? = nil) -> Pool2D { Pool2D(.average, kernel: k, stride: stride) }
     /// Averages each channel over the whole map: [N, C, H, W] -> [N, C, 1, 1].
     public static func globalAverage() -> Pool2D { Pool2D(globalAverage: ()) }
@@ -37,9 +42,17 @@ public final class Pool2D: Layer {
         global ? (s[2], s[3], 1, 0) : (kernel, kernel, stride, padding)
     }
 
+    private func outputSide(_ n: Int, _ k: Int, _ st: Int, _ pad: Int) -> Int {
+        let span = n + 2 * pad - k
+        var out = (ceilMode ? (span + st - 1) / st : span / st) + 1
+        // As PyTorch: the last window must start inside the input or left padding.
+        if ceilMode, (out - 1) * st >= n + pad { out -= 1 }
+        return out
+    }
+
     public func outputShape(_ s: [Int]) -> [Int] {
         let w = window(s)
-        return [s[0], s[1], (s[2] + 2 * w.pad - w.kh) / w.st + 1, (s[3] + 2 * w.pad - w.kw) / w.st + 1]
+        return [s[0], s[1], outputSide(s[2], w.kh, w.st, w.pad), outputSide(s[3], w.kw, w.st, w.pad)]
     }
 
     public func multiplyAdds(_ s: [Int]) -> Int { s.dropFirst().reduce(1, *) }
@@ -52,14 +65,17 @@ public final class Pool2D: Layer {
         var dst = MemoryDesc.any(outputShape(x.shape))
         let strides = [Int64(w.st), Int64(w.st)], k = [Int64(w.kh), Int64(w.kw)]
         let dil: [Int64] = [0, 0], pad = [Int64(w.pad), Int64(w.pad)]
+        // Right/bottom padding that makes the output size come out as outputShape says (ceil mode).
+        let o = outputShape(x.shape)
+        let padR = [Int64((o[2] - 1) * w.st + w.kh - x.shape[2] - w.pad), Int64((o[3] - 1) * w.st + w.kw - x.shape[3] - w.pad)]
         let alg = kind == .max ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding
         var fd = dnnl_pooling_v2_desc_t()
         check(dnnl_pooling_v2_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference,
-                                                alg, &src, &dst, strides, k, dil, pad, pad), "pool fwd desc")
+                                                alg, &src, &dst, strides, k, dil, pad, padR), "pool fwd desc")
         let fwd = Primitive(&fd, "pooling forward")
         guard mode == .training else { return Plan(forward: fwd, backward: nil) }
         var bd = dnnl_pooling_v2_desc_t()
-        check(dnnl_pooling_v2_backward_desc_init(&bd, alg, &src, &dst, strides, k, dil, pad, pad), "pool bwd desc")
+        check(dnnl_pooling_v2_backward_desc_init(&bd, alg, &src, &dst, strides, k, dil, pad, padR), "pool bwd desc")
         return Plan(forward: fwd, backward: Primitive(&bd, hint: fwd, "pooling backward"))
     }
 
