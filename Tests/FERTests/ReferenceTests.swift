@@ -79,3 +79,31 @@ import Testing
         }
     }
 }
+
+/// MTCNN's networks on this engine against the PyTorch originals (tools/convert_mtcnn.py).
+@Suite("MTCNN networks against PyTorch") struct MTCNNReferenceTests {
+    @Test func networksMatch() throws {
+        let root = Paths.packageRoot as NSString
+        let nets = try MTCNNNetworks(weights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        let ref = try SafeTensors.read(root.appendingPathComponent("Tests/FERTests/Reference/mtcnn_nets.safetensors"))
+        func input(_ n: String) -> Tensor { let t = ref[n + "/input"]!; return Tensor(shape: t.shape, values: t.values) }
+        func close(_ a: [Float], _ b: [Float], _ what: String) {
+            #expect(a.count == b.count, "\(what): \(a.count) vs \(b.count)")
+            let err = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            #expect(err < 1e-4 * max(1, b.map(abs).max() ?? 1), "\(what): max error \(err)")
+        }
+        let p = nets.pnet(input("pnet"))
+        close(p.offsets, ref["pnet/output0"]!.values, "P-Net offsets")
+        // PyTorch's output1 is the [N, 2, h, w] softmax; channel 1 is the face probability.
+        let probs = ref["pnet/output1"]!
+        let plane = probs.shape[2] * probs.shape[3]
+        close(p.probability, (0..<probs.shape[0]).flatMap { i in Array(probs.values[(2 * i + 1) * plane ..< (2 * i + 2) * plane]) }, "P-Net probability")
+        let r = nets.rnet(input("rnet"))
+        close(r.offsets, ref["rnet/output0"]!.values, "R-Net offsets")
+        close(r.probability, stride(from: 1, to: ref["rnet/output1"]!.values.count, by: 2).map { ref["rnet/output1"]!.values[$0] }, "R-Net probability")
+        let o = nets.onet(input("onet"))
+        close(o.offsets, ref["onet/output0"]!.values, "O-Net offsets")
+        close(o.landmarks, ref["onet/output1"]!.values, "O-Net landmarks")
+        close(o.probability, stride(from: 1, to: ref["onet/output2"]!.values.count, by: 2).map { ref["onet/output2"]!.values[$0] }, "O-Net probability")
+    }
+}
