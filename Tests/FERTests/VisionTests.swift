@@ -118,3 +118,19 @@ import Testing
         #expect(r.stderr.contains("camera 97"))
     }
 }
+
+@Suite("MTCNN detector") struct MTCNNDetectorTests {
+    @Test func findsTheAstronautWithLandmarks() throws {
+        let root = Paths.packageRoot as NSString
+        let d = try MTCNNDetector(weights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        let img = try Image.read(root.appendingPathComponent("samples/astronaut.png"), channels: 3)
+        let faces = d.detect(img)
+        #expect(faces.count == 1, "\(faces.map(\.box))")
+        let f = try #require(faces.first)
+        #expect(abs(f.box.centerX - 224) < 20 && abs(f.box.centerY - 115) < 25, "\(f.box)")
+        #expect(f.score > 0.9)
+        // Eyes above the nose, nose above the mouth; left eye left of the right eye.
+        let l = f.landmarks
+        #expect(l.count == 5 && l[0].0 < l[1].0 && l[0].1 < l[2].1 && l[2].1 < l[3].1)
+    }
+}
