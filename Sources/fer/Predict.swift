@@ -2,12 +2,12 @@ import ArgumentParser
 import FER
 import Foundation
 
-extension FaceDetector.Kind: ExpressibleByArgument {}
+extension FaceDetectors.Kind: ExpressibleByArgument {}
 
 /// Options shared by the commands that find faces.
 struct FaceOptions: ParsableArguments {
     @Option(help: "Model file (.safetensors); default: the bundled model.") var model: String?
-    @Option(help: "Face detector: haar, haar-alt2, lbp.") var detector: FaceDetector.Kind = .haar
+    @Option(help: "Face detector: haar, haar-alt2, lbp (OpenCV cascades) or mtcnn.") var detector: FaceDetectors.Kind = .haar
     @Option(help: "Detector pyramid step.") var scaleFactor: Double = 1.1
     @Option(help: "Detector: overlapping hits needed per face.") var minNeighbors: Int = 5
     @Option(help: "Smallest face side, pixels.") var minSize: Int = 30
@@ -24,7 +24,8 @@ struct FaceOptions: ParsableArguments {
         s.minNeighbors = minNeighbors
         s.minSize = minSize
         s.maxSide = detectSide
-        let a = FaceAnalyzer(detector: try FaceDetector(detector, settings: s), classifier: classifier, margin: margin)
+        let mtcnn = (Bundled.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+        let a = FaceAnalyzer(detector: try FaceDetectors.make(detector, cascade: s, mtcnnWeights: mtcnn), classifier: classifier, margin: margin)
         a.tta = tta
         return a
     }

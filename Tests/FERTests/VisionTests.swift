@@ -124,7 +124,7 @@ import Testing
         let root = Paths.packageRoot as NSString
         let d = try MTCNNDetector(weights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
         let img = try Image.read(root.appendingPathComponent("samples/astronaut.png"), channels: 3)
-        let faces = d.detect(img)
+        let faces = d.faces(img)
         #expect(faces.count == 1, "\(faces.map(\.box))")
         let f = try #require(faces.first)
         #expect(abs(f.box.centerX - 224) < 20 && abs(f.box.centerY - 115) < 25, "\(f.box)")

@@ -32,14 +32,14 @@ public struct StageTimes: Codable, Sendable {
 /// Detect faces, crop them as the training data was cropped, classify them all in one batch, and
 /// draw the results.
 public final class FaceAnalyzer {
-    public let detector: FaceDetector
+    public let detector: FaceDetecting
     public let classifier: Classifier
     /// Extra context around the detector's box, as a fraction of its size on each side. FER2013's
     /// crops include a little forehead and chin beyond a cascade's box.
     public var margin: Double
     public var tta: TestTimeAugmentation = .none
 
-    public init(detector: FaceDetector, classifier: Classifier, margin: Double = 0.1) {
+    public init(detector: FaceDetecting, classifier: Classifier, margin: Double = 0.1) {
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
@@ -112,11 +112,12 @@ public final class VideoFaceAnalyzer {
         if frame % fullScanInterval == 0 || last.isEmpty {
             boxes = analyzer.detector.detect(image)
         } else {
-            let gray = image.gray
+            // Cascades work on gray; MTCNN needs the colours.
+            let source = analyzer.detector is MTCNNDetector ? image : image.gray
             boxes = []
             for b in last {
                 let roi = b.expanded(by: 0.5, within: image.width, image.height)
-                let found = analyzer.detector.detect(gray.cropped(roi), minFace: max(24, b.width * 2 / 3),
+                let found = analyzer.detector.detect(source.cropped(roi), minFace: max(24, b.width * 2 / 3),
                                                          maxFace: b.width * 3 / 2, fullResolution: true)
                 for f in found {
                     let g = FaceBox(x: f.x + roi.x, y: f.y + roi.y, width: f.width, height: f.height)

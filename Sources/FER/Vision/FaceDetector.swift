@@ -27,8 +27,42 @@ public struct FaceBox: Codable, Sendable, Equatable {
     }
 }
 
+/// Anything that finds faces: OpenCV's cascades or MTCNN.
+public protocol FaceDetecting: AnyObject {
+    /// Faces in an image (gray or BGR), left to right. `minFace` overrides the smallest face side and
+    /// `maxFace` (when positive) bounds the largest, in pixels of `image`; `fullResolution` asks the
+    /// detector not to work on a reduced copy.
+    func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox]
+    var name: String { get }
+}
+
+extension FaceDetecting {
+    public func detect(_ image: Image) -> [FaceBox] { detect(image, minFace: nil, maxFace: 0, fullResolution: false) }
+}
+
+/// Builds the detector a command line names.
+public enum FaceDetectors {
+    public enum Kind: String, CaseIterable, Codable, Sendable {
+        case haar, haarAlt2 = "haar-alt2", lbp, mtcnn
+    }
+
+    /// `mtcnnWeights`: the converted MTCNN networks (models/mtcnn/mtcnn.safetensors).
+    public static func make(_ kind: Kind, cascade: FaceDetector.Settings = .init(), mtcnnWeights: String) throws -> FaceDetecting {
+        switch kind {
+        case .haar: return try FaceDetector(.haar, settings: cascade)
+        case .haarAlt2: return try FaceDetector(.haarAlt2, settings: cascade)
+        case .lbp: return try FaceDetector(.lbp, settings: cascade)
+        case .mtcnn:
+            var s = MTCNNDetector.Settings()
+            s.minFace = Double(max(cascade.minSize, 12))
+            s.maxSide = cascade.maxSide
+            return try MTCNNDetector(weights: mtcnnWeights, settings: s)
+        }
+    }
+}
+
 /// OpenCV's cascade face detectors from Debian's opencv-data, with their tuning.
-public final class FaceDetector: @unchecked Sendable {
+public final class FaceDetector: FaceDetecting, @unchecked Sendable {
     public enum Kind: String, CaseIterable, Codable, Sendable {
         case haar, haarAlt2 = "haar-alt2", lbp
 
@@ -73,10 +107,9 @@ public final class FaceDetector: @unchecked Sendable {
 
     deinit { cvb_cascade_free(cascade) }
 
-    /// Faces in an image (gray or BGR), left to right. `minFace` overrides the smallest face side
-    /// and `maxFace` (when positive) the largest, in pixels of `image`; `fullResolution` skips the
-    /// downscaling.
-    public func detect(_ image: Image, minFace: Int? = nil, maxFace: Int = 0, fullResolution: Bool = false) -> [FaceBox] {
+    public var name: String { kind.rawValue }
+
+    public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
         let gray = image.gray
         let longest = max(gray.width, gray.height)
         let scale = !fullResolution && settings.maxSide > 0 && longest > settings.maxSide ? Double(settings.maxSide) / Double(longest) : 1

@@ -3,7 +3,7 @@ import Foundation
 /// MTCNN face detection (Zhang et al. 2016) as facenet-pytorch runs it: P-Net proposes faces over
 /// an image pyramid, R-Net and O-Net refine and filter them, each stage followed by non-maximum
 /// suppression; O-Net also gives five landmarks (eyes, nose, mouth corners).
-public final class MTCNNDetector {
+public final class MTCNNDetector: FaceDetecting {
     public struct Settings: Codable, Sendable, Equatable {
         /// Smallest face side searched for, pixels.
         public var minFace: Double = 40
@@ -11,6 +11,8 @@ public final class MTCNNDetector {
         public var factor: Double = 0.709
         /// Face-probability thresholds of P-Net, R-Net, O-Net.
         public var thresholds: [Float] = [0.6, 0.7, 0.7]
+        /// Detect on a copy whose longer side is at most this (0: full size); boxes are scaled back.
+        public var maxSide = 640
         public init() {}
     }
 
@@ -49,7 +51,24 @@ public final class MTCNNDetector {
         return Tensor(shape: [images.count, 3, h, w], values: v)
     }
 
-    public func detect(_ image: Image) -> [Face] {
+    public var name: String { "mtcnn" }
+
+    public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
+        var s = settings
+        if let m = minFace { s.minFace = Double(m) }
+        let longest = max(image.width, image.height)
+        let scale = !fullResolution && s.maxSide > 0 && longest > s.maxSide ? Double(s.maxSide) / Double(longest) : 1
+        s.minFace = max(12, s.minFace * scale)
+        let small = scale < 1 ? image.resized(width: max(1, Int(Double(image.width) * scale)), height: max(1, Int(Double(image.height) * scale))) : image
+        return faces(small, s).map { f in
+            FaceBox(x: Int((Double(f.box.x) / scale).rounded()), y: Int((Double(f.box.y) / scale).rounded()),
+                    width: Int((Double(f.box.width) / scale).rounded()), height: Int((Double(f.box.height) / scale).rounded()))
+        }.filter { maxFace <= 0 || $0.width <= maxFace }
+    }
+
+    /// Faces with their scores and landmarks.
+    public func faces(_ image: Image, _ settings: Settings? = nil) -> [Face] {
+        let settings = settings ?? self.settings
         let img = image.bgr
         let w = Float(img.width), h = Float(img.height)
         // Stage 1: P-Net over the pyramid.
