@@ -13,10 +13,13 @@ struct BenchOne: ParsableCommand {
     @Option var steps: Int = 10
     @Option var threads: Int = 2
     @Option var inputSize: Int = 48
+    @Option var width: Int?
+    @Option var fcWidth: Int = 0
 
     func run() throws {
         DNNL.setThreads(threads)
-        let r = Benchmark.run(spec: ModelSpec(preset: model, inputSize: inputSize), mode: mode, batch: batch, steps: steps)
+        let spec = ModelSpec(preset: model, width: width, fcWidth: fcWidth, inputSize: inputSize)
+        let r = Benchmark.run(spec: spec, mode: mode, batch: batch, steps: steps)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         print(String(decoding: try e.encode(r), as: UTF8.self))
@@ -25,8 +28,8 @@ struct BenchOne: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: the engine against PyTorch, and the photo/video pipeline.",
-        subcommands: [EngineBench.self, PipelineBench.self],
+        abstract: "Benchmarks: the engine against PyTorch, the photo/video pipeline, data loading.",
+        subcommands: [EngineBench.self, PipelineBench.self, DataBench.self],
         defaultSubcommand: EngineBench.self)
 }
 
