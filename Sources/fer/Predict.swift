@@ -7,10 +7,10 @@ extension FaceDetectors.Kind: ExpressibleByArgument {}
 /// Options shared by the commands that find faces.
 struct FaceOptions: ParsableArguments {
     @Option(help: "Model file (.safetensors); default: the bundled model.") var model: String?
-    @Option(help: "Face detector: haar, haar-alt2, lbp (OpenCV cascades) or mtcnn.") var detector: FaceDetectors.Kind = .haar
+    @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: FaceDetectors.Kind = .mtcnn
     @Option(help: "Detector pyramid step.") var scaleFactor: Double = 1.1
     @Option(help: "Detector: overlapping hits needed per face.") var minNeighbors: Int = 5
-    @Option(help: "Smallest face side, pixels.") var minSize: Int = 30
+    @Option(help: "Smallest face side, pixels (the classifier's input is 48x48).") var minSize: Int = 48
     @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = 640
     @Option(help: "Context around each detected box, fraction of its size per side.") var margin: Double = 0.1
     @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none

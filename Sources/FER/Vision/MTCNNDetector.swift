@@ -63,7 +63,11 @@ public final class MTCNNDetector: FaceDetecting {
         return faces(small, s).map { f in
             FaceBox(x: Int((Double(f.box.x) / scale).rounded()), y: Int((Double(f.box.y) / scale).rounded()),
                     width: Int((Double(f.box.width) / scale).rounded()), height: Int((Double(f.box.height) / scale).rounded()))
-        }.filter { maxFace <= 0 || $0.width <= maxFace }
+        }.filter { b in
+            // The minimum is a promise: no face smaller than asked (P-Net's coarse levels can still
+            // propose one, which the refinement then shrinks).
+            min(b.width, b.height) >= minFace ?? Int(settings.minFace) && (maxFace <= 0 || b.width <= maxFace)
+        }
     }
 
     /// Faces with their scores and landmarks.
