@@ -35,7 +35,6 @@ enum Bundled {
     }
 
     static var samplePhoto: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut.png") }
-    static var sampleFace: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut-face.png") }
 }
 
 /// Ctrl-C asks the trainer to save and stop; a second Ctrl-C exits at once.

@@ -75,15 +75,6 @@ public final class Tensor: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: t.raw.assumingMemoryBound(to: Float.self), count: count))
     }
 
-    /// A copy in the same layout.
-    func copy() -> Tensor {
-        let t = Tensor(desc: desc, zeroed: false)
-        memcpy(t.raw, raw, desc.byteCount)
-        return t
-    }
-
-    func zero() { memset(raw, 0, desc.byteCount) }
-
     /// The same plain data seen with another shape of equal size, sharing storage (plain layouts only).
     func reshaped(_ newShape: [Int]) -> Tensor {
         precondition(isPlain, "reshape needs a plain layout, not \(shape) blocked")
