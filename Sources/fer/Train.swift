@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
     @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
     @Option(help: "Input side: 48, or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int = 48
     @Option(help: "Dropout probability before the classifier.") var dropout: Float?
-    @Option var epochs: Int = 30
+    @Option(help: "Epochs (default 30; with --resume, a new total for the run).") var epochs: Int?
     @Option var batchSize: Int = 64
     @Option(help: "sgd, adam or adamw.") var optimizer: OptimizerKind = .adamw
     @Option(help: "Peak learning rate.") var lr: Float = 1e-3
@@ -64,7 +64,7 @@ struct Train: ParsableCommand {
         c.fcWidth = fcWidth
         c.inputSize = inputSize
         c.dropout = dropout
-        c.epochs = epochs
+        c.epochs = epochs ?? 30
         c.batchSize = batchSize
         c.optimizer.kind = optimizer
         c.optimizer.learningRate = lr
@@ -106,6 +106,8 @@ struct Train: ParsableCommand {
             // A resumed run keeps its recorded recipe; only the data path may move.
             do { cfg = try JSONDecoder().decode(TrainConfig.self, from: saved) } catch { fail(DataError.unreadable(configPath, reason: "\(error)")) }
             cfg.data = data
+            if let e = epochs { cfg.epochs = e }  // the one knob a resumed run may change
+            FileHandle.standardError.write(Data("resuming with the recipe recorded in \(configPath); options other than --data and --epochs are ignored\n".utf8))
         }
         let trainer = Trainer(config: cfg, outDir: out)
         trainer.showProgress = !quiet
