@@ -45,10 +45,10 @@ public final class FaceAnalyzer {
         self.margin = margin
     }
 
-    /// The network's input for one box: gray crop with margin, resized to the training side.
+    /// The network's input for one box: the crop with margin, made gray and resized to the
+    /// training side (only the crop is converted, not the whole frame).
     public func faceInput(_ image: Image, _ box: FaceBox) -> [UInt8] {
-        let b = box.expanded(by: margin, within: image.width, image.height)
-        return image.gray.cropped(b).faceInput(side: classifier.sourceSide)
+        image.cropped(box.expanded(by: margin, within: image.width, image.height)).faceInput(side: classifier.sourceSide)
     }
 
     /// Faces in `image`, left to right, with their expressions.
@@ -63,8 +63,7 @@ public final class FaceAnalyzer {
     public func classify(_ image: Image, _ boxes: [FaceBox], times: inout StageTimes) -> [FaceResult] {
         guard !boxes.isEmpty else { return [] }
         var t = DispatchTime.now()
-        let gray = image.gray
-        let faces = boxes.map { gray.cropped($0.expanded(by: margin, within: image.width, image.height)).faceInput(side: classifier.sourceSide) }
+        let faces = boxes.map { faceInput(image, $0) }
         times.preprocess += milliseconds(since: t)
         t = DispatchTime.now()
         let probs = classifier.classify(faces: faces, tta: tta)

@@ -105,26 +105,17 @@ public final class MTCNNDetector: FaceDetecting {
 
         // Stage 2: R-Net on 24x24 crops.
         let r = networks.rnet(Self.input(proposals.map { crop(img, $0, 24) }))
-        var refined: [Candidate] = []
-        for (i, c) in proposals.enumerated() where r.probability[i] > settings.thresholds[1] {
-            var d = c
-            d.score = r.probability[i]
-            d.reg = (r.offsets[4 * i], r.offsets[4 * i + 1], r.offsets[4 * i + 2], r.offsets[4 * i + 3])
-            refined.append(d)
-        }
+        var refined = Self.scored(proposals, r.probability, r.offsets, above: settings.thresholds[1]).map(\.candidate)
         refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }
         guard !refined.isEmpty else { return [] }
 
         // Stage 3: O-Net on 48x48 crops, with landmarks.
         let o = networks.onet(Self.input(refined.map { crop(img, $0, 48) }))
-        var final: [Candidate] = []
-        for (i, c) in refined.enumerated() where o.probability[i] > settings.thresholds[2] {
+        var final: [Candidate] = Self.scored(refined, o.probability, o.offsets, above: settings.thresholds[2]).map { i, c in
             var d = c
-            d.score = o.probability[i]
-            d.reg = (o.offsets[4 * i], o.offsets[4 * i + 1], o.offsets[4 * i + 2], o.offsets[4 * i + 3])
             let bw = d.x2 - d.x1 + 1, bh = d.y2 - d.y1 + 1
             d.landmarks = (0..<5).map { k in (bw * o.landmarks[10 * i + k] + d.x1 - 1, bh * o.landmarks[10 * i + 5 + k] + d.y1 - 1) }
-            final.append(Self.regress(d))
+            return Self.regress(d)
         }
         final = Self.nms(final, 0.7, minimum: true)
         return final.map { c in
@@ -140,6 +131,19 @@ public final class MTCNNDetector: FaceDetecting {
         let ex = min(Int(c.x2), img.width), ey = min(Int(c.y2), img.height)
         guard ex > x - 1, ey > y - 1 else { return Image(width: side, height: side, channels: 3) }
         return img.cropped(FaceBox(x: x - 1, y: y - 1, width: ex - x + 1, height: ey - y + 1)).resized(width: side, height: side)
+    }
+
+    /// The candidates a refinement network scored above `threshold`, with its score and box
+    /// offsets, and each one's index in the network's batch.
+    static func scored(_ candidates: [Candidate], _ probability: [Float], _ offsets: [Float], above threshold: Float)
+        -> [(index: Int, candidate: Candidate)] {
+        candidates.enumerated().compactMap { i, c in
+            guard probability[i] > threshold else { return nil }
+            var d = c
+            d.score = probability[i]
+            d.reg = (offsets[4 * i], offsets[4 * i + 1], offsets[4 * i + 2], offsets[4 * i + 3])
+            return (i, d)
+        }
     }
 
     static func regress(_ c: Candidate) -> Candidate {
