@@ -6,7 +6,7 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a split.")
 
-    @Option(help: "Model file (.safetensors); default: the bundled model.") var model: String?
+    @Option(help: "Model file (.safetensors), or a bundled model: default, fast.") var model: String?
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
     @Option(help: "Training, PublicTest or PrivateTest.") var split: Split = .privateTest
     @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
@@ -22,7 +22,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         DNNL.setThreads(threads)
-        let path = model ?? Bundled.model
+        let path = try Bundled.resolve(model)
         do {
             let (classifier, _, _) = try Checkpoint.load(path)
             var splits = try DatasetLoader.load(data)

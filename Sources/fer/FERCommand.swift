@@ -31,7 +31,26 @@ enum Bundled {
     }
 
     static var model: String {
-        ProcessInfo.processInfo.environment["FER_MODEL"] ?? (packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
+        ProcessInfo.processInfo.environment["FER_MODEL"] ?? named("default")
+    }
+
+    /// `models/<name>/model.safetensors` in the package: `default` (most accurate) or `fast` (for the live camera).
+    static func named(_ name: String) -> String {
+        (packageRoot as NSString).appendingPathComponent("models/\(name)/model.safetensors")
+    }
+
+    /// A `--model` argument: nil is the default model, a path is itself, and a bare name such as
+    /// `fast` is that bundled model.
+    static func resolve(_ argument: String?) throws -> String {
+        guard let a = argument else { return model }
+        if FileManager.default.fileExists(atPath: a) || a.contains("/") || a.hasSuffix(".safetensors") { return a }
+        let bundled = named(a)
+        guard FileManager.default.fileExists(atPath: bundled) else {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: (packageRoot as NSString).appendingPathComponent("models"))) ?? [])
+                .filter { FileManager.default.fileExists(atPath: named($0)) }.sorted()
+            throw ValidationError("--model \(a): no such file, and no bundled model of that name (bundled: \(names.joined(separator: ", ")))")
+        }
+        return bundled
     }
 
     static var samplePhoto: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut.png") }

@@ -6,7 +6,7 @@ extension FaceDetectors.Kind: ExpressibleByArgument {}
 
 /// Options shared by the commands that find faces.
 struct FaceOptions: ParsableArguments {
-    @Option(help: "Model file (.safetensors); default: the bundled model.") var model: String?
+    @Option(help: "Model file (.safetensors), or a bundled model: default, fast.") var model: String?
     @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: FaceDetectors.Kind = .mtcnn
     @Option(help: "Detector pyramid step.") var scaleFactor: Double = 1.1
     @Option(help: "Detector: overlapping hits needed per face.") var minNeighbors: Int = 5
@@ -18,7 +18,7 @@ struct FaceOptions: ParsableArguments {
 
     func analyzer() throws -> FaceAnalyzer {
         DNNL.setThreads(threads)
-        let classifier = try Checkpoint.load(model ?? Bundled.model).0
+        let classifier = try Checkpoint.load(try Bundled.resolve(model)).0
         var s = FaceDetector.Settings()
         s.scaleFactor = scaleFactor
         s.minNeighbors = minNeighbors

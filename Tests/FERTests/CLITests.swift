@@ -87,15 +87,21 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out))
     }
 
-    /// A face crop (issue 2's `fer predict FACE.png`): classified whole.
-    @Test func predictOnAFaceCrop() throws {
+    /// A face crop (issue 2's `fer predict FACE.png`): classified whole, by each bundled model.
+    @Test(arguments: ["default", "fast"]) func predictOnAFaceCrop(model: String) throws {
         let face = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut-face.png")
-        let r = try run(fer, ["predict", "--crop", "--json", face])
+        let r = try run(fer, ["predict", "--crop", "--json", "--model", model, face])
         #expect(r.status == 0, "\(r.stderr)")
         let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
         let f = (rows[0]["faces"] as! [[String: Any]])[0]
         #expect(f["emotion"] as? String == "Happy")
         let probs = f["probabilities"] as! [Double]
         #expect(probs.count == 7 && abs(probs.reduce(0, +) - 1) < 1e-4)
+    }
+
+    @Test func unknownModelNameIsAClearError() throws {
+        let r = try run(fer, ["predict", "--crop", "--model", "fastest", "samples/astronaut-face.png"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("--model fastest: no such file, and no bundled model of that name (bundled: default, fast"), "\(r.stderr)")
     }
 }
