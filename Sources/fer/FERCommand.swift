@@ -53,6 +53,9 @@ enum Bundled {
         return bundled
     }
 
+    /// MTCNN's three networks (tools/convert_mtcnn.py).
+    static var mtcnnWeights: String { (packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors") }
+
     static var samplePhoto: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut.png") }
 }
 

@@ -24,8 +24,7 @@ struct FaceOptions: ParsableArguments {
         s.minNeighbors = minNeighbors
         s.minSize = minSize
         s.maxSide = detectSide
-        let mtcnn = (Bundled.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
-        let a = FaceAnalyzer(detector: try FaceDetectors.make(detector, cascade: s, mtcnnWeights: mtcnn), classifier: classifier, margin: margin)
+        let a = FaceAnalyzer(detector: try FaceDetectors.make(detector, cascade: s, mtcnnWeights: Bundled.mtcnnWeights), classifier: classifier, margin: margin)
         a.tta = tta
         return a
     }

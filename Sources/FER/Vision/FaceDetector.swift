@@ -25,6 +25,23 @@ public struct FaceBox: Codable, Sendable, Equatable {
         let x1 = min(w, x + width + dx), y1 = min(h, y + height + dy)
         return FaceBox(x: x0, y: y0, width: max(1, x1 - x0), height: max(1, y1 - y0))
     }
+
+    /// The box found on a copy shrunk by `scale`, in the original image's pixels.
+    func unscaled(_ scale: Double) -> FaceBox {
+        func u(_ v: Int) -> Int { Int((Double(v) / scale).rounded()) }
+        return FaceBox(x: u(x), y: u(y), width: u(width), height: u(height))
+    }
+}
+
+extension Image {
+    /// What a detector searches: a copy whose longer side is at most `maxSide` (0 or
+    /// `fullResolution`: the image itself), and the scale from the image to it.
+    func forDetection(maxSide: Int, fullResolution: Bool) -> (image: Image, scale: Double) {
+        let longest = max(width, height)
+        guard !fullResolution, maxSide > 0, longest > maxSide else { return (self, 1) }
+        let scale = Double(maxSide) / Double(longest)
+        return (resized(width: max(1, Int(Double(width) * scale)), height: max(1, Int(Double(height) * scale))), scale)
+    }
 }
 
 /// Anything that finds faces: OpenCV's cascades or MTCNN.
@@ -110,10 +127,7 @@ public final class FaceDetector: FaceDetecting, @unchecked Sendable {
     public var name: String { kind.rawValue }
 
     public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
-        let gray = image.gray
-        let longest = max(gray.width, gray.height)
-        let scale = !fullResolution && settings.maxSide > 0 && longest > settings.maxSide ? Double(settings.maxSide) / Double(longest) : 1
-        let small = scale < 1 ? gray.resized(width: max(1, Int(Double(gray.width) * scale)), height: max(1, Int(Double(gray.height) * scale))) : gray
+        let (small, scale) = image.gray.forDetection(maxSide: settings.maxSide, fullResolution: fullResolution)
         let minSize = max(12, Int(Double(minFace ?? settings.minSize) * scale))
         var boxes = [cvb_rect](repeating: cvb_rect(), count: 256)
         lock.lock()
@@ -124,8 +138,7 @@ public final class FaceDetector: FaceDetecting, @unchecked Sendable {
         lock.unlock()
         guard n > 0 else { return [] }
         return boxes.prefix(Int(min(n, 256))).map {
-            FaceBox(x: Int((Double($0.x) / scale).rounded()), y: Int((Double($0.y) / scale).rounded()),
-                    width: Int((Double($0.width) / scale).rounded()), height: Int((Double($0.height) / scale).rounded()))
+            FaceBox(x: Int($0.x), y: Int($0.y), width: Int($0.width), height: Int($0.height)).unscaled(scale)
         }.sorted { $0.centerX < $1.centerX }
     }
 }

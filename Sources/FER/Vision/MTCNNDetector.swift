@@ -56,14 +56,9 @@ public final class MTCNNDetector: FaceDetecting {
     public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
         var s = settings
         if let m = minFace { s.minFace = Double(m) }
-        let longest = max(image.width, image.height)
-        let scale = !fullResolution && s.maxSide > 0 && longest > s.maxSide ? Double(s.maxSide) / Double(longest) : 1
+        let (small, scale) = image.forDetection(maxSide: s.maxSide, fullResolution: fullResolution)
         s.minFace = max(12, s.minFace * scale)
-        let small = scale < 1 ? image.resized(width: max(1, Int(Double(image.width) * scale)), height: max(1, Int(Double(image.height) * scale))) : image
-        return faces(small, s).map { f in
-            FaceBox(x: Int((Double(f.box.x) / scale).rounded()), y: Int((Double(f.box.y) / scale).rounded()),
-                    width: Int((Double(f.box.width) / scale).rounded()), height: Int((Double(f.box.height) / scale).rounded()))
-        }.filter { b in
+        return faces(small, s).map { $0.box.unscaled(scale) }.filter { b in
             // The minimum is a promise: no face smaller than asked (P-Net's coarse levels can still
             // propose one, which the refinement then shrinks).
             min(b.width, b.height) >= minFace ?? Int(settings.minFace) && (maxFace <= 0 || b.width <= maxFace)

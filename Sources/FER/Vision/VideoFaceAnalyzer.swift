@@ -23,12 +23,10 @@ public final class VideoFaceAnalyzer {
         if frame % fullScanInterval == 0 || last.isEmpty {
             boxes = analyzer.detector.detect(image)
         } else {
-            // Cascades work on gray; MTCNN needs the colours.
-            let source = analyzer.detector is MTCNNDetector ? image : image.gray
             boxes = []
             for b in last {
                 let roi = b.expanded(by: 0.5, within: image.width, image.height)
-                let found = analyzer.detector.detect(source.cropped(roi), minFace: max(24, b.width * 2 / 3),
+                let found = analyzer.detector.detect(image.cropped(roi), minFace: max(24, b.width * 2 / 3),
                                                          maxFace: b.width * 3 / 2, fullResolution: true)
                 for f in found {
                     let g = FaceBox(x: f.x + roi.x, y: f.y + roi.y, width: f.width, height: f.height)
