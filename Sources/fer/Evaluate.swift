@@ -4,52 +4,86 @@ import Foundation
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a split.")
+        abstract: "Accuracy, per-class precision/recall/F1 and the confusion matrix of a model.",
+        discussion: """
+        --data scores face crops: a FER2013 split (CSV or image folders). --photos scores the whole photo
+        pipeline (detect, frame, classify) on a folder with one sub-folder per emotion (angry, disgust,
+        fear, happy, neutral, sad, surprise); a photo with no face, or several, counts as wrong and is listed.
+        """)
 
-    @Option(help: "Model file (.safetensors), or a bundled model: default, fast.") var model: String?
-    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
-    @Option(help: "Training, PublicTest or PrivateTest.") var split: Split = .privateTest
-    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
-    @Option(help: "fer2013new.csv: score against FER+ majority labels.") var ferplus: String?
+    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root: score face crops.") var data: String?
+    @Option(help: "Folder of photos in emotion sub-folders: score the whole photo pipeline.") var photos: String?
+    @Option(help: "With --data: Training, PublicTest or PrivateTest.") var split: Split = .privateTest
+    @Option(help: "With --data: fer2013new.csv, to score against FER+ majority labels.") var ferplus: String?
+    @OptionGroup var face: FaceOptions
     @Option(help: "Write the confusion matrix image here (.png).") var confusion: String?
-    @Option var threads: Int = 2
     @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard (data == nil) != (photos == nil) else { throw ValidationError("give one of --data (face crops) or --photos (photo folder)") }
+        if photos != nil, ferplus != nil { throw ValidationError("--ferplus applies to --data, not --photos") }
+    }
 
     struct Output: Codable {
         var model: String; var data: String; var split: String; var tta: String
         var report: ClassificationReport; var seconds: Double
+        var accuracy: Double
     }
 
     func run() throws {
-        DNNL.setThreads(threads)
-        let path = try Bundled.resolve(model)
-        do {
-            let (classifier, _, _) = try Checkpoint.load(path)
-            var splits = try DatasetLoader.load(data)
-            if let fp = ferplus {
-                let plus = try FERPlus.load(fp)
-                for (k, v) in splits { splits[k] = try plus.relabel(v, mode: .majority) }
-            }
-            guard let set = splits[split] else { throw DataError.mismatch(data, reason: "no \(split.rawValue) split") }
-            let bar = ProgressBar(total: set.count, label: "evaluate \(split.rawValue)")
-            bar.enabled = !json
-            let start = Date()
-            let probs = classifier.classify(set, tta: tta, batchSize: 256) { bar.update($0) }
-            bar.finish()
-            let seconds = Date().timeIntervalSince(start)
-            let report = ClassificationReport(labels: set.labels, predictions: probs.map(argmax), classNames: classifier.classNames)
-            if let c = confusion {
-                try Plots.confusionMatrix(report, title: "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(tta.rawValue))").write(c)
-            }
-            if json {
-                printJSON(Output(model: path, data: data, split: split.rawValue, tta: tta.rawValue, report: report, seconds: seconds))
-            } else {
-                print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces, TTA \(tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
-                print(report.table)
-                if let c = confusion { print("\nconfusion matrix image: \(c)") }
-            }
-        } catch {
-            fail(error)
+        if let photos { return try evaluatePhotos(photos) }
+        guard let data else { return }
+        DNNL.setThreads(face.threads)
+        let path = try Bundled.resolve(face.model)
+        let (classifier, _, _) = try Checkpoint.load(path)
+        var splits = try DatasetLoader.load(data)
+        if let fp = ferplus {
+            let plus = try FERPlus.load(fp)
+            for (k, v) in splits { splits[k] = try plus.relabel(v, mode: .majority) }
         }
+        guard let set = splits[split], set.count > 0 else { throw DataError.mismatch(data, reason: "no \(split.rawValue) faces") }
+        let bar = ProgressBar(total: set.count, label: "evaluate \(split.rawValue)")
+        bar.enabled = !json
+        let start = Date()
+        let probs = classifier.classify(set, tta: face.tta, batchSize: 256) { bar.update($0) }
+        bar.finish()
+        let seconds = Date().timeIntervalSince(start)
+        let report = ClassificationReport(labels: set.labels, predictions: probs.map(argmax), classNames: classifier.classNames)
+        if let c = confusion {
+            try Plots.confusionMatrix(report, title: "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(face.tta.rawValue))").write(c)
+        }
+        if json {
+            printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy))
+        } else {
+            print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces, TTA \(face.tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
+            print(report.table)
+            if let c = confusion { print("\nconfusion matrix image: \(c)") }
+        }
+    }
+
+    func evaluatePhotos(_ root: String) throws {
+        let analyzer = try face.analyzer()
+        let bar = ProgressBar(total: 1, label: "photos")
+        bar.enabled = !json
+        let start = Date()
+        let result = try PhotoSetEvaluation.run(root, analyzer: analyzer) { done, total in bar.total = total; bar.update(done) }
+        bar.finish()
+        let seconds = Date().timeIntervalSince(start)
+        if let c = confusion {
+            try Plots.confusionMatrix(result.report, title: "photos in \((root as NSString).lastPathComponent) (\(analyzer.detector.name))").write(c)
+        }
+        if json {
+            printJSON(result)
+            return
+        }
+        let framing = analyzer.margin.map { "box + \($0) per side" } ?? "calibrated framing"
+        print("model \(try Bundled.resolve(face.model))\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.name), \(framing), TTA \(face.tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
+        print(result.report.table)
+        let wrong = result.wrong
+        if !wrong.isEmpty {
+            print("\nwrong or unanswered (\(wrong.count)):")
+            for p in wrong { print("  \(p.file): \(p.label) -> \(p.predicted ?? p.problem ?? "?")") }
+        }
+        if let c = confusion { print("\nconfusion matrix image: \(c)") }
     }
 }

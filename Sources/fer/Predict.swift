@@ -12,7 +12,7 @@ struct FaceOptions: ParsableArguments {
     @Option(help: "Detector: overlapping hits needed per face.") var minNeighbors: Int = 5
     @Option(help: "Smallest face side, pixels (the classifier's input is 48x48).") var minSize: Int = 48
     @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = 640
-    @Option(help: "Context around each detected box, fraction of its size per side.") var margin: Double = 0.1
+    @Option(help: "Crop the detected box plus this fraction of its size per side, instead of the calibrated FER2013 framing.") var margin: Double?
     @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
     @Option(help: "oneDNN threads.") var threads: Int = 2
 

@@ -40,7 +40,10 @@ struct Train: ParsableCommand {
     @Option var labelSmoothing: Float = 0
     @Flag(help: "Weight classes inversely to their frequency.") var balanced = false
     @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
-    @Option(help: "FER+ labels as majority vote or vote distribution.") var ferplusMode: FERPlus.Mode = .majority
+    @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes).") var ferplusMode: FERPlus.Mode = .majority
+    @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label.") var ferplusWeight: Float = 0.5
+    @Option(help: "Start from this checkpoint's weights (fine-tuning; same architecture).") var initFrom: String?
+    @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling.") var photometric = false
     @Flag(help: "Turn all augmentation off.") var noAugment = false
     @Flag(help: "No horizontal flips.") var noFlip = false
     @Option(help: "Max rotation, degrees.") var rotation: Float = 10
@@ -80,6 +83,8 @@ struct Train: ParsableCommand {
         c.balancedClassWeights = balanced
         c.ferplus = ferplus
         c.ferplusMode = ferplusMode
+        if ferplusMode == .blend { c.ferplusWeight = ferplusWeight }
+        c.initFrom = initFrom
         if noAugment {
             c.augmentation = .none
         } else {
@@ -88,6 +93,7 @@ struct Train: ParsableCommand {
             c.augmentation.shift = shift
             c.augmentation.scale = scale
             c.augmentation.erasing = erasing
+            if photometric { c.augmentation.photometric = Photometric() }
         }
         c.seed = seed
         c.patience = patience

@@ -4,7 +4,7 @@ import Foundation
 /// `inputSize` x `inputSize` float image scaled to [0, 1].
 ///
 /// Training: one affine warp (horizontal flip, rotation, scale, shift, and a random crop position)
-/// with bilinear sampling and replicated borders, then optional random erasing. Evaluation: the
+/// with bilinear sampling and replicated borders, then optional photometric changes and random erasing. Evaluation: the
 /// centre crop. All randomness comes from the generator passed in, so a seed fixes every image.
 public struct Augmentation: Codable, Sendable, Equatable {
     public var flip = true
@@ -16,6 +16,9 @@ public struct Augmentation: Codable, Sendable, Equatable {
     public var scale: Float = 0.1
     /// Probability of random erasing (a rectangle of 2-20% of the area set to noise).
     public var erasing: Float = 0.25
+    /// Light, contrast, blur, noise and resolution changes (nil: none; optional so that configs
+    /// written before it existed still load).
+    public var photometric: Photometric? = nil
 
     public init() {}
 
@@ -48,6 +51,10 @@ public struct Augmentation: Codable, Sendable, Equatable {
                 let sy = sinA * x + cosA * y + c - ty
                 out[v * size + u] = Augmentation.bilinear(src, side, sx, sy)
             }
+        }
+        if let p = photometric {
+            var prng = rng.derived(0x9407)  // its own stream: the geometric draws stay as they were
+            p.apply(out, size: size, rng: &prng)
         }
         if erasing > 0, rng.unit() < erasing { erase(out, size: size, rng: &rng) }
     }

@@ -17,6 +17,9 @@ public struct FERPlus {
         case majority
         /// The vote distribution as a soft target (cross-entropy against it); label = its top class.
         case distribution
+        /// FER2013's label kept, the target a blend of its one-hot and the FER+ votes (weight
+        /// `ferplusWeight`): the crowd's nuance without leaving FER2013's labelling. Keeps every row.
+        case blend
     }
 
     static let header = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
@@ -49,13 +52,14 @@ public struct FERPlus {
     }
 
     /// Relabels `data` (loaded from fer2013.csv, so it knows its row numbers) and drops rows FER+ rejects.
-    public func relabel(_ data: FaceDataset, mode: Mode) throws -> FaceDataset {
+    public func relabel(_ data: FaceDataset, mode: Mode, weight: Float = 0.5) throws -> FaceDataset {
         guard !data.rowNumbers.isEmpty else {
             throw DataError.mismatch("FER+", reason: "FER+ labels join fer2013.csv by row, so they need the CSV layout, not image folders")
         }
         guard let maxRow = data.rowNumbers.max(), maxRow < votes.count else {
             throw DataError.mismatch("FER+", reason: "fer2013new.csv has \(votes.count) rows; fer2013.csv has more")
         }
+        if mode == .blend { return blend(data, weight: weight) }
         var keep: [Int] = [], labels: [Int] = [], targets: [Float] = []
         for (i, row) in data.rowNumbers.enumerated() where named[row] {
             let v = votes[row]
@@ -71,6 +75,21 @@ public struct FERPlus {
         var out = data.subset(keep)
         out.labels = labels
         out.targets = mode == .distribution ? targets : nil
+        return out
+    }
+
+    /// Soft targets (1 - weight) x one-hot(FER2013 label) + weight x FER+ vote shares; rows FER+
+    /// leaves unnamed or gives no vote among the seven classes keep the one-hot target.
+    func blend(_ data: FaceDataset, weight: Float) -> FaceDataset {
+        let k = data.classNames.count
+        var targets = [Float](repeating: 0, count: data.count * k)
+        for (i, row) in data.rowNumbers.enumerated() {
+            let v = votes[row], total = v.reduce(0, +)
+            let w = named[row] && total > 0 ? weight : 0
+            for c in 0..<k { targets[i * k + c] = (c == data.labels[i] ? 1 - w : 0) + (w > 0 ? w * v[c] / total : 0) }
+        }
+        var out = data
+        out.targets = targets
         return out
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// Classification metrics from labels and predictions: accuracy, per-class precision, recall, F1
 /// and support, their macro and support-weighted averages, and the confusion matrix
-/// (rows = true class, columns = predicted class).
+/// (rows = true class, columns = predicted class). A prediction of -1 means none was made (a photo
+/// with no face, say): it counts as wrong and sits in no column.
 public struct ClassificationReport: Codable, Sendable {
     public struct ClassRow: Codable, Sendable {
         public var name: String
@@ -21,14 +22,18 @@ public struct ClassificationReport: Codable, Sendable {
         precondition(labels.count == predictions.count, "\(labels.count) labels, \(predictions.count) predictions")
         let k = classNames.count
         var m = [[Int]](repeating: .init(repeating: 0, count: k), count: k)
-        for (y, p) in zip(labels, predictions) { m[y][p] += 1 }
+        var support = [Int](repeating: 0, count: k)
+        for (y, p) in zip(labels, predictions) {
+            support[y] += 1
+            if p >= 0 { m[y][p] += 1 }
+        }
         confusion = m
         count = labels.count
         accuracy = labels.isEmpty ? 0 : Double((0..<k).reduce(0) { $0 + m[$1][$1] }) / Double(labels.count)
         let rows = (0..<k).map { c -> ClassRow in
             let tp = Double(m[c][c])
             let predicted = Double((0..<k).reduce(0) { $0 + m[$1][c] })
-            let actual = Double(m[c].reduce(0, +))
+            let actual = Double(support[c])
             let p = predicted > 0 ? tp / predicted : 0, r = actual > 0 ? tp / actual : 0
             return ClassRow(name: classNames[c], precision: p, recall: r, f1: p + r > 0 ? 2 * p * r / (p + r) : 0, support: Int(actual))
         }

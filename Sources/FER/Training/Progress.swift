@@ -3,7 +3,7 @@ import Foundation
 /// A one-line progress bar on standard error: redrawn in place on a terminal, printed every 10%
 /// otherwise (logs under nohup stay readable).
 public final class ProgressBar {
-    let total: Int
+    public var total: Int
     let label: String
     let start = Date()
     let interactive: Bool

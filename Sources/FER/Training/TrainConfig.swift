@@ -17,6 +17,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// Path of fer2013new.csv to train on FER+ labels instead of FER2013's.
     public var ferplus: String? = nil
     public var ferplusMode: FERPlus.Mode = .majority
+    /// FER+ blend mode: the weight of the FER+ vote distribution against FER2013's one-hot label.
+    public var ferplusWeight: Float? = nil
+    /// Start from this checkpoint's weights (fine-tuning); nil: from the seeded initialisation.
+    public var initFrom: String? = nil
     public var augmentation = Augmentation()
     public var seed: UInt64 = 1
     /// Stop after this many epochs without a better validation accuracy (0: never).
@@ -44,6 +48,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard labelSmoothing >= 0, labelSmoothing < 1 else { throw bad("label smoothing must be in [0, 1)") }
         guard threads >= 1 else { throw bad("threads must be at least 1") }
         guard validationFraction > 0, validationFraction < 1 else { throw bad("validation fraction must be in (0, 1)") }
+        if let w = ferplusWeight { guard w >= 0, w <= 1 else { throw bad("FER+ weight must be in [0, 1]") } }
+        if let p = augmentation.photometric?.problem { throw bad("photometric augmentation: \(p)") }
     }
 }
 

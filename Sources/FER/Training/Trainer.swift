@@ -70,7 +70,7 @@ public final class Trainer {
         var splits = try DatasetLoader.load(config.data)
         if let fp = config.ferplus {
             let plus = try FERPlus.load(fp)
-            for (k, v) in splits { splits[k] = try plus.relabel(v, mode: config.ferplusMode) }
+            for (k, v) in splits { splits[k] = try plus.relabel(v, mode: config.ferplusMode, weight: config.ferplusWeight ?? 0.5) }
         }
         guard var train = splits[.training], train.count > 0 else { throw TrainingError.noTrainingData("\(config.data) has no Training split") }
         var validation: FaceDataset
@@ -110,6 +110,10 @@ public final class Trainer {
             state = try restore(model: model, optimizer: optimizer, schedule: schedule)
             say("resumed from \(lastPath) at epoch \(state.epoch + 1), step \(state.stepInEpoch)")
         } else {
+            if let source = config.initFrom {
+                try Checkpoint.restore(model, from: try SafeTensors.read(source), path: source)
+                say("initialised from \(source)")
+            }
             try AtomicFile.write(Data(try JSONEncoder.sorted.encode(config)), to: (outDir as NSString).appendingPathComponent("config.json"))
         }
         say("model: \(spec.preset.rawValue) width \(spec.width), input \(spec.inputSize)x\(spec.inputSize), "

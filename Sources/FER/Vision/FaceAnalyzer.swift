@@ -34,21 +34,28 @@ public struct StageTimes: Codable, Sendable {
 public final class FaceAnalyzer {
     public let detector: FaceDetecting
     public let classifier: Classifier
-    /// Extra context around the detector's box, as a fraction of its size on each side. FER2013's
-    /// crops include a little forehead and chin beyond a cascade's box.
-    public var margin: Double
+    /// How a detected box becomes the network's input: the FER2013 framing measured for this
+    /// detector (`CropFraming`), unless `margin` is set.
+    public var framing: CropFraming
+    /// Instead of the calibrated framing: the box grown by this fraction of its size per side.
+    public var margin: Double?
     public var tta: TestTimeAugmentation = .none
 
-    public init(detector: FaceDetecting, classifier: Classifier, margin: Double = 0.1) {
+    public init(detector: FaceDetecting, classifier: Classifier, margin: Double? = nil) {
         self.detector = detector
         self.classifier = classifier
+        self.framing = .calibrated(for: detector.name)
         self.margin = margin
     }
 
-    /// The network's input for one box: the crop with margin, made gray and resized to the
-    /// training side (only the crop is converted, not the whole frame).
+    /// The network's input for one box: the framed crop, made gray and resized to the training
+    /// side (only the crop is converted, not the whole frame).
     public func faceInput(_ image: Image, _ box: FaceBox) -> [UInt8] {
-        image.cropped(box.expanded(by: margin, within: image.width, image.height)).faceInput(side: classifier.sourceSide)
+        if let m = margin {
+            return image.cropped(box.expanded(by: m, within: image.width, image.height)).faceInput(side: classifier.sourceSide)
+        }
+        let f = framing.frame(box)
+        return image.grayFrame(x: f.x, y: f.y, side: f.side, out: classifier.sourceSide)
     }
 
     /// Faces in `image`, left to right, with their expressions.
