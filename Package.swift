@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 // The engine's own loops (optimizers, augmentation, CSV parsing) run optimised even in debug
@@ -12,12 +12,11 @@ let package = Package(
     name: "swift-fer",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "FER", targets: ["FER"]),
+        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision"]),
         .executable(name: "fer", targets: ["fer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // oneDNN (Debian libdnnl-dev 2.6): every neural-network kernel.
@@ -35,22 +34,41 @@ let package = Package(
                 .linkedLibrary("opencv_objdetect"), .linkedLibrary("opencv_videoio"), .linkedLibrary("opencv_highgui"),
             ]
         ),
-        .target(
-            name: "FER",
-            dependencies: ["CDNNL", "CZlib", "CVBridge", .product(name: "Logging", package: "swift-log")],
-            path: "Sources/FER",
-            swiftSettings: optimize
-        ),
+        // The library, lower to higher; each target may import only those below it, and the compiler
+        // holds it to that (MLX-Swift's MLX / MLXNN / MLXOptimizers split is the model).
+        // Tensors, oneDNN primitives, layers (forward/backward pairs), the loss, the RNG.
+        .target(name: "FEREngine", dependencies: ["CDNNL"], swiftSettings: optimize),
+        // SGD, Adam, AdamW, gradient clipping, learning-rate schedules.
+        .target(name: "FEROptimizers", dependencies: ["FEREngine"], swiftSettings: optimize),
+        // Files: safetensors, atomic writes, gzip, image decode/encode/draw (OpenCV), progress bars, input errors.
+        .target(name: "FERIO", dependencies: ["CZlib", "CVBridge"], swiftSettings: optimize),
+        // FER2013 (CSV, .gz, image folders), FER+ labels, augmentation, batches.
+        .target(name: "FERData", dependencies: ["FEREngine", "FERIO"], swiftSettings: optimize),
+        // Presets, the classifier, checkpoints and model cards, training recipes.
+        .target(name: "FERModels", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData"], swiftSettings: optimize),
+        // Classification reports, confusion matrices, training curves.
+        .target(name: "FEREvaluation", dependencies: ["FERIO"], swiftSettings: optimize),
+        // The trainer (epochs, validation, checkpoints, resume), training step, throughput benchmark.
+        .target(name: "FERTraining", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation"],
+                swiftSettings: optimize),
+        // Faces in photos, videos and cameras: detectors, crop framing, analyzer, tracker, photo-set evaluation.
+        .target(name: "FERVision", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FEREvaluation", "CVBridge"],
+                swiftSettings: optimize),
         .executableTarget(
             name: "fer",
-            dependencies: ["FER", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/fer",
             swiftSettings: optimize
         ),
         .testTarget(
             name: "FERTests",
-            dependencies: ["FER", "fer"],  // "fer" so the end-to-end tests find the binary built
-            path: "Tests/FERTests"
+            dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
+                           "fer"],  // "fer" so the end-to-end tests find the binary built
+            path: "Tests/FERTests",
+            exclude: ["Reference"]  // PyTorch dumps the tests read by path, and the script that made them
         ),
     ],
     swiftLanguageModes: [.v5],

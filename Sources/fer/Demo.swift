@@ -1,5 +1,12 @@
 import ArgumentParser
-import FER
+import FERData
+import FEREngine
+import FEREvaluation
+import FERIO
+import FERModels
+import FEROptimizers
+import FERTraining
+import FERVision
 import Foundation
 
 struct Demo: ParsableCommand {
@@ -11,7 +18,7 @@ struct Demo: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        var p = try Predict.parse([Bundled.samplePhoto, "--annotate", out] + (json ? ["--json"] : []))
+        let p = try Predict.parse([Bundled.samplePhoto, "--annotate", out] + (json ? ["--json"] : []))
         if !json {
             print("bundled model: \(Bundled.model)")
             print("photo: \(Bundled.samplePhoto) (Eileen Collins, NASA portrait, public domain)\n")

@@ -1,5 +1,12 @@
 import ArgumentParser
-import FER
+import FERData
+import FEREngine
+import FEREvaluation
+import FERIO
+import FERModels
+import FEROptimizers
+import FERTraining
+import FERVision
 import Foundation
 
 struct Export: ParsableCommand {

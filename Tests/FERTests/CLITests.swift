@@ -1,6 +1,13 @@
 import Foundation
 import Testing
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 /// End-to-end: run the `fer` binary as a user would.
 @Suite("fer command line", .serialized) struct CLITests {
@@ -54,7 +61,7 @@ import Testing
 
     @Test func predictReportsBadFilesAndFails() throws {
         let dir = Paths.temporaryDirectory("bad")
-        FileManager.default.createFile(atPath: dir + "/broken.png", contents: Data("garbage".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/broken.png", contents: Data("garbage".utf8))
         let model = Paths.temporaryDirectory("m") + "/m.safetensors"
         try Checkpoint.save(Classifier(spec: ModelSpec(preset: .cnn, width: 8)), card: ModelCard(spec: ModelSpec(preset: .cnn, width: 8), classNames: Emotion.names), to: model)
         let r = try run(fer, ["predict", "--model", model, dir + "/broken.png", dir + "/missing.png"])

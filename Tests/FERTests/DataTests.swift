@@ -1,6 +1,13 @@
 import Foundation
 import Testing
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 @Suite("Data loading and bad input") struct DataTests {
     let dir = Paths.temporaryDirectory("data")
@@ -68,7 +75,7 @@ import Testing
         gz.arguments = ["-kf", path]
         try gz.run(); gz.waitUntilExit()
         let full = FileManager.default.contents(atPath: path + ".gz")!
-        FileManager.default.createFile(atPath: dir + "/cut.csv.gz", contents: full.prefix(full.count / 2))
+        _ = FileManager.default.createFile(atPath: dir + "/cut.csv.gz", contents: full.prefix(full.count / 2))
         expectError({ if case .truncated(_, _) = $0 { return true }; return false }) { _ = try FER2013.load(dir + "/cut.csv.gz") }
         #expect(try FER2013.load(path + ".gz")[.training]!.count == 50)
     }
@@ -76,7 +83,7 @@ import Testing
     @Test func truncatedLastRow() {
         let path = dir + "/cutrow.csv"
         let text = FER2013.header + "\n0," + pixelString() + ",Training\n1," + pixelString(1000)
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         expectError({ if case .badRow(_, 3, let r) = $0 { return r.contains("1000 pixels") }; return false }) { _ = try FER2013.load(path) }
     }
 
@@ -91,7 +98,7 @@ import Testing
                 }
             }
         }
-        if corrupt { FileManager.default.createFile(atPath: "\(root)/train/sad/broken.png", contents: Data("not a png".utf8)) }
+        if corrupt { _ = FileManager.default.createFile(atPath: "\(root)/train/sad/broken.png", contents: Data("not a png".utf8)) }
     }
 
     @Test func imageFolderLayout() throws {
@@ -128,7 +135,7 @@ import Testing
         Training,fer0000002.png,5,0,0,0,0,0,0,0,0,5
 
         """
-        FileManager.default.createFile(atPath: fp, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: fp, contents: Data(text.utf8))
         let plus = try FERPlus.load(fp)
         let train = try FER2013.load(csv)[.training]!
         let major = try plus.relabel(train, mode: .majority)
@@ -140,7 +147,7 @@ import Testing
 
     @Test func ferPlusBadVotes() throws {
         let fp = dir + "/badfp.csv"
-        FileManager.default.createFile(atPath: fp, contents: Data("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\nTraining,a.png,x,0,0,0,0,0,0,0,0,0\n".utf8))
+        _ = FileManager.default.createFile(atPath: fp, contents: Data("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\nTraining,a.png,x,0,0,0,0,0,0,0,0,0\n".utf8))
         expectError({ if case .badRow(_, 2, _) = $0 { return true }; return false }) { _ = try FERPlus.load(fp) }
     }
 

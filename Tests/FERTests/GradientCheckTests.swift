@@ -1,5 +1,12 @@
 import Testing
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 /// Finite-difference checks: for f(x) = sum(layer(x) * r) with a fixed random r, the gradients that
 /// `backward` returns must match (f(x + h) - f(x - h)) / 2h, for inputs and for every parameter.

@@ -1,5 +1,12 @@
 import Testing
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 @Suite("Metrics and schedules") struct MetricsAndScheduleTests {
     @Test func classificationReportByHand() {

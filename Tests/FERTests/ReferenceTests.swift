@@ -1,6 +1,13 @@
 import Foundation
 import Testing
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 /// The engine against PyTorch (llm.c style): Reference/make_reference.py dumped, in float64, what
 /// PyTorch computes for each preset from given weights and inputs; the engine, in float32, must

@@ -1,5 +1,12 @@
 import Foundation
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 /// Paths shared by the tests.
 enum Paths {
@@ -41,7 +48,7 @@ enum SharedFER2013 {
 /// Writes a small FER2013-style CSV; `rows` are (label, pixel values, usage).
 func writeCSV(_ path: String, rows: [(String, String, String)], header: String = FER2013.header) {
     let text = ([header] + rows.map { "\($0.0),\($0.1),\($0.2)" }).joined(separator: "\n") + "\n"
-    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
 }
 
 func pixelString(_ count: Int = 2304, value: Int = 128) -> String {

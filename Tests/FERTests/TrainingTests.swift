@@ -1,6 +1,13 @@
 import Foundation
 import Testing
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 @Suite("Training", .serialized) struct TrainingTests {
     init() { DNNL.setThreads(2) }
@@ -162,7 +169,7 @@ import Testing
 
     @Test func corruptCheckpointIsAClearError() throws {
         let path = Paths.temporaryDirectory("bad") + "/bad.safetensors"
-        FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))
         #expect(throws: DataError.self) { _ = try Checkpoint.load(path) }
         var st = SafeTensors()
         st.add("x", shape: [2], values: [1, 2])

@@ -1,6 +1,13 @@
 import Foundation
 import Testing
-@testable import FER
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
 
 @Suite("Faces in photos and videos", .serialized) struct VisionTests {
     static let photo = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut.png")
@@ -64,7 +71,7 @@ import Testing
 
     @Test func corruptAndMissingVideos() throws {
         let dir = Paths.temporaryDirectory("badvideo")
-        FileManager.default.createFile(atPath: dir + "/bad.mp4", contents: Data("not a video".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/bad.mp4", contents: Data("not a video".utf8))
         #expect(throws: VideoError.self) { _ = try VideoReader(path: dir + "/bad.mp4") }
         #expect(throws: DataError.self) { _ = try VideoReader(path: dir + "/none.mp4") }
     }
@@ -85,7 +92,7 @@ import Testing
     @Test func predictOverAFolderWithABrokenFile() throws {
         let dir = Paths.temporaryDirectory("folder")
         try FileManager.default.copyItem(atPath: Self.photo, toPath: dir + "/a.png")
-        FileManager.default.createFile(atPath: dir + "/b.png", contents: Data("broken".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/b.png", contents: Data("broken".utf8))
         try Image(width: 300, height: 200, channels: 3, fill: 200).write(dir + "/c.png")
         let r = try run(Paths.ferBinary, ["predict", dir, "--json", "--annotate", dir + "/out"])
         #expect(r.status == 1)

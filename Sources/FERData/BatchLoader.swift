@@ -1,0 +1,125 @@
+import Foundation
+import FEREngine
+import FERIO
+
+/// One mini-batch: images [n, 1, size, size] in [0, 1], labels, and optional target distributions.
+public struct Batch: Sendable {
+    public var images: [Float]
+    public var labels: [Int]
+    public var targets: [Float]?
+    public var size: Int
+    public var count: Int { labels.count }
+
+    public init(images: [Float], labels: [Int], targets: [Float]? = nil, size: Int) {
+        self.images = images
+        self.labels = labels
+        self.targets = targets
+        self.size = size
+    }
+
+    /// Rows in the image tensor: `count`, or `count x views` for test-time augmentation.
+    public var rows: Int { images.count / (size * size) }
+
+    public func tensor() -> Tensor { Tensor(shape: [rows, 1, size, size], values: images) }
+}
+
+/// Shuffled, augmented training batches, prepared on a background thread one batch ahead of the
+/// training loop. The order and every augmentation are fixed by (seed, epoch), so runs repeat
+/// exactly and a resumed run continues where it stopped.
+public final class TrainingBatches: Sequence {
+    let data: FaceDataset
+    let batchSize, size: Int
+    let augmentation: Augmentation
+    let seed: UInt64
+    let epoch: Int
+    let skip: Int
+
+    /// `skip` leaves out the first batches of the epoch (for resuming mid-epoch).
+    public init(_ data: FaceDataset, batchSize: Int, size: Int, augmentation: Augmentation, seed: UInt64, epoch: Int, skip: Int = 0) {
+        self.data = data
+        self.batchSize = batchSize
+        self.size = size
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = epoch
+        self.skip = skip
+    }
+
+    /// Full batches per epoch (the remainder is dropped so BatchNorm never sees a tiny batch).
+    public var batchesPerEpoch: Int { Swift.max(1, data.count / batchSize) }
+
+    public static func order(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var rng = SplitMix64(seed: seed).derived(UInt64(epoch) &+ 1)
+        var idx = Array(0..<count)
+        idx.shuffle(using: &rng)
+        return idx
+    }
+
+    func make(_ b: Int, _ order: [Int]) -> Batch {
+        let lo = b * batchSize, hi = Swift.min(lo + batchSize, order.count)
+        let n = hi - lo, px = size * size, k = data.classNames.count
+        var images = [Float](repeating: 0, count: n * px)
+        var labels = [Int](repeating: 0, count: n)
+        var targets: [Float]? = data.targets == nil ? nil : .init(repeating: 0, count: n * k)
+        let base = SplitMix64(seed: seed).derived(0xA06 &+ UInt64(epoch) << 32)
+        data.images.withUnsafeBufferPointer { src in
+            images.withUnsafeMutableBufferPointer { dst in
+                for j in 0..<n {
+                    let i = order[lo + j]
+                    var rng = base.derived(UInt64(i))
+                    augmentation.apply(src.baseAddress! + i * data.pixelsPerImage, side: data.side,
+                                       into: dst.baseAddress! + j * px, size: size, rng: &rng)
+                    labels[j] = data.labels[i]
+                    if let t = data.targets { for c in 0..<k { targets![j * k + c] = t[i * k + c] } }
+                }
+            }
+        }
+        return Batch(images: images, labels: labels, targets: targets, size: size)
+    }
+
+    public func makeIterator() -> AnyIterator<Batch> {
+        let order = Self.order(count: data.count, seed: seed, epoch: epoch)
+        let total = batchesPerEpoch
+        var next = skip
+        let queue = DispatchQueue(label: "fer.batches")
+        var pending: DispatchWorkItem?
+        var result: Batch?
+        func schedule(_ b: Int) {
+            guard b < total else { pending = nil; return }
+            let item = DispatchWorkItem { result = self.make(b, order) }
+            pending = item
+            queue.async(execute: item)
+        }
+        schedule(next)
+        return AnyIterator {
+            guard let item = pending else { return nil }
+            item.wait()
+            let batch = result!
+            next += 1
+            schedule(next)
+            return batch
+        }
+    }
+}
+
+/// Evaluation batches in dataset order (no shuffling, no augmentation); with test-time augmentation
+/// each image contributes `tta.views` consecutive rows.
+public func evaluationRanges(_ data: FaceDataset, batchSize: Int) -> [Range<Int>] {
+    stride(from: 0, to: data.count, by: batchSize).map { $0 ..< min($0 + batchSize, data.count) }
+}
+
+public func evaluationBatch(_ data: FaceDataset, _ range: Range<Int>, size: Int, tta: TestTimeAugmentation = .none) -> Batch {
+    let px = size * size, views = tta.views
+    var images = [Float](repeating: 0, count: range.count * views * px)
+    data.images.withUnsafeBufferPointer { src in
+        images.withUnsafeMutableBufferPointer { dst in
+            for (j, i) in range.enumerated() {
+                for v in 0..<views {
+                    Augmentation.evalView(src.baseAddress! + i * data.pixelsPerImage, side: data.side,
+                                          into: dst.baseAddress! + (j * views + v) * px, size: size, view: v)
+                }
+            }
+        }
+    }
+    return Batch(images: images, labels: Array(data.labels[range]), targets: nil, size: size)
+}

@@ -1,0 +1,80 @@
+import Foundation
+import FEREngine
+import FERIO
+
+/// The image-folder layout of FER2013 (as in the public Kaggle copy):
+///
+///     ROOT/train/<emotion>/*.png|jpg      -> Training
+///     ROOT/val/<emotion>/...  (optional)  -> PublicTest (also `validation`, `PublicTest`)
+///     ROOT/test/<emotion>/...             -> PrivateTest
+///
+/// with emotion folders angry, disgust, fear, happy, neutral, sad, surprise. Any image size or colour
+/// is accepted and converted to 48x48 gray.
+public enum ImageFolder {
+    static let splitFolders: [(Split, [String])] = [
+        (.training, ["train", "Training", "training"]),
+        (.publicTest, ["val", "validation", "PublicTest", "valid"]),
+        (.privateTest, ["test", "PrivateTest", "Test"]),
+    ]
+    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp"]
+
+    public static func load(_ root: String, side: Int = 48) throws -> [Split: FaceDataset] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else { throw DataError.missingFile(root) }
+        var result: [Split: FaceDataset] = [:]
+        for (split, names) in splitFolders {
+            guard let folder = names.map({ (root as NSString).appendingPathComponent($0) })
+                .first(where: { FileManager.default.fileExists(atPath: $0) }) else { continue }
+            result[split] = try loadSplit(folder, side: side)
+        }
+        guard result[.training] != nil || result[.privateTest] != nil else {
+            throw DataError.mismatch(root, reason: "expected a train/ or test/ folder with one subfolder per emotion")
+        }
+        return result
+    }
+
+    /// One split folder: <emotion>/<images>.
+    public static func loadSplit(_ folder: String, side: Int = 48) throws -> FaceDataset {
+        var files: [(String, Int)] = []
+        for emotion in Emotion.allCases {
+            let dir = (folder as NSString).appendingPathComponent(emotion.folderName)
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
+            for n in names.sorted() where imageExtensions.contains((n as NSString).pathExtension.lowercased()) {
+                files.append(((dir as NSString).appendingPathComponent(n), emotion.rawValue))
+            }
+        }
+        guard !files.isEmpty else { throw DataError.emptyFolder(folder) }
+        let pixels = side * side
+        var images = [UInt8](repeating: 0, count: files.count * pixels)
+        let failures = FailureList()
+        images.withUnsafeMutableBufferPointer { buf in
+            let buf = buf
+            DispatchQueue.concurrentPerform(iterations: files.count) { i in
+                do {
+                    let face = try Image.read(files[i].0).faceInput(side: side)
+                    face.withUnsafeBufferPointer { UnsafeMutableRawPointer(buf.baseAddress! + i * pixels).copyMemory(from: $0.baseAddress!, byteCount: pixels) }
+                } catch {
+                    failures.add(i, error)
+                }
+            }
+        }
+        if let (_, e) = failures.first { throw e }
+        return FaceDataset(side: side, images: images, labels: files.map(\.1), sources: files.map(\.0))
+    }
+}
+
+private final class FailureList: @unchecked Sendable {
+    private var items: [(Int, Error)] = []
+    private let lock = NSLock()
+    func add(_ i: Int, _ e: Error) { lock.lock(); items.append((i, e)); lock.unlock() }
+    var first: (Int, Error)? { items.min { $0.0 < $1.0 } }
+}
+
+/// Loads either layout: a CSV (plain or .gz) or an image-folder root.
+public enum DatasetLoader {
+    public static func load(_ path: String) throws -> [Split: FaceDataset] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.missingFile(path) }
+        return isDir.boolValue ? try ImageFolder.load(path) : try FER2013.load(path)
+    }
+}

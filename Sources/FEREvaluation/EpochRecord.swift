@@ -1,0 +1,18 @@
+/// The figures of one training epoch: a line of metrics.jsonl and a point of the training curves.
+public struct EpochRecord: Codable, Sendable {
+    public var epoch: Int
+    public var learningRate: Double
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var validationLoss: Double
+    public var validationAccuracy: Double
+    public var seconds: Double
+    public var imagesPerSecond: Double
+
+    public init(epoch: Int, learningRate: Double, trainLoss: Double, trainAccuracy: Double, validationLoss: Double,
+                validationAccuracy: Double, seconds: Double, imagesPerSecond: Double) {
+        self.epoch = epoch; self.learningRate = learningRate; self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy
+        self.validationLoss = validationLoss; self.validationAccuracy = validationAccuracy; self.seconds = seconds
+        self.imagesPerSecond = imagesPerSecond
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import FERIO
+
+/// Classification metrics from labels and predictions: accuracy, per-class precision, recall, F1
+/// and support, their macro and support-weighted averages, and the confusion matrix
+/// (rows = true class, columns = predicted class). A prediction of -1 means none was made (a photo
+/// with no face, say): it counts as wrong and sits in no column.
+public struct ClassificationReport: Codable, Sendable {
+    public struct ClassRow: Codable, Sendable {
+        public var name: String
+        public var precision, recall, f1: Double
+        public var support: Int
+    }
+
+    public var classes: [ClassRow]
+    public var accuracy: Double
+    public var macro: ClassRow
+    public var weighted: ClassRow
+    public var confusion: [[Int]]
+    public var count: Int
+
+    public init(labels: [Int], predictions: [Int], classNames: [String]) {
+        precondition(labels.count == predictions.count, "\(labels.count) labels, \(predictions.count) predictions")
+        let k = classNames.count
+        var m = [[Int]](repeating: .init(repeating: 0, count: k), count: k)
+        var support = [Int](repeating: 0, count: k)
+        for (y, p) in zip(labels, predictions) {
+            support[y] += 1
+            if p >= 0 { m[y][p] += 1 }
+        }
+        confusion = m
+        count = labels.count
+        accuracy = labels.isEmpty ? 0 : Double((0..<k).reduce(0) { $0 + m[$1][$1] }) / Double(labels.count)
+        let rows = (0..<k).map { c -> ClassRow in
+            let tp = Double(m[c][c])
+            let predicted = Double((0..<k).reduce(0) { $0 + m[$1][c] })
+            let actual = Double(support[c])
+            let p = predicted > 0 ? tp / predicted : 0, r = actual > 0 ? tp / actual : 0
+            return ClassRow(name: classNames[c], precision: p, recall: r, f1: p + r > 0 ? 2 * p * r / (p + r) : 0, support: Int(actual))
+        }
+        classes = rows
+        let n = Double(max(labels.count, 1)), count = labels.count
+        func avg(_ weight: (ClassRow) -> Double, _ name: String) -> ClassRow {
+            let w = rows.map(weight), total = max(w.reduce(0, +), 1e-12)
+            func mean(_ f: (ClassRow) -> Double) -> Double { zip(rows, w).reduce(0) { $0 + f($1.0) * $1.1 } / total }
+            return ClassRow(name: name, precision: mean(\.precision), recall: mean(\.recall), f1: mean(\.f1), support: count)
+        }
+        macro = avg({ _ in 1 }, "macro avg")
+        weighted = avg({ Double($0.support) / n }, "weighted avg")
+    }
+
+    /// The report as a fixed-width text table, then the confusion matrix.
+    public var table: String {
+        let nameWidth = max(12, (classes.map(\.name.count).max() ?? 0) + 2)
+        func pad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+        func row(_ r: ClassRow) -> String {
+            r.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                + pad(String(format: "%.3f", r.precision), 10) + pad(String(format: "%.3f", r.recall), 10)
+                + pad(String(format: "%.3f", r.f1), 10) + pad("\(r.support)", 9)
+        }
+        var lines = ["".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + pad("precision", 10) + pad("recall", 10) + pad("f1", 10) + pad("support", 9)]
+        lines += classes.map(row)
+        lines.append("")
+        lines.append("accuracy".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + pad("", 20) + pad(String(format: "%.4f", accuracy), 10) + pad("\(count)", 9))
+        lines.append(row(macro))
+        lines.append(row(weighted))
+        lines.append("")
+        lines.append("confusion matrix (rows: true, columns: predicted)")
+        let short = classes.map { String($0.name.prefix(8)) }
+        lines.append("".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + short.map { pad($0, 9) }.joined())
+        for (i, r) in confusion.enumerated() {
+            lines.append(classes[i].name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + r.map { pad("\($0)", 9) }.joined())
+        }
+        return lines.joined(separator: "\n")
+    }
+}

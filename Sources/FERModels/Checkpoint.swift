@@ -1,0 +1,84 @@
+import Foundation
+import FEREngine
+import FEROptimizers
+import FERIO
+import FERData
+
+/// What a saved model carries besides its weights: enough to rebuild and use it, and to say how it
+/// was made. Stored as JSON inside the safetensors metadata (key "swift-fer") and beside it.
+public struct ModelCard: Codable, Sendable {
+    public var format = "swift-fer/1"
+    public var spec: ModelSpec
+    public var classNames: [String]
+    /// Preprocessing the network expects: gray faces resized to sourceSide, centre crop of
+    /// spec.inputSize, scaled to [0, 1].
+    public var sourceSide: Int = 48
+    public var preprocessing = "gray, resize to 48x48 (area), centre crop to inputSize, x/255"
+    public var training: TrainConfig?
+    public var epoch: Int = 0
+    public var metrics: [String: Double] = [:]
+
+    public init(spec: ModelSpec, classNames: [String], training: TrainConfig? = nil) {
+        self.spec = spec
+        self.classNames = classNames
+        self.training = training
+    }
+}
+
+public enum CheckpointError: Error, CustomStringConvertible {
+    case notAModel(String)
+    case missingTensor(String, String)
+    case shapeMismatch(String, String, expected: [Int], found: [Int])
+
+    public var description: String {
+        switch self {
+        case .notAModel(let p): return "\(p): not a swift-fer model (no 'swift-fer' metadata)"
+        case .missingTensor(let p, let t): return "\(p): tensor '\(t)' is missing"
+        case .shapeMismatch(let p, let t, let e, let f): return "\(p): tensor '\(t)' has shape \(f), expected \(e)"
+        }
+    }
+}
+
+public enum Checkpoint {
+    /// The model's weights and running statistics plus its card, as safetensors.
+    public static func encode(_ model: Classifier, card: ModelCard, extra: SafeTensors? = nil) throws -> SafeTensors {
+        var st = SafeTensors()
+        for p in model.network.parameters + model.network.buffers {
+            st.add(p.name, shape: p.value.shape, values: Array(p.values))
+        }
+        if let extra {
+            for t in extra.tensors { st.add(t.name, shape: t.shape, values: t.values) }
+            st.metadata.merge(extra.metadata) { $1 }
+        }
+        let json = try JSONEncoder.sorted.encode(card)
+        st.metadata["swift-fer"] = String(decoding: json, as: UTF8.self)
+        return st
+    }
+
+    /// `half` stores the weights as F16 (half the size; for shipping, not for resuming training).
+    public static func save(_ model: Classifier, card: ModelCard, to path: String, extra: SafeTensors? = nil, half: Bool = false) throws {
+        try encode(model, card: card, extra: extra).write(path, as: half ? .f16 : .f32)
+    }
+
+    /// Rebuilds the model a file describes and loads its weights.
+    public static func load(_ path: String) throws -> (Classifier, ModelCard, SafeTensors) {
+        let st = try SafeTensors.read(path)
+        guard let json = st.metadata["swift-fer"], let card = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)) else {
+            throw CheckpointError.notAModel(path)
+        }
+        let model = Classifier(spec: card.spec, classNames: card.classNames, sourceSide: card.sourceSide)
+        try restore(model, from: st, path: path)
+        return (model, card, st)
+    }
+
+    /// Loads `st`'s weights into `model` (same architecture), checking every name and shape.
+    public static func restore(_ model: Classifier, from st: SafeTensors, path: String) throws {
+        for p in model.network.parameters + model.network.buffers {
+            guard let t = st[p.name] else { throw CheckpointError.missingTensor(path, p.name) }
+            guard t.shape == p.value.shape else { throw CheckpointError.shapeMismatch(path, p.name, expected: p.value.shape, found: t.shape) }
+            let dst = p.values
+            for i in 0..<t.values.count { dst[i] = t.values[i] }
+            p.changed()
+        }
+    }
+}

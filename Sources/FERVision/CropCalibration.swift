@@ -1,0 +1,103 @@
+import Foundation
+import FEREngine
+import FERIO
+import FERData
+import FERModels
+import FEREvaluation
+
+/// Measures where FER2013's framing sits relative to a detector's box, and how well a framing
+/// reproduces it: each 48x48 face is upscaled 3-6x and pasted at a random place into a larger
+/// noisy canvas, so the true frame is known exactly; the detector's box over it gives one sample.
+public enum CropCalibration {
+    /// One face pasted into a canvas: the image, and where the 48x48 frame went.
+    public struct Pasted {
+        public var image: Image
+        public var frameX, frameY, frameSide: Double
+    }
+
+    /// Face `i` of `data` upscaled and pasted at a random place; the background is noise around the
+    /// mean of the face's border, so nothing but the face looks like one.
+    public static func paste(_ data: FaceDataset, _ i: Int, rng: inout SplitMix64) -> Pasted {
+        let side = data.side
+        let faceSide = side * (3 + Int(rng.unit() * 4))          // 144-288 px for 48x48 faces
+        let canvas = faceSide * 5 / 2
+        let face = Image(width: side, height: side, channels: 1, pixels: Array(data.image(i))).resized(width: faceSide, height: faceSide)
+        let src = data.image(i)
+        var border = 0, count = 0
+        for k in 0..<side {
+            border += Int(src[src.startIndex + k]) + Int(src[src.startIndex + (side - 1) * side + k])
+            border += Int(src[src.startIndex + k * side]) + Int(src[src.startIndex + k * side + side - 1])
+            count += 4
+        }
+        let mean = Float(border) / Float(count)
+        var px = (0..<canvas * canvas).map { _ in UInt8(min(max(mean + rng.uniform(-20, 20), 0), 255)) }
+        let ox = Int(rng.unit() * Float(canvas - faceSide)), oy = Int(rng.unit() * Float(canvas - faceSide))
+        for r in 0..<faceSide {
+            for c in 0..<faceSide { px[(oy + r) * canvas + ox + c] = face.pixels[r * faceSide + c] }
+        }
+        return Pasted(image: Image(width: canvas, height: canvas, channels: 1, pixels: px).bgr,
+                      frameX: Double(ox), frameY: Double(oy), frameSide: Double(faceSide))
+    }
+
+    /// The detected box that overlaps the pasted frame most (IoU at least 0.3), if any.
+    public static func box(over p: Pasted, detector: FaceDetecting) -> FaceBox? {
+        let truth = FaceBox(x: Int(p.frameX), y: Int(p.frameY), width: Int(p.frameSide), height: Int(p.frameSide))
+        let boxes = detector.detect(p.image, minFace: Int(p.frameSide / 3), maxFace: 0, fullResolution: true)
+        guard let best = boxes.max(by: { $0.iou(truth) < $1.iou(truth) }), best.iou(truth) >= 0.3 else { return nil }
+        return best
+    }
+
+    public struct Measurement: Codable, Sendable {
+        public var tried: Int
+        public var found: Int
+        public var framing: CropFraming
+    }
+
+    /// The median framing over `count` faces of `data` (a seeded sample).
+    public static func measure(_ data: FaceDataset, detector: FaceDetecting, count: Int, seed: UInt64,
+                               progress: (Int) -> Void = { _ in }) throws -> Measurement {
+        var rng = SplitMix64(seed: seed)
+        let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)
+        var samples: [CropFraming] = []
+        for (n, i) in picks.enumerated() {
+            let p = paste(data, i, rng: &rng)
+            if let b = box(over: p, detector: detector) {
+                samples.append(.measured(box: b, frameX: p.frameX, frameY: p.frameY, frameSide: p.frameSide))
+            }
+            progress(n + 1)
+        }
+        guard let framing = CropFraming.median(samples) else {
+            throw DataError.mismatch("calibration", reason: "the \(detector.name) detector found none of the \(picks.count) pasted faces")
+        }
+        return Measurement(tried: picks.count, found: samples.count, framing: framing)
+    }
+
+    /// How far a crop rule lands from the true frame, in pixels of the 48x48 face: the mean
+    /// absolute error of the left, top, right and bottom edges.
+    public struct FramingError: Codable, Sendable {
+        public var faces: Int
+        public var found: Int
+        public var meanEdgeError: Double
+        public var medianEdgeError: Double
+    }
+
+    /// Evaluates a crop rule (box -> x, y, width, height) on `count` pasted faces of `data`.
+    public static func error(_ data: FaceDataset, detector: FaceDetecting, count: Int, seed: UInt64,
+                             crop: (FaceBox) -> (x: Double, y: Double, width: Double, height: Double)) -> FramingError {
+        var rng = SplitMix64(seed: seed)
+        let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)
+        var errors: [Double] = []
+        for i in picks {
+            let p = paste(data, i, rng: &rng)
+            guard let b = box(over: p, detector: detector) else { continue }
+            let c = crop(b), unit = Double(data.side) / p.frameSide
+            let e = abs(c.x - p.frameX) + abs(c.y - p.frameY)
+                + abs(c.x + c.width - p.frameX - p.frameSide) + abs(c.y + c.height - p.frameY - p.frameSide)
+            errors.append(e / 4 * unit)
+        }
+        let sorted = errors.sorted()
+        return FramingError(faces: picks.count, found: errors.count,
+                            meanEdgeError: errors.isEmpty ? .nan : errors.reduce(0, +) / Double(errors.count),
+                            medianEdgeError: sorted.isEmpty ? .nan : sorted[sorted.count / 2])
+    }
+}

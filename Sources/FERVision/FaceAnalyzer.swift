@@ -1,0 +1,119 @@
+import Foundation
+import FEREngine
+import FERIO
+import FERData
+import FERModels
+import FEREvaluation
+
+/// One face found in an image: where, and what expression.
+public struct FaceResult: Codable, Sendable {
+    public var box: FaceBox
+    public var emotion: String
+    public var confidence: Float
+    public var probabilities: [Float]
+    /// Track identity across video frames (nil for still photos).
+    public var track: Int?
+}
+
+/// Time spent per stage, milliseconds.
+public struct StageTimes: Codable, Sendable {
+    public var decode = 0.0, detect = 0.0, preprocess = 0.0, classify = 0.0, draw = 0.0
+
+    public init(decode: Double = 0, detect: Double = 0, preprocess: Double = 0, classify: Double = 0, draw: Double = 0) {
+        self.decode = decode; self.detect = detect; self.preprocess = preprocess; self.classify = classify; self.draw = draw
+    }
+    public var total: Double { decode + detect + preprocess + classify + draw }
+
+    public static func + (a: StageTimes, b: StageTimes) -> StageTimes {
+        StageTimes(decode: a.decode + b.decode, detect: a.detect + b.detect, preprocess: a.preprocess + b.preprocess,
+                   classify: a.classify + b.classify, draw: a.draw + b.draw)
+    }
+}
+
+@inline(__always) public func milliseconds(since t: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds) / 1e6
+}
+
+/// Detect faces, crop them as the training data was cropped, classify them all in one batch, and
+/// draw the results.
+public final class FaceAnalyzer {
+    public let detector: FaceDetecting
+    public let classifier: Classifier
+    /// How a detected box becomes the network's input: the FER2013 framing measured for this
+    /// detector (`CropFraming`), unless `margin` is set.
+    public var framing: CropFraming
+    /// Instead of the calibrated framing: the box grown by this fraction of its size per side.
+    public var margin: Double?
+    public var tta: TestTimeAugmentation = .none
+
+    public init(detector: FaceDetecting, classifier: Classifier, margin: Double? = nil) {
+        self.detector = detector
+        self.classifier = classifier
+        self.framing = .calibrated(for: detector.name)
+        self.margin = margin
+    }
+
+    /// The network's input for one box: the framed crop, made gray and resized to the training
+    /// side (only the crop is converted, not the whole frame).
+    public func faceInput(_ image: Image, _ box: FaceBox) -> [UInt8] {
+        if let m = margin {
+            return image.cropped(box.expanded(by: m, within: image.width, image.height)).faceInput(side: classifier.sourceSide)
+        }
+        let f = framing.frame(box)
+        return image.grayFrame(x: f.x, y: f.y, side: f.side, out: classifier.sourceSide)
+    }
+
+    /// Faces in `image`, left to right, with their expressions.
+    public func analyze(_ image: Image, times: inout StageTimes) -> [FaceResult] {
+        let t = DispatchTime.now()
+        let boxes = detector.detect(image)
+        times.detect += milliseconds(since: t)
+        return classify(image, boxes, times: &times)
+    }
+
+    /// Expressions of the faces at `boxes`, classified together in one batch.
+    public func classify(_ image: Image, _ boxes: [FaceBox], times: inout StageTimes) -> [FaceResult] {
+        guard !boxes.isEmpty else { return [] }
+        var t = DispatchTime.now()
+        let faces = boxes.map { faceInput(image, $0) }
+        times.preprocess += milliseconds(since: t)
+        t = DispatchTime.now()
+        let probs = classifier.classify(faces: faces, tta: tta)
+        times.classify += milliseconds(since: t)
+        return zip(boxes, probs).map { box, p in
+            let top = argmax(p)
+            return FaceResult(box: box, emotion: classifier.classNames[top], confidence: p[top], probabilities: p, track: nil)
+        }
+    }
+
+    public func analyze(_ image: Image) -> [FaceResult] {
+        var t = StageTimes()
+        return analyze(image, times: &t)
+    }
+
+    /// Classifies the whole image as one face crop (for images that are already faces).
+    public func analyzeAsCrop(_ image: Image) -> [FaceResult] {
+        let p = classifier.classify(faces: [image.faceInput(side: classifier.sourceSide)], tta: tta)[0]
+        let top = argmax(p)
+        return [FaceResult(box: FaceBox(x: 0, y: 0, width: image.width, height: image.height), emotion: classifier.classNames[top],
+                           confidence: p[top], probabilities: p, track: nil)]
+    }
+}
+
+extension Image {
+    /// The pixels inside `box` (clipped to the image).
+    public func cropped(_ box: FaceBox) -> Image {
+        let x0 = max(0, min(box.x, width - 1)), y0 = max(0, min(box.y, height - 1))
+        let w = max(1, min(box.width, width - x0)), h = max(1, min(box.height, height - y0))
+        var out = [UInt8](repeating: 0, count: w * h * channels)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for r in 0..<h {
+                    let s = ((y0 + r) * width + x0) * channels
+                    (dst.baseAddress! + r * w * channels).update(from: src.baseAddress! + s, count: w * channels)
+                }
+            }
+        }
+        return Image(width: w, height: h, channels: channels, pixels: out)
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import FEREngine
+import FERIO
+import FERData
+import FERModels
+import FEREvaluation
+
+/// MTCNN face detection (Zhang et al. 2016) as facenet-pytorch runs it: P-Net proposes faces over
+/// an image pyramid, R-Net and O-Net refine and filter them, each stage followed by non-maximum
+/// suppression; O-Net also gives five landmarks (eyes, nose, mouth corners).
+public final class MTCNNDetector: FaceDetecting {
+    public struct Settings: Codable, Sendable, Equatable {
+        /// Smallest face side searched for, pixels.
+        public var minFace: Double = 40
+        /// Pyramid step.
+        public var factor: Double = 0.709
+        /// Face-probability thresholds of P-Net, R-Net, O-Net.
+        public var thresholds: [Float] = [0.6, 0.7, 0.7]
+        /// Detect on a copy whose longer side is at most this (0: full size); boxes are scaled back.
+        public var maxSide = 640
+        public init() {}
+    }
+
+    public struct Face: Sendable {
+        public var box: FaceBox
+        public var score: Float
+        /// (x, y) of left eye, right eye, nose, left and right mouth corner, in image pixels.
+        public var landmarks: [(Float, Float)]
+    }
+
+    struct Candidate {
+        var x1, y1, x2, y2: Float
+        var score: Float
+        var reg: (Float, Float, Float, Float) = (0, 0, 0, 0)
+        var landmarks: [(Float, Float)] = []
+    }
+
+    public let networks: MTCNNNetworks
+    public var settings: Settings
+
+    public init(weights: String, settings: Settings = Settings()) throws {
+        networks = try MTCNNNetworks(weights: weights)
+        self.settings = settings
+    }
+
+    /// A batch of BGR images as the networks' [N, 3, H, W] RGB input, scaled (x - 127.5) / 128.
+    static func input(_ images: [Image]) -> Tensor {
+        let h = images[0].height, w = images[0].width, plane = h * w
+        var v = [Float](repeating: 0, count: images.count * 3 * plane)
+        for (n, img) in images.enumerated() {
+            let src = img.bgr.pixels
+            for i in 0..<plane {
+                for c in 0..<3 { v[(n * 3 + c) * plane + i] = (Float(src[i * 3 + 2 - c]) - 127.5) * 0.0078125 }
+            }
+        }
+        return Tensor(shape: [images.count, 3, h, w], values: v)
+    }
+
+    public var name: String { "mtcnn" }
+
+    public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
+        var s = settings
+        if let m = minFace { s.minFace = Double(m) }
+        let (small, scale) = image.forDetection(maxSide: s.maxSide, fullResolution: fullResolution)
+        s.minFace = max(12, s.minFace * scale)
+        return faces(small, s).map { $0.box.unscaled(scale) }.filter { b in
+            // The minimum is a promise: no face smaller than asked (P-Net's coarse levels can still
+            // propose one, which the refinement then shrinks).
+            min(b.width, b.height) >= minFace ?? Int(settings.minFace) && (maxFace <= 0 || b.width <= maxFace)
+        }
+    }
+
+    /// Faces with their scores and landmarks.
+    public func faces(_ image: Image, _ settings: Settings? = nil) -> [Face] {
+        let settings = settings ?? self.settings
+        let img = image.bgr
+        let w = Float(img.width), h = Float(img.height)
+        // Stage 1: P-Net over the pyramid.
+        var scales: [Double] = []
+        let m = 12 / settings.minFace
+        var side = Double(min(img.width, img.height)) * m, s = m
+        while side >= 12 { scales.append(s); s *= settings.factor; side *= settings.factor }
+        var proposals: [Candidate] = []
+        for scale in scales {
+            let sw = Int(Double(img.width) * scale + 1), sh = Int(Double(img.height) * scale + 1)
+            let out = networks.pnet(Self.input([img.resized(width: sw, height: sh)]))
+            let plane = out.height * out.width
+            var found: [Candidate] = []
+            for y in 0..<out.height {
+                for x in 0..<out.width where out.probability[y * out.width + x] >= settings.thresholds[0] {
+                    let i = y * out.width + x
+                    let q1x = Float(floor(Double(2 * x + 1) / scale)), q1y = Float(floor(Double(2 * y + 1) / scale))
+                    let q2x = Float(floor(Double(2 * x + 12) / scale)), q2y = Float(floor(Double(2 * y + 12) / scale))
+                    found.append(Candidate(x1: q1x, y1: q1y, x2: q2x, y2: q2y, score: out.probability[i],
+                                           reg: (out.offsets[i], out.offsets[plane + i], out.offsets[2 * plane + i], out.offsets[3 * plane + i])))
+                }
+            }
+            proposals += Self.nms(found, 0.5, minimum: false)
+        }
+        proposals = Self.nms(proposals, 0.7, minimum: false).map { c in
+            let bw = c.x2 - c.x1, bh = c.y2 - c.y1
+            return Self.square(Candidate(x1: c.x1 + c.reg.0 * bw, y1: c.y1 + c.reg.1 * bh, x2: c.x2 + c.reg.2 * bw, y2: c.y2 + c.reg.3 * bh, score: c.score))
+        }
+        guard !proposals.isEmpty else { return [] }
+
+        // Stage 2: R-Net on 24x24 crops.
+        let r = networks.rnet(Self.input(proposals.map { crop(img, $0, 24) }))
+        var refined = Self.scored(proposals, r.probability, r.offsets, above: settings.thresholds[1]).map(\.candidate)
+        refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }
+        guard !refined.isEmpty else { return [] }
+
+        // Stage 3: O-Net on 48x48 crops, with landmarks.
+        let o = networks.onet(Self.input(refined.map { crop(img, $0, 48) }))
+        var final: [Candidate] = Self.scored(refined, o.probability, o.offsets, above: settings.thresholds[2]).map { i, c in
+            var d = c
+            let bw = d.x2 - d.x1 + 1, bh = d.y2 - d.y1 + 1
+            d.landmarks = (0..<5).map { k in (bw * o.landmarks[10 * i + k] + d.x1 - 1, bh * o.landmarks[10 * i + 5 + k] + d.y1 - 1) }
+            return Self.regress(d)
+        }
+        final = Self.nms(final, 0.7, minimum: true)
+        return final.map { c in
+            let x1 = max(0, min(c.x1, w - 1)), y1 = max(0, min(c.y1, h - 1))
+            let x2 = max(x1 + 1, min(c.x2, w)), y2 = max(y1 + 1, min(c.y2, h))
+            return Face(box: FaceBox(x: Int(x1), y: Int(y1), width: Int(x2 - x1), height: Int(y2 - y1)), score: c.score, landmarks: c.landmarks)
+        }.sorted { $0.box.centerX < $1.box.centerX }
+    }
+
+    /// The box's pixels (clipped to the image, as facenet-pytorch's `pad`) resized to side x side.
+    func crop(_ img: Image, _ c: Candidate, _ side: Int) -> Image {
+        let x = max(Int(c.x1), 1), y = max(Int(c.y1), 1)
+        let ex = min(Int(c.x2), img.width), ey = min(Int(c.y2), img.height)
+        guard ex > x - 1, ey > y - 1 else { return Image(width: side, height: side, channels: 3) }
+        return img.cropped(FaceBox(x: x - 1, y: y - 1, width: ex - x + 1, height: ey - y + 1)).resized(width: side, height: side)
+    }
+
+    /// The candidates a refinement network scored above `threshold`, with its score and box
+    /// offsets, and each one's index in the network's batch.
+    static func scored(_ candidates: [Candidate], _ probability: [Float], _ offsets: [Float], above threshold: Float)
+        -> [(index: Int, candidate: Candidate)] {
+        candidates.enumerated().compactMap { i, c in
+            guard probability[i] > threshold else { return nil }
+            var d = c
+            d.score = probability[i]
+            d.reg = (offsets[4 * i], offsets[4 * i + 1], offsets[4 * i + 2], offsets[4 * i + 3])
+            return (i, d)
+        }
+    }
+
+    static func regress(_ c: Candidate) -> Candidate {
+        let bw = c.x2 - c.x1 + 1, bh = c.y2 - c.y1 + 1
+        var d = c
+        d.x1 += c.reg.0 * bw; d.y1 += c.reg.1 * bh; d.x2 += c.reg.2 * bw; d.y2 += c.reg.3 * bh
+        return d
+    }
+
+    /// The box made square about its centre (side = the longer side).
+    static func square(_ c: Candidate) -> Candidate {
+        let bw = c.x2 - c.x1, bh = c.y2 - c.y1, l = max(bw, bh)
+        var d = c
+        d.x1 = c.x1 + bw * 0.5 - l * 0.5
+        d.y1 = c.y1 + bh * 0.5 - l * 0.5
+        d.x2 = d.x1 + l
+        d.y2 = d.y1 + l
+        return d
+    }
+
+    /// Greedy non-maximum suppression; overlap is intersection over union, or over the smaller box.
+    static func nms(_ boxes: [Candidate], _ threshold: Float, minimum: Bool) -> [Candidate] {
+        var order = boxes.indices.sorted { boxes[$0].score > boxes[$1].score }
+        var keep: [Candidate] = []
+        while let i = order.first {
+            let a = boxes[i]
+            keep.append(a)
+            let areaA = (a.x2 - a.x1 + 1) * (a.y2 - a.y1 + 1)
+            order = order.dropFirst().filter { j in
+                let b = boxes[j]
+                let iw = max(0, min(a.x2, b.x2) - max(a.x1, b.x1) + 1), ih = max(0, min(a.y2, b.y2) - max(a.y1, b.y1) + 1)
+                let inter = iw * ih, areaB = (b.x2 - b.x1 + 1) * (b.y2 - b.y1 + 1)
+                let o = minimum ? inter / min(areaA, areaB) : inter / (areaA + areaB - inter)
+                return o <= threshold
+            }
+        }
+        return keep
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import FEREngine
+import FERIO
+import FERData
+import FERModels
+import FEREvaluation
+
+/// The whole photo pipeline (detect, frame, classify) scored on a folder of labelled photos:
+///
+///     ROOT/<emotion>/*.jpg|png...    emotion folders: angry disgust fear happy neutral sad surprise
+///
+/// Each photo must hold exactly one face; a photo with none or several counts as wrong and is listed.
+public enum PhotoSetEvaluation {
+    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
+
+    /// Labelled photo paths, sorted; emotion folder names are matched case-insensitively, and any
+    /// other folder is an error rather than skipped.
+    public static func scan(_ root: String) throws -> [(path: String, label: Int)] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else { throw DataError.missingFile(root) }
+        let entries = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
+        var files: [(String, Int)] = []
+        for name in entries where !name.hasPrefix(".") {
+            let dir = (root as NSString).appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { continue }
+            guard let emotion = Emotion.allCases.first(where: { $0.folderName == name.lowercased() }) else {
+                throw DataError.mismatch(dir, reason: "not an emotion folder (expected \(Emotion.allCases.map(\.folderName).joined(separator: ", ")))")
+            }
+            for f in try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+            where imageExtensions.contains((f as NSString).pathExtension.lowercased()) {
+                files.append(((dir as NSString).appendingPathComponent(f), emotion.rawValue))
+            }
+        }
+        guard !files.isEmpty else { throw DataError.emptyFolder("\(root) (no images in emotion sub-folders)") }
+        return files
+    }
+
+    /// One photo's outcome: the prediction, or why there is none.
+    public struct Photo: Codable, Sendable {
+        public var file: String
+        public var label: String
+        public var predicted: String?
+        public var faces: Int
+        public var problem: String?
+        public var probabilities: [String: Float]?
+    }
+
+    public struct Result: Codable, Sendable {
+        public var root: String
+        public var accuracy: Double
+        public var report: ClassificationReport
+        public var photos: [Photo]
+        /// Photos that got no prediction (no face, several faces, unreadable).
+        public var failures: [Photo] { photos.filter { $0.predicted == nil } }
+        /// Photos whose prediction was wrong or missing.
+        public var wrong: [Photo] { photos.filter { $0.predicted != $0.label } }
+
+        enum CodingKeys: String, CodingKey { case root, accuracy, report, photos }
+    }
+
+    public static func run(_ root: String, analyzer: FaceAnalyzer, progress: (Int, Int) -> Void = { _, _ in }) throws -> Result {
+        let files = try scan(root)
+        let names = analyzer.classifier.classNames
+        var photos: [Photo] = [], predictions: [Int] = []
+        for (n, (path, label)) in files.enumerated() {
+            var photo = Photo(file: path, label: names[label], predicted: nil, faces: 0, problem: nil, probabilities: nil)
+            var prediction = -1
+            do {
+                let faces = analyzer.analyze(try Image.read(path, channels: 3))
+                photo.faces = faces.count
+                if faces.count == 1, let top = faces[0].probabilities.indices.max(by: { faces[0].probabilities[$0] < faces[0].probabilities[$1] }) {
+                    prediction = top
+                    photo.predicted = names[top]
+                    photo.probabilities = Dictionary(uniqueKeysWithValues: zip(names, faces[0].probabilities))
+                } else {
+                    photo.problem = faces.isEmpty ? "no face found" : "\(faces.count) faces found"
+                }
+            } catch {
+                photo.problem = "\(error)"
+            }
+            photos.append(photo)
+            predictions.append(prediction)
+            progress(n + 1, files.count)
+        }
+        let report = ClassificationReport(labels: files.map(\.label), predictions: predictions, classNames: names)
+        return Result(root: root, accuracy: report.accuracy, report: report, photos: photos)
+    }
+}

@@ -1,0 +1,127 @@
+import CVBridge
+import Foundation
+import FEREngine
+import FERIO
+import FERData
+import FERModels
+import FEREvaluation
+
+public enum VideoError: Error, CustomStringConvertible {
+    case cannotOpen(String, String)
+    case cannotWrite(String, String)
+    case readFailed(String, String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let what, let why): return "\(what): cannot open (\(why))"
+        case .cannotWrite(let what, let why): return "\(what): cannot write (\(why))"
+        case .readFailed(let what, let why): return "\(what): read failed (\(why))"
+        }
+    }
+}
+
+/// Frames from a video file or a camera, BGR.
+public final class VideoReader {
+    private let handle: OpaquePointer
+    public let name: String
+    public let width, height: Int
+    /// Frames per second the source reports (30 when it reports none).
+    public let fps: Double
+    /// Frame count, nil when unknown (cameras).
+    public let frameCount: Int?
+
+    public init(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw DataError.missingFile(path) }
+        guard let h = cvb_video_open(path) else { throw VideoError.cannotOpen(path, String(cString: cvb_last_error())) }
+        handle = h
+        name = path
+        var w: Int32 = 0, ht: Int32 = 0, f: Double = 0, n: Int32 = 0
+        cvb_video_info(h, &w, &ht, &f, &n)
+        width = Int(w); height = Int(ht); fps = f > 0 ? f : 30; frameCount = n >= 0 ? Int(n) : nil
+    }
+
+    public init(camera index: Int, width: Int = 640, height: Int = 480) throws {
+        guard let h = cvb_camera_open(Int32(index), Int32(width), Int32(height)) else {
+            throw VideoError.cannotOpen("camera \(index)", "no such camera or it is busy; list cameras with `ls /dev/video*`")
+        }
+        handle = h
+        name = "camera \(index)"
+        var w: Int32 = 0, ht: Int32 = 0, f: Double = 0, n: Int32 = 0
+        cvb_video_info(h, &w, &ht, &f, &n)
+        self.width = Int(w); self.height = Int(ht); fps = f > 0 ? f : 30; frameCount = nil
+    }
+
+    deinit { cvb_video_close(handle) }
+
+    /// The next frame, or nil at the end.
+    public func read() throws -> Image? {
+        var img = cvb_image()
+        let r = cvb_video_read(handle, &img)
+        if r == 0 { return nil }
+        guard r > 0 else { throw VideoError.readFailed(name, String(cString: cvb_last_error())) }
+        defer { cvb_image_free(&img) }
+        let n = Int(img.width) * Int(img.height) * Int(img.channels)
+        return Image(width: Int(img.width), height: Int(img.height), channels: Int(img.channels), pixels: Array(UnsafeBufferPointer(start: img.data, count: n)))
+    }
+}
+
+/// Writes BGR frames to a video file (MPEG-4 Part 2 in .mp4 by default, MJPG for .avi). The file
+/// is written under a temporary name and renamed when closed, so a crash leaves no half video.
+public final class VideoWriter {
+    private var handle: OpaquePointer?
+    public let path: String
+    private let temporary: String
+    public let width, height: Int
+
+    public init(path: String, fps: Double, width: Int, height: Int) throws {
+        let ext = (path as NSString).pathExtension.lowercased()
+        let fourcc = ext == "avi" ? "MJPG" : "mp4v"
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        temporary = (dir.isEmpty ? "" : dir + "/") + ".\((path as NSString).lastPathComponent).tmp-\(getpid()).\(ext.isEmpty ? "mp4" : ext)"
+        guard let h = cvb_writer_open(temporary, fourcc, fps, Int32(width), Int32(height)) else {
+            throw VideoError.cannotWrite(path, String(cString: cvb_last_error()))
+        }
+        handle = h
+        self.path = path
+        self.width = width
+        self.height = height
+    }
+
+    public func write(_ frame: Image) throws {
+        guard let h = handle else { throw VideoError.cannotWrite(path, "writer is closed") }
+        let f = frame.bgr
+        precondition(f.width == width && f.height == height, "frame \(f.width)x\(f.height) in a \(width)x\(height) video")
+        let r = f.pixels.withUnsafeBufferPointer { cvb_writer_write(h, $0.baseAddress, Int32(width), Int32(height)) }
+        guard r == 0 else { throw VideoError.cannotWrite(path, String(cString: cvb_last_error())) }
+    }
+
+    /// Finishes the file and moves it into place.
+    public func close() throws {
+        guard let h = handle else { return }
+        cvb_writer_close(h)
+        handle = nil
+        guard rename(temporary, path) == 0 else { throw VideoError.cannotWrite(path, String(cString: strerror(errno))) }
+    }
+
+    deinit {
+        if let h = handle { cvb_writer_close(h); unlink(temporary) }
+    }
+}
+
+/// A window on the display (OpenCV highgui).
+public enum Display {
+    /// Shows a frame; false when there is no display.
+    public static func show(_ name: String, _ frame: Image) -> Bool {
+        let f = frame.bgr
+        return f.pixels.withUnsafeBufferPointer { cvb_window_show(name, $0.baseAddress, Int32(f.width), Int32(f.height)) } == 0
+    }
+
+    /// Key pressed within `ms` milliseconds, or nil.
+    public static func key(waiting ms: Int) -> Int? {
+        let k = cvb_wait_key(Int32(ms))
+        return k >= 0 ? Int(k & 0xFF) : nil
+    }
+
+    public static func closeAll() { cvb_window_close_all() }
+}

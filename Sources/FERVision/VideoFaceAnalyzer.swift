@@ -1,0 +1,48 @@
+import Foundation
+import FEREngine
+import FERIO
+import FERData
+import FERModels
+import FEREvaluation
+
+/// Video: faces are searched in the whole frame every `fullScanInterval` frames (and whenever no
+/// face is being followed); in between, only around where each tracked face was, at full
+/// resolution. That keeps detection, the costly stage, to a few small regions per frame.
+/// Probabilities are smoothed per track by a `FaceTracker`.
+public final class VideoFaceAnalyzer {
+    public let analyzer: FaceAnalyzer
+    public let tracker: FaceTracker
+    public var fullScanInterval: Int
+    private var frame = 0
+    private var last: [FaceBox] = []
+
+    public init(_ analyzer: FaceAnalyzer, tracker: FaceTracker = FaceTracker(), fullScanInterval: Int = 10) {
+        self.analyzer = analyzer
+        self.tracker = tracker
+        self.fullScanInterval = max(1, fullScanInterval)
+    }
+
+    public func process(_ image: Image, times: inout StageTimes) -> [FaceResult] {
+        let t = DispatchTime.now()
+        var boxes: [FaceBox]
+        if frame % fullScanInterval == 0 || last.isEmpty {
+            boxes = analyzer.detector.detect(image)
+        } else {
+            boxes = []
+            for b in last {
+                let roi = b.expanded(by: 0.5, within: image.width, image.height)
+                let found = analyzer.detector.detect(image.cropped(roi), minFace: max(24, b.width * 2 / 3),
+                                                         maxFace: b.width * 3 / 2, fullResolution: true)
+                for f in found {
+                    let g = FaceBox(x: f.x + roi.x, y: f.y + roi.y, width: f.width, height: f.height)
+                    if !boxes.contains(where: { $0.iou(g) > 0.3 }) { boxes.append(g) }
+                }
+            }
+            boxes.sort { $0.centerX < $1.centerX }
+        }
+        times.detect += milliseconds(since: t)
+        frame += 1
+        last = boxes
+        return tracker.update(analyzer.classify(image, boxes, times: &times), classNames: analyzer.classifier.classNames)
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+@testable import FERData
+@testable import FEREngine
+@testable import FEREvaluation
+@testable import FERIO
+@testable import FERModels
+@testable import FEROptimizers
+@testable import FERTraining
+@testable import FERVision
+
+/// The pieces that carry the model from FER2013's faces to real photos: photometric augmentation,
+/// FER+ blended targets, the measured crop framing and the photo-set evaluation.
+@Suite("Real faces", .serialized) struct RealFacesTests {
+    static let photo = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut.png")
+    static let bundledModel = (Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
+    static let mtcnnWeights = (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+
+    /// A 40x40 test image with structure: a gradient and a bright square.
+    static func pattern() -> [Float] {
+        (0..<1600).map { i in
+            let x = i % 40, y = i / 40
+            return (x > 10 && x < 25 && y > 12 && y < 30) ? 0.9 : Float(x + y) / 100
+        }
+    }
+
+    @Test func photometricIsSeededBoundedAndChangesTheImage() {
+        let p = Photometric()
+        var changed = 0
+        for seed in 0..<50 as Range<UInt64> {
+            var a = Self.pattern(), b = Self.pattern()
+            var r1 = SplitMix64(seed: seed), r2 = SplitMix64(seed: seed)
+            p.apply(&a, size: 40, rng: &r1)
+            p.apply(&b, size: 40, rng: &r2)
+            #expect(a == b, "seed \(seed) is not reproducible")
+            #expect(a.allSatisfy { $0 >= 0 && $0 <= 1 && $0.isFinite })
+            if zip(a, Self.pattern()).contains(where: { abs($0 - $1) > 1e-3 }) { changed += 1 }
+        }
+        #expect(changed == 50)
+        // Off means off.
+        var img = Self.pattern(), rng = SplitMix64(seed: 3)
+        Photometric.none.apply(&img, size: 40, rng: &rng)
+        #expect(zip(img, Self.pattern()).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
+
+    @Test func blurAndDownscaleKeepAFlatImageFlat() {
+        var flat = [Float](repeating: 0.37, count: 1600)
+        Photometric.gaussianBlur(&flat, size: 40, sigma: 1.1)
+        #expect(flat.allSatisfy { abs($0 - 0.37) < 1e-5 })
+        Photometric.downAndUp(&flat, size: 40, factor: 0.4)
+        #expect(flat.allSatisfy { abs($0 - 0.37) < 1e-5 })
+        // Blur spreads a single bright pixel but keeps its mass (away from the borders).
+        var dot = [Float](repeating: 0, count: 1600)
+        dot[20 * 40 + 20] = 1
+        Photometric.gaussianBlur(&dot, size: 40, sigma: 1)
+        #expect(abs(dot.reduce(0, +) - 1) < 1e-4 && dot[20 * 40 + 20] < 0.3 && dot[20 * 40 + 21] > 0.05)
+    }
+
+    @Test func photometricRangesAreValidated() throws {
+        var c = TrainConfig()
+        c.augmentation.photometric = Photometric()
+        try c.validate()
+        c.augmentation.photometric?.blur = 1.5
+        #expect(throws: TrainingError.self) { try c.validate() }
+        c.augmentation.photometric?.blur = 0.3
+        c.augmentation.photometric?.gamma = -0.1
+        #expect(throws: TrainingError.self) { try c.validate() }
+    }
+
+    @Test func ferPlusBlendKeepsTheLabelAndMixesTheVotes() throws {
+        // Three rows: votes for Happy/Neutral; an unnamed row; a row with no votes among the seven.
+        var votes = [[Float]](repeating: .init(repeating: 0, count: 7), count: 3)
+        votes[0][3] = 6; votes[0][6] = 4
+        votes[1][0] = 10
+        let plus = FERPlus(votes: votes, named: [true, false, true], otherVotes: [0, 0, 10])
+        var data = FaceDataset(side: 48, images: .init(repeating: 0, count: 3 * 2304), labels: [6, 2, 4])
+        data.rowNumbers = [0, 1, 2]
+        let blended = try plus.relabel(data, mode: .blend, weight: 0.5)
+        #expect(blended.labels == [6, 2, 4])
+        let t = try #require(blended.targets)
+        #expect(t.count == 21)
+        for r in 0..<3 { #expect(abs(t[r * 7 ..< r * 7 + 7].reduce(0, +) - 1) < 1e-6) }
+        #expect(abs(t[3] - 0.3) < 1e-6 && abs(t[6] - 0.7) < 1e-6)   // 0.5 x 0.6; 0.5 + 0.5 x 0.4
+        #expect(t[7 + 2] == 1 && t[14 + 4] == 1)                    // unnamed / voteless rows keep one-hot
+        let none = try plus.relabel(data, mode: .blend, weight: 0)
+        #expect(none.targets?[6] == 1 && none.targets?[3] == 0)
+    }
+
+    @Test func framingRoundTrips() throws {
+        let f = CropFraming(left: -0.1, top: 0.02, side: 1.08)
+        let box = FaceBox(x: 100, y: 50, width: 200, height: 200)
+        let fr = f.frame(box)
+        let back = CropFraming.measured(box: box, frameX: fr.x, frameY: fr.y, frameSide: fr.side)
+        #expect(abs(back.left - f.left) < 1e-9 && abs(back.top - f.top) < 1e-9 && abs(back.side - f.side) < 1e-9)
+        let m = try #require(CropFraming.median([f, back, CropFraming(left: 5, top: 5, side: 5)]))
+        #expect(abs(m.left - f.left) < 1e-9 && abs(m.top - f.top) < 1e-9 && abs(m.side - f.side) < 1e-9)
+    }
+
+    @Test func grayFrameRepeatsTheBorderPastTheEdges() {
+        // A 4x4 image whose left half is dark and right half bright; a frame reaching past the left
+        // edge repeats the dark column.
+        let img = Image(width: 4, height: 4, channels: 1, pixels: [10, 10, 200, 200, 10, 10, 200, 200, 10, 10, 200, 200, 10, 10, 200, 200])
+        let out = img.grayFrame(x: -4, y: 0, side: 4, out: 4)
+        #expect(out.allSatisfy { $0 == 10 })
+        let inside = img.grayFrame(x: 0, y: 0, side: 4, out: 4)
+        #expect(inside == img.pixels)
+    }
+
+    /// A FER2013 face pasted into a large image comes back framed within a few pixels of its frame.
+    @Test func calibratedFramingFindsPastedFER2013Faces() throws {
+        guard let splits = SharedFER2013.splits, let check = splits[.publicTest] else { return }
+        let detector = try MTCNNDetector(weights: Self.mtcnnWeights)
+        let calibrated = CropCalibration.error(check, detector: detector, count: 60, seed: 11) { b in
+            let f = CropFraming.mtcnn.frame(b)
+            return (f.x, f.y, f.side, f.side)
+        }
+        let old = CropCalibration.error(check, detector: detector, count: 60, seed: 11) { b in
+            let e = b.expanded(by: 0.1, within: .max, .max)
+            return (Double(e.x), Double(e.y), Double(e.width), Double(e.height))
+        }
+        #expect(calibrated.found >= 45, "MTCNN found only \(calibrated.found) of 60 pasted faces")
+        #expect(calibrated.medianEdgeError < 5, "median edge error \(calibrated.medianEdgeError) px of 48")
+        #expect(calibrated.meanEdgeError < old.meanEdgeError, "calibrated \(calibrated.meanEdgeError) vs box+10% \(old.meanEdgeError)")
+    }
+
+    /// A small labelled photo folder: the astronaut pasted into a larger canvas (one face, Happy),
+    /// and a picture with no face, which counts as wrong and is listed.
+    static func makePhotoSet() throws -> String {
+        let root = Paths.temporaryDirectory("photos")
+        let face = try Image.read(photo, channels: 3)
+        var canvas = Image(width: 900, height: 700, channels: 3, fill: 90)
+        for y in 0..<face.height {
+            for x in 0..<face.width {
+                for c in 0..<3 { canvas.pixels[((y + 120) * 900 + x + 300) * 3 + c] = face.pixels[(y * face.width + x) * 3 + c] }
+            }
+        }
+        try FileManager.default.createDirectory(atPath: root + "/happy", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/Neutral", withIntermediateDirectories: true)
+        try canvas.write(root + "/happy/pasted.jpg")
+        var empty = Image(width: 640, height: 480, channels: 3, fill: 150)
+        empty.rectangle(100, 100, 200, 120, (30, 30, 220), thickness: -1)
+        try empty.write(root + "/Neutral/noface.png")
+        return root
+    }
+
+    @Test func photoSetEvaluationCountsMissingFacesAsWrong() throws {
+        let root = try Self.makePhotoSet()
+        DNNL.setThreads(2)
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: Self.mtcnnWeights), classifier: try Checkpoint.load(Self.bundledModel).0)
+        let r = try PhotoSetEvaluation.run(root, analyzer: analyzer)
+        #expect(r.photos.count == 2)
+        #expect(r.accuracy == 0.5)
+        #expect(r.failures.map { ($0.file as NSString).lastPathComponent } == ["noface.png"])
+        #expect(r.failures.first?.problem == "no face found")
+        #expect(r.report.classes[Emotion.happy.rawValue].recall == 1)
+        #expect(r.report.classes[Emotion.neutral.rawValue].support == 1 && r.report.classes[Emotion.neutral.rawValue].recall == 0)
+        // Another folder beside the emotions is an error, not skipped.
+        try FileManager.default.createDirectory(atPath: root + "/smiling", withIntermediateDirectories: true)
+        #expect(throws: DataError.self) { _ = try PhotoSetEvaluation.scan(root) }
+    }
+
+    @Test func evaluatePhotosCommandPrintsJSON() throws {
+        let root = try Self.makePhotoSet()
+        let r = try run(Paths.ferBinary, ["evaluate", "--photos", root, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(json?["accuracy"] as? Double == 0.5)
+        let both = try run(Paths.ferBinary, ["evaluate", "--photos", root, "--data", "x.csv"])
+        #expect(both.status != 0 && both.stderr.contains("one of --data"))
+    }
+}
