@@ -37,7 +37,7 @@ def vgg(width=64, size=48, classes=7, dropout=0.5, fc=0):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="cnn")
+    ap.add_argument("--preset", default="cnn")
     ap.add_argument("--mode", default="train")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10)
@@ -47,7 +47,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    net = {"cnn": lambda: cnn(), "vgg": lambda: vgg(size=a.input_size)}[a.model]()
+    net = {"cnn": lambda: cnn(), "vgg": lambda: vgg(size=a.input_size)}[a.preset]()
     x = torch.rand(a.batch, 1, a.input_size, a.input_size)
     y = torch.arange(a.batch) % 7
     if a.channels_last:
@@ -77,7 +77,7 @@ def main():
     dt = time.perf_counter() - t0
     print(json.dumps({
         "engine": f"PyTorch {torch.__version__} eager",
-        "model": a.model, "mode": a.mode, "batch": a.batch,
+        "model": a.preset, "mode": a.mode, "batch": a.batch,
         "imagesPerSecond": a.steps * a.batch / dt,
         "millisecondsPerBatch": 1000 * dt / a.steps,
         "peakMemoryMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -49,7 +49,7 @@ public final class TrainingBatches: Sequence {
     public var batchesPerEpoch: Int { Swift.max(1, data.count / batchSize) }
 
     public static func order(count: Int, seed: UInt64, epoch: Int) -> [Int] {
-        var rng = SplitMix64(seed: seed).derived(UInt64(epoch) &+ 1)
+        var rng = SplitMix64(seed: seed).derived(UInt64(bitPattern: Int64(epoch)) &+ 1)
         var idx = Array(0..<count)
         idx.shuffle(using: &rng)
         return idx

@@ -44,17 +44,41 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         ModelSpec(preset: preset, width: width, fcWidth: fcWidth, inputSize: inputSize, classes: Emotion.allCases.count, dropout: dropout)
     }
 
+    /// Every field in its range, or an error naming the field, its value and what is allowed.
     public func validate() throws {
         func bad(_ m: String) -> TrainingError { .invalidConfig(m) }
-        guard epochs > 0 else { throw bad("epochs must be positive") }
-        guard batchSize >= 2 else { throw bad("batch size must be at least 2 (batch norm needs a batch)") }
-        guard inputSize >= 16, inputSize <= 48 else { throw bad("input size must be between 16 and 48 (a crop of the 48x48 faces)") }
-        guard optimizer.learningRate > 0 else { throw bad("learning rate must be positive") }
-        guard labelSmoothing >= 0, labelSmoothing < 1 else { throw bad("label smoothing must be in [0, 1)") }
-        guard threads >= 1 else { throw bad("threads must be at least 1") }
-        guard validationFraction > 0, validationFraction < 1 else { throw bad("validation fraction must be in (0, 1)") }
-        if let w = ferplusWeight { guard w >= 0, w <= 1 else { throw bad("FER+ weight must be in [0, 1]") } }
-        if let p = augmentation.photometric?.problem { throw bad("photometric augmentation: \(p)") }
+        func finite(_ name: String, _ v: Float) throws { guard v.isFinite else { throw bad("\(name) must be a finite number, got \(v)") } }
+        if let p = modelSpec.problem { throw bad(p) }
+        guard epochs >= 1, epochs <= 100_000 else { throw bad("epochs must be between 1 and 100000, got \(epochs)") }
+        guard batchSize >= 2, batchSize <= 4096 else { throw bad("batch size must be between 2 (batch norm needs a batch) and 4096, got \(batchSize)") }
+        let o = optimizer
+        for (n, v) in [("learning rate", o.learningRate), ("momentum", o.momentum), ("weight decay", o.weightDecay), ("label smoothing", labelSmoothing)] {
+            try finite(n, v)
+        }
+        guard o.learningRate > 0, o.learningRate <= 10 else { throw bad("learning rate must be in (0, 10], got \(o.learningRate)") }
+        guard o.momentum >= 0, o.momentum < 1 else { throw bad("momentum must be in [0, 1), got \(o.momentum)") }
+        guard o.weightDecay >= 0, o.weightDecay < 1 else { throw bad("weight decay must be in [0, 1), got \(o.weightDecay)") }
+        guard labelSmoothing >= 0, labelSmoothing < 1 else { throw bad("label smoothing must be in [0, 1), got \(labelSmoothing)") }
+        let sc = schedule
+        guard sc.warmupEpochs.isFinite, sc.warmupEpochs >= 0, sc.warmupEpochs <= Double(epochs) else {
+            throw bad("warm-up must be between 0 and the number of epochs (\(epochs)), got \(sc.warmupEpochs)")
+        }
+        guard sc.stepEpochs >= 1 else { throw bad("step epochs must be at least 1, got \(sc.stepEpochs)") }
+        guard sc.gamma > 0, sc.gamma <= 1 else { throw bad("gamma must be in (0, 1], got \(sc.gamma)") }
+        guard sc.patience >= 1 else { throw bad("plateau patience must be at least 1, got \(sc.patience)") }
+        if let c = clipNorm { guard c.isFinite, c > 0 else { throw bad("gradient clipping norm must be positive, got \(c)") } }
+        let a = augmentation
+        guard a.rotation.isFinite, a.rotation >= 0, a.rotation <= 180 else { throw bad("rotation must be between 0 and 180 degrees, got \(a.rotation)") }
+        guard a.shift.isFinite, a.shift >= 0, a.shift <= 0.5 else { throw bad("shift must be between 0 and 0.5 of the side, got \(a.shift)") }
+        guard a.scale.isFinite, a.scale >= 0, a.scale < 1 else { throw bad("scale must be in [0, 1), got \(a.scale)") }
+        guard a.erasing.isFinite, a.erasing >= 0, a.erasing <= 1 else { throw bad("erasing probability must be in [0, 1], got \(a.erasing)") }
+        if let p = a.photometric?.problem { throw bad("photometric augmentation: \(p)") }
+        guard patience >= 0 else { throw bad("patience must be 0 (off) or more, got \(patience)") }
+        guard threads >= 1, threads <= 1024 else { throw bad("threads must be between 1 and 1024, got \(threads)") }
+        guard validationFraction > 0, validationFraction < 1 else { throw bad("validation fraction must be in (0, 1), got \(validationFraction)") }
+        if let l = limit { guard l >= batchSize else { throw bad("--limit must be at least the batch size (\(batchSize)), got \(l)") } }
+        if let l = validationLimit { guard l >= 1 else { throw bad("--val-limit must be at least 1, got \(l)") } }
+        if let w = ferplusWeight { guard w >= 0, w <= 1 else { throw bad("FER+ weight must be in [0, 1], got \(w)") } }
     }
 }
 

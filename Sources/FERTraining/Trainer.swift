@@ -82,28 +82,63 @@ public final class Trainer {
         return (train, validation)
     }
 
+    /// Everything one run works with, made once by `prepare`.
+    final class Session {
+        let train: FaceDataset, validation: FaceDataset
+        let model: Classifier
+        let optimizer: Optimizer
+        let schedule: LearningRateSchedule
+        let loss: SoftmaxCrossEntropy
+        let dropouts: [Dropout]
+        let batchesPerEpoch: Int
+        var state = TrainerState()
+
+        init(train: FaceDataset, validation: FaceDataset, model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule,
+             loss: SoftmaxCrossEntropy, batchesPerEpoch: Int) {
+            self.train = train; self.validation = validation; self.model = model; self.optimizer = optimizer
+            self.schedule = schedule; self.loss = loss; self.batchesPerEpoch = batchesPerEpoch
+            dropouts = allLayers(model.network).compactMap { $0 as? Dropout }
+        }
+    }
+
     public func run(resume: Bool = false) throws -> TrainingOutcome {
         try config.validate()
+        let lock = try RunFolderLock(outDir)
+        defer { lock.release() }
+        let run = try prepare(resume: resume)
+        var stoppedEarly = false, interrupted = false
+        while run.state.epoch < config.epochs {
+            guard try trainEpoch(run) else { interrupted = true; break }
+            if try endEpoch(run) { stoppedEarly = true; break }
+            if StopFlag.shared.isSet { interrupted = true; break }
+        }
+        let s = run.state
+        return TrainingOutcome(epochsCompleted: s.epoch, bestValidationAccuracy: s.bestAccuracy, bestEpoch: s.bestEpoch,
+                               interrupted: interrupted, stoppedEarly: stoppedEarly, history: s.history, trainSeconds: s.trainSeconds)
+    }
+
+    /// Data, model (fresh, fine-tuned from `initFrom`, or resumed), optimizer and schedule.
+    func prepare(resume: Bool) throws -> Session {
         DNNL.setThreads(config.threads)
-        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        let hasRun = [lastPath, bestPath].contains { FileManager.default.fileExists(atPath: $0) }
+        if !resume && hasRun {
+            throw TrainingError.invalidConfig("\(outDir) already holds a run; continue it with --resume, or choose another --out")
+        }
         let (train, validation) = try Self.datasets(config)
         say("data: \(train.count) training, \(validation.count) validation images from \(config.data)")
-
         let spec = config.modelSpec
         let model = Classifier(spec: spec, classNames: train.classNames, seed: config.seed)
-        let params = model.network.parameters
-        let optimizer = config.optimizer.make(params)
-        let batchesPerEpoch = max(1, train.count / config.batchSize)
-        let schedule = LearningRateSchedule(config.schedule, baseRate: config.optimizer.learningRate,
-                                            epochs: config.epochs, stepsPerEpoch: batchesPerEpoch)
-        var state = TrainerState()
-        if resume && !FileManager.default.fileExists(atPath: lastPath) {
-            say("nothing to resume in \(outDir) (no last.safetensors): starting a new run")
-        }
-        if resume, FileManager.default.fileExists(atPath: lastPath) {
-            state = try restore(model: model, optimizer: optimizer, schedule: schedule)
-            say("resumed from \(lastPath) at epoch \(state.epoch + 1), step \(state.stepInEpoch)")
+        let batches = max(1, train.count / config.batchSize)
+        let run = Session(train: train, validation: validation, model: model, optimizer: config.optimizer.make(model.network.parameters),
+                          schedule: LearningRateSchedule(config.schedule, baseRate: config.optimizer.learningRate, epochs: config.epochs, stepsPerEpoch: batches),
+                          loss: SoftmaxCrossEntropy(labelSmoothing: config.labelSmoothing,
+                                                    classWeights: config.balancedClassWeights ? train.balancedClassWeights : nil),
+                          batchesPerEpoch: batches)
+        if resume && FileManager.default.fileExists(atPath: lastPath) {
+            run.state = try restore(model: model, optimizer: run.optimizer, schedule: run.schedule)
+            say("resumed from \(lastPath) at epoch \(run.state.epoch + 1), step \(run.state.stepInEpoch)")
         } else {
+            if resume { say("nothing to resume in \(outDir) (no last.safetensors): starting a new run") }
             if let source = config.initFrom {
                 try Checkpoint.restore(model, from: try SafeTensors.read(source), path: source)
                 say("initialised from \(source)")
@@ -112,87 +147,87 @@ public final class Trainer {
         }
         say("model: \(spec.preset.rawValue) width \(spec.width), input \(spec.inputSize)x\(spec.inputSize), "
             + "\(model.parameterCount) parameters, \(model.multiplyAdds / 1_000_000) M multiply-adds/image")
+        return run
+    }
 
-        let loss = SoftmaxCrossEntropy(labelSmoothing: config.labelSmoothing,
-                                       classWeights: config.balancedClassWeights ? train.balancedClassWeights : nil)
-        let dropouts = allLayers(model.network).compactMap { $0 as? Dropout }
-        var stoppedEarly = false, interrupted = false
-
-        epochs: while state.epoch < config.epochs {
-            let epoch = state.epoch
-            let bar = ProgressBar(total: batchesPerEpoch, label: "epoch \(epoch + 1)/\(config.epochs)", initial: state.stepInEpoch)
-            bar.enabled = showProgress
-            var seen = state.partialSeen, correct = state.partialCorrect, lossSum = state.partialLoss
-            let epochStart = Date().addingTimeInterval(-state.partialSeconds)
-            var step = state.stepInEpoch
-            for batch in TrainingBatches(train, batchSize: config.batchSize, size: spec.inputSize, augmentation: config.augmentation,
-                                         seed: config.seed, epoch: epoch, skip: step) {
-                optimizer.learningRate = schedule.rate(step: state.globalStep)
-                for (i, d) in dropouts.enumerated() { d.reseed(config.seed &+ UInt64(state.globalStep) &* 7919 &+ UInt64(i)) }
-                let r = trainStep(model.network, batch, loss: loss, optimizer: optimizer, clipNorm: config.clipNorm)
-                guard r.loss.isFinite else {
-                    throw TrainingError.invalidConfig("the loss became \(r.loss) at epoch \(epoch + 1), step \(step + 1); lower the learning rate")
-                }
-                lossSum += Double(r.loss) * Double(batch.count)
-                correct += r.correct
-                seen += batch.count
-                step += 1
-                state.globalStep += 1
-                let rate = Double(seen - state.partialSeen) / max(Date().timeIntervalSince(epochStart) - state.partialSeconds, 1e-9)
-                bar.update(step, String(format: "loss %.4f acc %.1f%% %.0f img/s", lossSum / Double(seen), 100 * Double(correct) / Double(seen), rate))
-                if StopFlag.shared.isSet {
-                    state.stepInEpoch = step
-                    state.partialLoss = lossSum; state.partialCorrect = correct; state.partialSeen = seen
-                    state.partialSeconds = Date().timeIntervalSince(epochStart)
-                    try saveLast(model: model, optimizer: optimizer, schedule: schedule, state: state)
-                    if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
-                    say("interrupted: state saved to \(lastPath); continue with --resume")
-                    interrupted = true
-                    break epochs
-                }
+    /// Trains the rest of the current epoch. Returns false if interrupted (the state is then saved
+    /// mid-epoch, for --resume).
+    func trainEpoch(_ run: Session) throws -> Bool {
+        var s = run.state
+        defer { run.state = s }
+        let bar = ProgressBar(total: run.batchesPerEpoch, label: "epoch \(s.epoch + 1)/\(config.epochs)", initial: s.stepInEpoch)
+        bar.enabled = showProgress
+        let epochStart = Date().addingTimeInterval(-s.partialSeconds), resumedSeen = s.partialSeen, resumedSeconds = s.partialSeconds
+        for batch in TrainingBatches(run.train, batchSize: config.batchSize, size: config.inputSize, augmentation: config.augmentation,
+                                     seed: config.seed, epoch: s.epoch, skip: s.stepInEpoch) {
+            run.optimizer.learningRate = run.schedule.rate(step: s.globalStep)
+            for (i, d) in run.dropouts.enumerated() { d.reseed(config.seed &+ UInt64(s.globalStep) &* 7919 &+ UInt64(i)) }
+            let r = trainStep(run.model.network, batch, loss: run.loss, optimizer: run.optimizer, clipNorm: config.clipNorm)
+            guard r.loss.isFinite else {
+                throw TrainingError.invalidConfig("the loss became \(r.loss) at epoch \(s.epoch + 1), step \(s.stepInEpoch + 1); lower the learning rate")
             }
-            let trainTime = Date().timeIntervalSince(epochStart)
-            bar.finish(String(format: "loss %.4f acc %.1f%%", lossSum / Double(max(seen, 1)), 100 * Double(correct) / Double(max(seen, 1))))
-
-            let (valLoss, valAcc) = evaluate(model, validation)
-            let record = EpochRecord(epoch: epoch + 1, learningRate: Double(optimizer.learningRate),
-                                     trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
-                                     validationLoss: valLoss, validationAccuracy: valAcc, seconds: trainTime,
-                                     imagesPerSecond: Double(seen - state.partialSeen) / max(trainTime - state.partialSeconds, 1e-9))
-            state.history.append(record)
-            state.trainSeconds += trainTime - state.partialSeconds
-            state.epoch += 1
-            state.stepInEpoch = 0
-            state.partialLoss = 0; state.partialCorrect = 0; state.partialSeen = 0; state.partialSeconds = 0
-            schedule.epochEnded(validationAccuracy: valAcc)
-            var improved = ""
-            if valAcc > state.bestAccuracy {
-                state.bestAccuracy = valAcc
-                state.bestEpoch = epoch + 1
-                state.epochsWithoutImprovement = 0
-                var card = ModelCard(spec: spec, classNames: train.classNames, training: config)
-                card.epoch = epoch + 1
-                card.metrics = ["validation_accuracy": valAcc, "validation_loss": valLoss, "train_seconds": state.trainSeconds]
-                try Checkpoint.save(model, card: card, to: bestPath)
-                try AtomicFile.write(Data(try JSONEncoder.sorted.encode(card)), to: (outDir as NSString).appendingPathComponent("best.json"))
-                improved = " (best, saved)"
-            } else {
-                state.epochsWithoutImprovement += 1
+            s.partialLoss += Double(r.loss) * Double(batch.count)
+            s.partialCorrect += r.correct
+            s.partialSeen += batch.count
+            s.stepInEpoch += 1
+            s.globalStep += 1
+            s.partialSeconds = Date().timeIntervalSince(epochStart)
+            let rate = Double(s.partialSeen - resumedSeen) / max(s.partialSeconds - resumedSeconds, 1e-9)
+            bar.update(s.stepInEpoch, String(format: "loss %.4f acc %.1f%% %.0f img/s", s.partialLoss / Double(s.partialSeen),
+                                             100 * Double(s.partialCorrect) / Double(s.partialSeen), rate))
+            if StopFlag.shared.isSet {
+                run.state = s
+                try saveLast(run)
+                if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+                say("interrupted: state saved to \(lastPath); continue with --resume")
+                return false
             }
-            say(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%%%@ | lr %.2e | %.0fs, %.0f img/s",
-                       epoch + 1, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, improved,
-                       record.learningRate, trainTime, record.imagesPerSecond))
-            try saveLast(model: model, optimizer: optimizer, schedule: schedule, state: state)
-            try writeLogs(state.history)
-            if config.patience > 0, state.epochsWithoutImprovement >= config.patience {
-                say("early stop: no better validation accuracy for \(config.patience) epochs")
-                stoppedEarly = true
-                break
-            }
-            if StopFlag.shared.isSet { interrupted = true; break }
         }
-        return TrainingOutcome(epochsCompleted: state.epoch, bestValidationAccuracy: state.bestAccuracy, bestEpoch: state.bestEpoch,
-                               interrupted: interrupted, stoppedEarly: stoppedEarly, history: state.history, trainSeconds: state.trainSeconds)
+        let seen = max(s.partialSeen, 1)
+        bar.finish(String(format: "loss %.4f acc %.1f%%", s.partialLoss / Double(seen), 100 * Double(s.partialCorrect) / Double(seen)))
+        return true
+    }
+
+    /// Validation, the epoch's record, the best checkpoint, last.safetensors and the logs. Returns
+    /// true when early stopping ends the run.
+    func endEpoch(_ run: Session) throws -> Bool {
+        var s = run.state
+        defer { run.state = s }
+        let (valLoss, valAcc) = evaluate(run.model, run.validation)
+        let seen = max(s.partialSeen, 1), epochSeconds = s.partialSeconds
+        let record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
+                                 trainLoss: s.partialLoss / Double(seen), trainAccuracy: Double(s.partialCorrect) / Double(seen),
+                                 validationLoss: valLoss, validationAccuracy: valAcc, seconds: epochSeconds,
+                                 imagesPerSecond: Double(s.partialSeen) / max(epochSeconds, 1e-9))
+        s.history.append(record)
+        s.trainSeconds += epochSeconds
+        s.epoch += 1
+        s.stepInEpoch = 0
+        s.partialLoss = 0; s.partialCorrect = 0; s.partialSeen = 0; s.partialSeconds = 0
+        run.schedule.epochEnded(validationAccuracy: valAcc)
+        var improved = ""
+        if valAcc > s.bestAccuracy {
+            s.bestAccuracy = valAcc
+            s.bestEpoch = s.epoch
+            s.epochsWithoutImprovement = 0
+            var card = ModelCard(spec: run.model.spec, classNames: run.model.classNames, training: config)
+            card.epoch = s.epoch
+            card.metrics = ["validation_accuracy": valAcc, "validation_loss": valLoss, "train_seconds": s.trainSeconds]
+            try Checkpoint.save(run.model, card: card, to: bestPath)
+            try AtomicFile.write(Data(try JSONEncoder.sorted.encode(card)), to: (outDir as NSString).appendingPathComponent("best.json"))
+            improved = " (best, saved)"
+        } else {
+            s.epochsWithoutImprovement += 1
+        }
+        say(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%%%@ | lr %.2e | %.0fs, %.0f img/s",
+                   s.epoch, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, improved,
+                   record.learningRate, epochSeconds, record.imagesPerSecond))
+        run.state = s
+        try saveLast(run)
+        try writeLogs(s.history)
+        guard config.patience > 0, s.epochsWithoutImprovement >= config.patience else { return false }
+        say("early stop: no better validation accuracy for \(config.patience) epochs")
+        return true
     }
 
     /// Mean cross-entropy and accuracy on a labelled set (inference mode, centre crop).
@@ -206,14 +241,14 @@ public final class Trainer {
         return (nll / Double(max(data.count, 1)), Double(correct) / Double(max(data.count, 1)))
     }
 
-    private func saveLast(model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule, state: TrainerState) throws {
+    private func saveLast(_ run: Session) throws {
         var extra = SafeTensors()
-        for (k, v) in optimizer.state.sorted(by: { $0.key < $1.key }) { extra.add("optimizer/" + k, shape: [v.count], values: v) }
-        extra.add("schedule/state", shape: [schedule.state.count], values: schedule.state)
-        extra.metadata["trainer-state"] = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
-        var card = ModelCard(spec: model.spec, classNames: model.classNames, training: config)
-        card.epoch = state.epoch
-        try Checkpoint.save(model, card: card, to: lastPath, extra: extra)
+        for (k, v) in run.optimizer.state.sorted(by: { $0.key < $1.key }) { extra.add("optimizer/" + k, shape: [v.count], values: v) }
+        extra.add("schedule/state", shape: [run.schedule.state.count], values: run.schedule.state)
+        extra.metadata["trainer-state"] = String(decoding: try JSONEncoder().encode(run.state), as: UTF8.self)
+        var card = ModelCard(spec: run.model.spec, classNames: run.model.classNames, training: config)
+        card.epoch = run.state.epoch
+        try Checkpoint.save(run.model, card: card, to: lastPath, extra: extra)
     }
 
     private func restore(model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule) throws -> TrainerState {

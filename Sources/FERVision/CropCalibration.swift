@@ -40,7 +40,7 @@ public enum CropCalibration {
     }
 
     /// The detected box that overlaps the pasted frame most (IoU at least 0.3), if any.
-    public static func box(over p: Pasted, detector: FaceDetecting) -> FaceBox? {
+    public static func box(over p: Pasted, detector: FaceDetector) -> FaceBox? {
         let truth = FaceBox(x: Int(p.frameX), y: Int(p.frameY), width: Int(p.frameSide), height: Int(p.frameSide))
         let boxes = detector.detect(p.image, minFace: Int(p.frameSide / 3), maxFace: 0, fullResolution: true)
         guard let best = boxes.max(by: { $0.iou(truth) < $1.iou(truth) }), best.iou(truth) >= 0.3 else { return nil }
@@ -54,7 +54,7 @@ public enum CropCalibration {
     }
 
     /// The median framing over `count` faces of `data` (a seeded sample).
-    public static func measure(_ data: FaceDataset, detector: FaceDetecting, count: Int, seed: UInt64,
+    public static func measure(_ data: FaceDataset, detector: FaceDetector, count: Int, seed: UInt64,
                                progress: (Int) -> Void = { _ in }) throws -> Measurement {
         var rng = SplitMix64(seed: seed)
         let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)
@@ -82,7 +82,7 @@ public enum CropCalibration {
     }
 
     /// Evaluates a crop rule (box -> x, y, width, height) on `count` pasted faces of `data`.
-    public static func error(_ data: FaceDataset, detector: FaceDetecting, count: Int, seed: UInt64,
+    public static func error(_ data: FaceDataset, detector: FaceDetector, count: Int, seed: UInt64,
                              crop: (FaceBox) -> (x: Double, y: Double, width: Double, height: Double)) -> FramingError {
         var rng = SplitMix64(seed: seed)
         let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)

@@ -5,14 +5,38 @@ import FERData
 import FERModels
 import FEREvaluation
 
-/// One face found in an image: where, and what expression.
-public struct FaceResult: Codable, Sendable {
+/// One face found in an image: where, and what expression. In JSON the probabilities are keyed by
+/// class name.
+public struct FaceResult: Encodable, Sendable {
     public var box: FaceBox
     public var emotion: String
     public var confidence: Float
+    /// In the order of `classNames`.
     public var probabilities: [Float]
+    public var classNames: [String]
     /// Track identity across video frames (nil for still photos).
     public var track: Int?
+
+    public init(box: FaceBox, probabilities: [Float], classNames: [String], track: Int? = nil) {
+        let top = argmax(probabilities)
+        self.box = box
+        self.emotion = top < classNames.count ? classNames[top] : "?"
+        self.confidence = probabilities.isEmpty ? 0 : probabilities[top]
+        self.probabilities = probabilities
+        self.classNames = classNames
+        self.track = track
+    }
+
+    enum CodingKeys: String, CodingKey { case box, emotion, confidence, probabilities, track }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(box, forKey: .box)
+        try c.encode(emotion, forKey: .emotion)
+        try c.encode(confidence, forKey: .confidence)
+        try c.encode(Dictionary(zip(classNames, probabilities), uniquingKeysWith: { a, _ in a }), forKey: .probabilities)
+        try c.encodeIfPresent(track, forKey: .track)
+    }
 }
 
 /// Time spent per stage, milliseconds.
@@ -37,7 +61,7 @@ public struct StageTimes: Codable, Sendable {
 /// Detect faces, crop them as the training data was cropped, classify them all in one batch, and
 /// draw the results.
 public final class FaceAnalyzer {
-    public let detector: FaceDetecting
+    public let detector: FaceDetector
     public let classifier: Classifier
     /// How a detected box becomes the network's input: the FER2013 framing measured for this
     /// detector (`CropFraming`), unless `margin` is set.
@@ -46,10 +70,10 @@ public final class FaceAnalyzer {
     public var margin: Double?
     public var tta: TestTimeAugmentation = .none
 
-    public init(detector: FaceDetecting, classifier: Classifier, margin: Double? = nil) {
+    public init(detector: FaceDetector, classifier: Classifier, margin: Double? = nil) {
         self.detector = detector
         self.classifier = classifier
-        self.framing = .calibrated(for: detector.name)
+        self.framing = .calibrated(for: detector.settings.kind)
         self.margin = margin
     }
 
@@ -80,10 +104,7 @@ public final class FaceAnalyzer {
         t = DispatchTime.now()
         let probs = classifier.classify(faces: faces, tta: tta)
         times.classify += milliseconds(since: t)
-        return zip(boxes, probs).map { box, p in
-            let top = argmax(p)
-            return FaceResult(box: box, emotion: classifier.classNames[top], confidence: p[top], probabilities: p, track: nil)
-        }
+        return zip(boxes, probs).map { box, p in FaceResult(box: box, probabilities: p, classNames: classifier.classNames) }
     }
 
     public func analyze(_ image: Image) -> [FaceResult] {
@@ -94,9 +115,7 @@ public final class FaceAnalyzer {
     /// Classifies the whole image as one face crop (for images that are already faces).
     public func analyzeAsCrop(_ image: Image) -> [FaceResult] {
         let p = classifier.classify(faces: [image.faceInput(side: classifier.sourceSide)], tta: tta)[0]
-        let top = argmax(p)
-        return [FaceResult(box: FaceBox(x: 0, y: 0, width: image.width, height: image.height), emotion: classifier.classNames[top],
-                           confidence: p[top], probabilities: p, track: nil)]
+        return [FaceResult(box: FaceBox(x: 0, y: 0, width: image.width, height: image.height), probabilities: p, classNames: classifier.classNames)]
     }
 }
 

@@ -8,18 +8,10 @@ import FEREvaluation
 /// MTCNN face detection (Zhang et al. 2016) as facenet-pytorch runs it: P-Net proposes faces over
 /// an image pyramid, R-Net and O-Net refine and filter them, each stage followed by non-maximum
 /// suppression; O-Net also gives five landmarks (eyes, nose, mouth corners).
-public final class MTCNNDetector: FaceDetecting {
-    public struct Settings: Codable, Sendable, Equatable {
-        /// Smallest face side searched for, pixels.
-        public var minFace: Double = 40
-        /// Pyramid step.
-        public var factor: Double = 0.709
-        /// Face-probability thresholds of P-Net, R-Net, O-Net.
-        public var thresholds: [Float] = [0.6, 0.7, 0.7]
-        /// Detect on a copy whose longer side is at most this (0: full size); boxes are scaled back.
-        public var maxSide = 640
-        public init() {}
-    }
+public final class MTCNNDetector: FaceDetector {
+    /// Image pyramid step, and the face-probability thresholds of P-Net, R-Net and O-Net (facenet-pytorch's).
+    static let pyramidFactor = 0.709
+    static let thresholds: [Float] = [0.6, 0.7, 0.7]
 
     public struct Face: Sendable {
         public var box: FaceBox
@@ -36,9 +28,9 @@ public final class MTCNNDetector: FaceDetecting {
     }
 
     public let networks: MTCNNNetworks
-    public var settings: Settings
+    public let settings: DetectorSettings
 
-    public init(weights: String, settings: Settings = Settings()) throws {
+    public init(weights: String, settings: DetectorSettings = DetectorSettings()) throws {
         networks = try MTCNNNetworks(weights: weights)
         self.settings = settings
     }
@@ -56,30 +48,26 @@ public final class MTCNNDetector: FaceDetecting {
         return Tensor(shape: [images.count, 3, h, w], values: v)
     }
 
-    public var name: String { "mtcnn" }
-
     public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
-        var s = settings
-        if let m = minFace { s.minFace = Double(m) }
-        let (small, scale) = image.forDetection(maxSide: s.maxSide, fullResolution: fullResolution)
-        s.minFace = max(12, s.minFace * scale)
-        return faces(small, s).map { $0.box.unscaled(scale) }.filter { b in
+        let smallest = minFace ?? settings.minFace
+        let (small, scale) = image.forDetection(maxSide: settings.maxSide, fullResolution: fullResolution)
+        return faces(small, minFace: max(12, Double(smallest) * scale)).map { $0.box.unscaled(scale) }.filter { b in
             // The minimum is a promise: no face smaller than asked (P-Net's coarse levels can still
             // propose one, which the refinement then shrinks).
-            min(b.width, b.height) >= minFace ?? Int(settings.minFace) && (maxFace <= 0 || b.width <= maxFace)
+            min(b.width, b.height) >= smallest && (maxFace <= 0 || b.width <= maxFace)
         }
     }
 
-    /// Faces with their scores and landmarks.
-    public func faces(_ image: Image, _ settings: Settings? = nil) -> [Face] {
-        let settings = settings ?? self.settings
+    /// Faces with their scores and landmarks; `minFace` (pixels of `image`) defaults to the settings'.
+    public func faces(_ image: Image, minFace: Double? = nil) -> [Face] {
+        let minFace = minFace ?? Double(settings.minFace)
         let img = image.bgr
         let w = Float(img.width), h = Float(img.height)
         // Stage 1: P-Net over the pyramid.
         var scales: [Double] = []
-        let m = 12 / settings.minFace
+        let m = 12 / minFace
         var side = Double(min(img.width, img.height)) * m, s = m
-        while side >= 12 { scales.append(s); s *= settings.factor; side *= settings.factor }
+        while side >= 12 { scales.append(s); s *= Self.pyramidFactor; side *= Self.pyramidFactor }
         var proposals: [Candidate] = []
         for scale in scales {
             let sw = Int(Double(img.width) * scale + 1), sh = Int(Double(img.height) * scale + 1)
@@ -87,7 +75,7 @@ public final class MTCNNDetector: FaceDetecting {
             let plane = out.height * out.width
             var found: [Candidate] = []
             for y in 0..<out.height {
-                for x in 0..<out.width where out.probability[y * out.width + x] >= settings.thresholds[0] {
+                for x in 0..<out.width where out.probability[y * out.width + x] >= Self.thresholds[0] {
                     let i = y * out.width + x
                     let q1x = Float(floor(Double(2 * x + 1) / scale)), q1y = Float(floor(Double(2 * y + 1) / scale))
                     let q2x = Float(floor(Double(2 * x + 12) / scale)), q2y = Float(floor(Double(2 * y + 12) / scale))
@@ -105,13 +93,13 @@ public final class MTCNNDetector: FaceDetecting {
 
         // Stage 2: R-Net on 24x24 crops.
         let r = networks.rnet(Self.input(proposals.map { crop(img, $0, 24) }))
-        var refined = Self.scored(proposals, r.probability, r.offsets, above: settings.thresholds[1]).map(\.candidate)
+        var refined = Self.scored(proposals, r.probability, r.offsets, above: Self.thresholds[1]).map(\.candidate)
         refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }
         guard !refined.isEmpty else { return [] }
 
         // Stage 3: O-Net on 48x48 crops, with landmarks.
         let o = networks.onet(Self.input(refined.map { crop(img, $0, 48) }))
-        var final: [Candidate] = Self.scored(refined, o.probability, o.offsets, above: settings.thresholds[2]).map { i, c in
+        var final: [Candidate] = Self.scored(refined, o.probability, o.offsets, above: Self.thresholds[2]).map { i, c in
             var d = c
             let bw = d.x2 - d.x1 + 1, bh = d.y2 - d.y1 + 1
             d.landmarks = (0..<5).map { k in (bw * o.landmarks[10 * i + k] + d.x1 - 1, bh * o.landmarks[10 * i + 5 + k] + d.y1 - 1) }

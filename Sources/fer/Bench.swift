@@ -14,18 +14,21 @@ extension Benchmark.Mode: ExpressibleByArgument {}
 /// One measurement in this process (the parent runs each in a fresh process for a clean peak-memory figure).
 struct BenchOne: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-one", abstract: "One benchmark measurement, as JSON.", shouldDisplay: false)
-    @Option var model: Preset = .cnn
+    @OptionGroup var architecture: ArchitectureOptions
     @Option var mode: Benchmark.Mode = .train
     @Option var batch: Int = 64
     @Option var steps: Int = 10
-    @Option var threads: Int = 2
-    @Option var inputSize: Int = 48
-    @Option var width: Int?
-    @Option var fcWidth: Int = 0
+    @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        if mode == .train, batch < 2 { throw ValidationError("training needs a batch of at least 2 (batch norm)") }
+    }
 
     func run() throws {
-        DNNL.setThreads(threads)
-        let spec = ModelSpec(preset: model, width: width, fcWidth: fcWidth, inputSize: inputSize)
+        threads.apply()
+        let spec = architecture.spec
         let r = Benchmark.run(spec: spec, mode: mode, batch: batch, steps: steps)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
@@ -50,8 +53,8 @@ struct EngineBench: ParsableCommand {
         Each measurement runs in its own process, so peak memory is that measurement's alone.
         """)
 
-    @Option(parsing: .upToNextOption, help: "Presets to measure.") var models: [Preset] = [.cnn, .vgg]
-    @Option var threads: Int = 2
+    @Option(parsing: .upToNextOption, help: "Presets to measure.") var presets: [Preset] = [.cnn, .vgg]
+    @OptionGroup var threads: ThreadOptions
     @Option(help: "Timed training steps (inference runs 5x as many).") var steps: Int = 10
     @Option(help: "Python with torch installed.") var python: String = "python3"
     @Flag(help: "Skip the PyTorch peer.") var noPeer = false
@@ -78,10 +81,10 @@ struct EngineBench: ParsableCommand {
         let peerScript = (Bundled.packageRoot as NSString).appendingPathComponent("benchmarks/peer_pytorch.py")
         let pythonPath = python.hasPrefix("/") ? python : "/usr/bin/env"
         var rows: [Row] = []
-        for m in models {
+        for m in presets {
             for (mode, batch) in [(Benchmark.Mode.train, 64), (.infer, 1), (.infer, 64)] {
                 let n = mode == .train ? steps : (batch == 1 ? steps * 20 : steps * 3)
-                let common = ["--model", m.rawValue, "--mode", mode.rawValue, "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads)"]
+                let common = ["--preset", m.rawValue, "--mode", mode.rawValue, "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads.threads)"]
                 guard let ours = measure(me, ["bench-one"] + common) else { throw ValidationError("bench-one failed for \(m) \(mode)") }
                 var peer: Benchmark.Result?
                 if !noPeer {
@@ -93,8 +96,8 @@ struct EngineBench: ParsableCommand {
                 if !json { FileHandle.standardError.write(Data("measured \(m.rawValue) \(work)\n".utf8)) }
             }
         }
-        if json { printJSON(rows); return }
-        print("\(threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process")
+        if json { try printJSON(rows); return }
+        print("\(threads.threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process")
         print("model  work        swift-fer img/s    ms/batch   peak MB |  PyTorch img/s   ms/batch   peak MB |  ratio")
         for r in rows {
             var line = r.model.padding(toLength: 7, withPad: " ", startingAt: 0) + r.work.padding(toLength: 10, withPad: " ", startingAt: 0)

@@ -21,7 +21,7 @@ struct CalibrateCrop: ParsableCommand {
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz).") var data: String
-    @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: FaceDetectors.Kind = .mtcnn
+    @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: DetectorKind = .mtcnn
     @Option(help: "Faces to measure on (and to check on).") var count: Int = 2000
     @Option var seed: UInt64 = 1
     @Flag(help: "Print JSON.") var json = false
@@ -42,7 +42,7 @@ struct CalibrateCrop: ParsableCommand {
         guard let train = splits[.training], let check = splits[.publicTest] else {
             throw ValidationError("\(data) needs Training and PublicTest faces")
         }
-        let det = try FaceDetectors.make(detector, mtcnnWeights: Bundled.mtcnnWeights)
+        let det = try makeFaceDetector(DetectorSettings(kind: detector), mtcnnWeights: Bundled.mtcnnWeights)
         let bar = ProgressBar(total: count, label: "measure")
         bar.enabled = !json
         let m = try CropCalibration.measure(train, detector: det, count: count, seed: seed) { bar.update($0) }
@@ -57,7 +57,7 @@ struct CalibrateCrop: ParsableCommand {
             return (fr.x, fr.y, fr.side, fr.side)
         }
         if json {
-            printJSON(Output(detector: det.name, measurement: m, publicTestMargin10: old, publicTestCalibrated: new))
+            try printJSON(Output(detector: det.name, measurement: m, publicTestMargin10: old, publicTestCalibrated: new))
         } else {
             print("\(det.name): found \(m.found) of \(m.tried) pasted Training faces")
             print(String(format: "framing: left %.3f, top %.3f, side %.3f (box units)", f.left, f.top, f.side))

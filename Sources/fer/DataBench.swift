@@ -21,8 +21,7 @@ struct DataBench: ParsableCommand {
         var best = Double.infinity, counts = ""
         for _ in 0..<repeats {
             let t0 = Date()
-            let splits: [Split: FaceDataset]
-            do { splits = try DatasetLoader.load(path) } catch { fail(error) }
+            let splits = try DatasetLoader.load(path)
             best = min(best, Date().timeIntervalSince(t0))
             counts = Split.allCases.map { "\($0.rawValue) \(splits[$0]?.count ?? 0)" }.joined(separator: ", ")
         }

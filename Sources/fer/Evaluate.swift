@@ -29,6 +29,11 @@ struct Evaluate: ParsableCommand {
     func validate() throws {
         guard (data == nil) != (photos == nil) else { throw ValidationError("give one of --data (face crops) or --photos (photo folder)") }
         if photos != nil, ferplus != nil { throw ValidationError("--ferplus applies to --data, not --photos") }
+        let d = face.detection
+        if data != nil, d.detector != .mtcnn || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil
+            || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide {
+            throw ValidationError("the detector and crop options apply to --photos; --data holds faces already cropped")
+        }
     }
 
     struct Output: Codable {
@@ -40,8 +45,8 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         if let photos { return try evaluatePhotos(photos) }
         guard let data else { return }
-        DNNL.setThreads(face.threads)
-        let path = try Bundled.resolve(face.model)
+        face.threads.apply()
+        let path = try Bundled.resolve(face.model.model)
         let (classifier, _, _) = try Checkpoint.load(path)
         var splits = try DatasetLoader.load(data)
         if let fp = ferplus {
@@ -60,7 +65,7 @@ struct Evaluate: ParsableCommand {
             try Plots.confusionMatrix(report, title: "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(face.tta.rawValue))").write(c)
         }
         if json {
-            printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy))
+            try printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy))
         } else {
             print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces, TTA \(face.tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
             print(report.table)
@@ -80,11 +85,11 @@ struct Evaluate: ParsableCommand {
             try Plots.confusionMatrix(result.report, title: "photos in \((root as NSString).lastPathComponent) (\(analyzer.detector.name))").write(c)
         }
         if json {
-            printJSON(result)
+            try printJSON(result)
             return
         }
         let framing = analyzer.margin.map { "box + \($0) per side" } ?? "calibrated framing"
-        print("model \(try Bundled.resolve(face.model))\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.name), \(framing), TTA \(face.tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
+        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.name), \(framing), TTA \(face.tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
         print(result.report.table)
         let wrong = result.wrong
         if !wrong.isEmpty {

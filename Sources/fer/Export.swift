@@ -18,13 +18,9 @@ struct Export: ParsableCommand {
     @Flag(help: "Store weights as F16 (half the size).") var half = false
 
     func run() throws {
-        do {
-            let (classifier, card, _) = try Checkpoint.load(model)
-            try Checkpoint.save(classifier, card: card, to: out, half: half)
-            let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-            print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half ? " (F16)" : "")")
-        } catch {
-            fail(error)
-        }
+        let (classifier, card, _) = try Checkpoint.load(model)
+        try Checkpoint.save(classifier, card: card, to: out, half: half)
+        let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+        print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half ? " (F16)" : "")")
     }
 }

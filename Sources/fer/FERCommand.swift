@@ -14,15 +14,9 @@ struct FERCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fer",
         abstract: "Facial expression recognition: train, evaluate and run FER2013 models.",
-        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, CalibrateCrop.self, Video.self, Live.self, Models.self, Export.self, Bench.self, BenchOne.self],
+        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Video.self, Live.self, Models.self, Export.self, CalibrateCrop.self, Bench.self, BenchOne.self],
         defaultSubcommand: Demo.self
     )
-}
-
-/// Exits with a clear one-line message for the errors users cause (bad paths, bad data).
-func fail(_ error: Error) -> Never {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-    Foundation.exit(1)
 }
 
 /// The bundled default model, found beside the executable's package or via FER_MODEL.
@@ -53,11 +47,15 @@ enum Bundled {
         if FileManager.default.fileExists(atPath: a) || a.contains("/") || a.hasSuffix(".safetensors") { return a }
         let bundled = named(a)
         guard FileManager.default.fileExists(atPath: bundled) else {
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: (packageRoot as NSString).appendingPathComponent("models"))) ?? [])
-                .filter { FileManager.default.fileExists(atPath: named($0)) }.sorted()
             throw ValidationError("--model \(a): no such file, and no bundled model of that name (bundled: \(names.joined(separator: ", ")))")
         }
         return bundled
+    }
+
+    /// The bundled models' names: the folders of models/ that hold a model.safetensors.
+    static var names: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: (packageRoot as NSString).appendingPathComponent("models"))) ?? [])
+            .filter { FileManager.default.fileExists(atPath: named($0)) }.sorted()
     }
 
     /// MTCNN's three networks (tools/convert_mtcnn.py).
@@ -80,8 +78,12 @@ func installInterruptHandler() {
 }
 nonisolated(unsafe) var interruptSource: DispatchSourceSignal?
 
-func printJSON<T: Encodable>(_ value: T) {
+/// Prints `value` as indented JSON; a value JSON cannot hold (NaN, infinity) is an error, never an
+/// empty output.
+func printJSON<T: Encodable>(_ value: T) throws {
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys, .prettyPrinted]
-    print(String(decoding: (try? e.encode(value)) ?? Data(), as: UTF8.self))
+    let data: Data
+    do { data = try e.encode(value) } catch { throw ValidationError("cannot write the result as JSON: it holds a value JSON cannot represent (NaN or infinity)") }
+    print(String(decoding: data, as: UTF8.self))
 }

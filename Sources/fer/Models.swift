@@ -10,25 +10,47 @@ import FERVision
 import Foundation
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the model presets with their size and cost.")
+    static let configuration = CommandConfiguration(abstract: "List the model presets (to train) and the bundled models (to run).")
 
-    @Option(help: "Input side the cost is computed for.") var inputSize: Int = 48
+    @Option(help: "Input side the presets' cost is computed for (16-48).") var inputSize: Int = 48
     @Flag(help: "Print JSON.") var json = false
 
-    struct Row: Codable { var preset: String; var width: Int; var parameters: Int; var multiplyAdds: Int; var description: String }
+    struct PresetRow: Codable { var preset: String; var width: Int; var parameters: Int; var multiplyAdds: Int; var description: String }
+    struct BundledRow: Codable {
+        var name: String; var path: String; var preset: String; var width: Int; var inputSize: Int
+        var parameters: Int; var multiplyAdds: Int; var metrics: [String: Double]
+    }
+    struct Output: Codable { var presets: [PresetRow]; var bundled: [BundledRow] }
+
+    func validate() throws {
+        if let p = ModelSpec(preset: .cnn, inputSize: inputSize).problem { throw ValidationError(p) }
+    }
 
     func run() throws {
-        let rows = Preset.allCases.map { p -> Row in
+        let presets = Preset.allCases.map { p -> PresetRow in
             let spec = ModelSpec(preset: p, inputSize: inputSize)
             let net = spec.build(seed: 1)
-            return Row(preset: p.rawValue, width: spec.width, parameters: net.parameters.reduce(0) { $0 + $1.count },
-                       multiplyAdds: net.multiplyAdds(spec.inputShape), description: p.blurb)
+            return PresetRow(preset: p.rawValue, width: spec.width, parameters: net.parameters.reduce(0) { $0 + $1.count },
+                             multiplyAdds: net.multiplyAdds(spec.inputShape), description: p.blurb)
         }
-        if json { printJSON(rows); return }
+        let bundled = try Bundled.names.map { name -> BundledRow in
+            let path = Bundled.named(name)
+            let (model, card, _) = try Checkpoint.load(path)
+            return BundledRow(name: name, path: path, preset: card.spec.preset.rawValue, width: card.spec.width, inputSize: card.spec.inputSize,
+                              parameters: model.parameterCount, multiplyAdds: model.multiplyAdds, metrics: card.metrics)
+        }
+        if json { try printJSON(Output(presets: presets, bundled: bundled)); return }
+        print("presets (fer train --preset NAME)")
         print("preset  width  parameters  multiply-adds/image (\(inputSize)x\(inputSize))  description")
-        for r in rows {
+        for r in presets {
             print(r.preset.padding(toLength: 8, withPad: " ", startingAt: 0)
                   + String(format: "%5d  %10@  %12@            ", r.width, group(r.parameters), group(r.multiplyAdds)) + r.description)
+        }
+        print("\nbundled models (--model NAME)")
+        print("name      preset  width  input  parameters  multiply-adds/face  path")
+        for b in bundled {
+            print(b.name.padding(toLength: 10, withPad: " ", startingAt: 0) + b.preset.padding(toLength: 8, withPad: " ", startingAt: 0)
+                  + String(format: "%5d  %5d  %10@  %18@  ", b.width, b.inputSize, group(b.parameters), group(b.multiplyAdds)) + b.path)
         }
     }
 }

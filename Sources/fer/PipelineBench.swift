@@ -48,68 +48,64 @@ struct PipelineBench: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let analyzer = try face.analyzer()
-            let names = analyzer.classifier.classNames
-            let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("fer-bench-\(getpid())")
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let photo = try Image.read(Bundled.samplePhoto, channels: 3)
-            let videoPath = dir + "/faces-640x480.mp4", photoPath = dir + "/portrait-1350.jpg"
-            try makeVideo(videoPath, from: photo)
-            try photo.resized(width: 1350, height: 1350).write(photoPath)
+        let analyzer = try face.analyzer()
+        let names = analyzer.classifier.classNames
+        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("fer-bench-\(getpid())")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let photo = try Image.read(Bundled.samplePhoto, channels: 3)
+        let videoPath = dir + "/faces-640x480.mp4", photoPath = dir + "/portrait-1350.jpg"
+        try makeVideo(videoPath, from: photo)
+        try photo.resized(width: 1350, height: 1350).write(photoPath)
 
-            // Video: every stage of every frame.
-            let reader = try VideoReader(path: videoPath)
-            var times = StageTimes(), n = 0, faces = 0
-            let video = VideoFaceAnalyzer(analyzer, fullScanInterval: fullScan)
-            // One warm-up frame (primitive creation, caches).
-            if let f = try reader.read() { var w = StageTimes(); _ = Annotator.annotate(f, video.process(f, times: &w), classNames: names) }
-            let start = DispatchTime.now()
-            while true {
-                var t = DispatchTime.now()
-                guard let frame = try reader.read() else { break }
-                times.decode += milliseconds(since: t)
-                let found = video.process(frame, times: &times)
-                t = DispatchTime.now()
-                _ = Annotator.annotate(frame, found, classNames: names)
-                times.draw += milliseconds(since: t)
-                faces += found.count
-                n += 1
-            }
-            let wall = milliseconds(since: start)
-            let perFrame = StageTimes(decode: times.decode / Double(n), detect: times.detect / Double(n), preprocess: times.preprocess / Double(n),
-                                      classify: times.classify / Double(n), draw: times.draw / Double(n))
-            // Photo: read the file, find the face, classify, draw; best of `repeats`.
-            var best = Double.infinity, bestStages = StageTimes()
-            for _ in 0..<repeats {
-                var st = StageTimes()
-                let t0 = DispatchTime.now()
-                var t = t0
-                let img = try Image.read(photoPath, channels: 3)
-                st.decode = milliseconds(since: t)
-                let found = analyzer.analyze(img, times: &st)
-                t = DispatchTime.now()
-                _ = Annotator.annotate(img, found, classNames: names)
-                st.draw = milliseconds(since: t)
-                let total = milliseconds(since: t0)
-                if total < best { best = total; bestStages = st }
-            }
-            let r = Result(video: "640x480, \(n) frames", frames: n, facesPerFrame: Double(faces) / Double(max(n, 1)), stageMilliseconds: perFrame,
-                           endToEndFPS: Double(n) / (wall / 1000), photo: "1350x1350 JPEG", photoMilliseconds: best, photoStages: bestStages,
-                           threads: face.threads)
-            if json { printJSON(r); return }
-            print("video 640x480, \(n) frames, \(String(format: "%.2f", r.facesPerFrame)) faces/frame, detector \(face.detector.rawValue), full scan every \(fullScan) frames, \(face.threads) threads")
-            print("stage        ms/frame")
-            for (name, v) in [("decode", perFrame.decode), ("detect", perFrame.detect), ("preprocess", perFrame.preprocess),
-                              ("classify", perFrame.classify), ("draw", perFrame.draw), ("total", perFrame.total)] {
-                print(name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%9.2f", v))
-            }
-            print(String(format: "end to end: %.1f FPS", r.endToEndFPS))
-            print(String(format: "photo 1350x1350 JPEG end to end: %.1f ms (decode %.1f, detect %.1f, preprocess %.1f, classify %.1f, draw %.1f)",
-                         best, bestStages.decode, bestStages.detect, bestStages.preprocess, bestStages.classify, bestStages.draw))
-        } catch {
-            fail(error)
+        // Video: every stage of every frame.
+        let reader = try VideoReader(path: videoPath)
+        var times = StageTimes(), n = 0, faces = 0
+        let video = VideoFaceAnalyzer(analyzer, fullScanInterval: fullScan)
+        // One warm-up frame (primitive creation, caches).
+        if let f = try reader.read() { var w = StageTimes(); _ = Annotator.annotate(f, video.process(f, times: &w), classNames: names) }
+        let start = DispatchTime.now()
+        while true {
+            var t = DispatchTime.now()
+            guard let frame = try reader.read() else { break }
+            times.decode += milliseconds(since: t)
+            let found = video.process(frame, times: &times)
+            t = DispatchTime.now()
+            _ = Annotator.annotate(frame, found, classNames: names)
+            times.draw += milliseconds(since: t)
+            faces += found.count
+            n += 1
         }
+        let wall = milliseconds(since: start)
+        let perFrame = StageTimes(decode: times.decode / Double(n), detect: times.detect / Double(n), preprocess: times.preprocess / Double(n),
+                                  classify: times.classify / Double(n), draw: times.draw / Double(n))
+        // Photo: read the file, find the face, classify, draw; best of `repeats`.
+        var best = Double.infinity, bestStages = StageTimes()
+        for _ in 0..<repeats {
+            var st = StageTimes()
+            let t0 = DispatchTime.now()
+            var t = t0
+            let img = try Image.read(photoPath, channels: 3)
+            st.decode = milliseconds(since: t)
+            let found = analyzer.analyze(img, times: &st)
+            t = DispatchTime.now()
+            _ = Annotator.annotate(img, found, classNames: names)
+            st.draw = milliseconds(since: t)
+            let total = milliseconds(since: t0)
+            if total < best { best = total; bestStages = st }
+        }
+        let r = Result(video: "640x480, \(n) frames", frames: n, facesPerFrame: Double(faces) / Double(max(n, 1)), stageMilliseconds: perFrame,
+                       endToEndFPS: Double(n) / (wall / 1000), photo: "1350x1350 JPEG", photoMilliseconds: best, photoStages: bestStages,
+                       threads: face.threads.threads)
+        if json { try printJSON(r); return }
+        print("video 640x480, \(n) frames, \(String(format: "%.2f", r.facesPerFrame)) faces/frame, detector \(face.detection.detector.rawValue), full scan every \(fullScan) frames, \(face.threads.threads) threads")
+        print("stage        ms/frame")
+        for (name, v) in [("decode", perFrame.decode), ("detect", perFrame.detect), ("preprocess", perFrame.preprocess),
+                          ("classify", perFrame.classify), ("draw", perFrame.draw), ("total", perFrame.total)] {
+            print(name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%9.2f", v))
+        }
+        print(String(format: "end to end: %.1f FPS", r.endToEndFPS))
+        print(String(format: "photo 1350x1350 JPEG end to end: %.1f ms (decode %.1f, detect %.1f, preprocess %.1f, classify %.1f, draw %.1f)",
+                     best, bestStages.decode, bestStages.detect, bestStages.preprocess, bestStages.classify, bestStages.draw))
     }
 }

@@ -9,34 +9,6 @@ import FERTraining
 import FERVision
 import Foundation
 
-extension FaceDetectors.Kind: ExpressibleByArgument {}
-
-/// Options shared by the commands that find faces.
-struct FaceOptions: ParsableArguments {
-    @Option(help: "Model file (.safetensors), or a bundled model: default, fast.") var model: String?
-    @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: FaceDetectors.Kind = .mtcnn
-    @Option(help: "Detector pyramid step.") var scaleFactor: Double = 1.1
-    @Option(help: "Detector: overlapping hits needed per face.") var minNeighbors: Int = 5
-    @Option(help: "Smallest face side, pixels (the classifier's input is 48x48).") var minSize: Int = 48
-    @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = 640
-    @Option(help: "Crop the detected box plus this fraction of its size per side, instead of the calibrated FER2013 framing.") var margin: Double?
-    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
-    @Option(help: "oneDNN threads.") var threads: Int = 2
-
-    func analyzer() throws -> FaceAnalyzer {
-        DNNL.setThreads(threads)
-        let classifier = try Checkpoint.load(try Bundled.resolve(model)).0
-        var s = FaceDetector.Settings()
-        s.scaleFactor = scaleFactor
-        s.minNeighbors = minNeighbors
-        s.minSize = minSize
-        s.maxSide = detectSide
-        let a = FaceAnalyzer(detector: try FaceDetectors.make(detector, cascade: s, mtcnnWeights: Bundled.mtcnnWeights), classifier: classifier, margin: margin)
-        a.tta = tta
-        return a
-    }
-}
-
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find every face in photos (or folders of them) and label its expression.",
@@ -52,10 +24,11 @@ struct Predict: ParsableCommand {
     @OptionGroup var face: FaceOptions
     @Flag(help: "Treat every image as a face crop: no detection.") var crop = false
     @Option(help: "Write annotated images: a file (one input) or a folder.") var annotate: String?
+    @Option(help: "Write each face as the network sees it (gray, 48x48 PNG) into this folder.") var crops: String?
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print CSV (one row per face).") var csv = false
 
-    struct Row: Codable { var file: String; var faces: [FaceResult]; var error: String?; var note: String? }
+    struct Row: Encodable { var file: String; var faces: [FaceResult]; var error: String?; var note: String? }
 
     static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
 
@@ -70,8 +43,7 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        let analyzer: FaceAnalyzer
-        do { analyzer = try face.analyzer() } catch { fail(error) }
+        let analyzer = try face.analyzer()
         let files = expand(inputs)
         let names = analyzer.classifier.classNames
         let bar = ProgressBar(total: files.count, label: "photos")
@@ -82,6 +54,15 @@ struct Predict: ParsableCommand {
                 let image = try Image.read(path, channels: 3)
                 let asCrop = crop || max(image.width, image.height) <= 96
                 let faces = asCrop ? analyzer.analyzeAsCrop(image) : analyzer.analyze(image)
+                if let dir = crops, !asCrop {
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                    let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+                    for (k, f) in faces.enumerated() {
+                        let side = analyzer.classifier.sourceSide
+                        try Image(width: side, height: side, channels: 1, pixels: analyzer.faceInput(image, f.box))
+                            .write((dir as NSString).appendingPathComponent("\(stem).face\(k + 1).png"))
+                    }
+                }
                 rows.append(Row(file: path, faces: faces, error: nil, note: faces.isEmpty ? "no face found" : asCrop ? "classified whole, as a face crop" : nil))
                 if let out = annotate {
                     let target = files.count == 1 && !out.hasSuffix("/") && !isDirectory(out) ? out
@@ -95,7 +76,7 @@ struct Predict: ParsableCommand {
         }
         bar.finish()
         if json {
-            printJSON(rows)
+            try printJSON(rows)
         } else if csv {
             print((["file", "face", "x", "y", "width", "height", "emotion", "confidence"] + names.map { $0.lowercased() } + ["error"]).joined(separator: ","))
             for r in rows {

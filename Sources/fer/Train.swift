@@ -9,7 +9,6 @@ import FERTraining
 import FERVision
 import Foundation
 
-extension Preset: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension FERPlus.Mode: ExpressibleByArgument {}
@@ -22,16 +21,12 @@ struct Train: ParsableCommand {
         discussion: """
         Trains on Training, validates on PublicTest every epoch and keeps the best checkpoint
         (OUT/best.safetensors). Ctrl-C saves OUT/last.safetensors; --resume continues exactly.
-        Example: fer train --data fer2013.csv.gz --model cnn --epochs 30 --optimizer adamw --lr 1e-3 --out runs/cnn
+        Example: fer train --data fer2013.csv.gz --preset cnn --epochs 30 --optimizer adamw --lr 1e-3 --out runs/cnn
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
     @Option(help: "Run folder for checkpoints, metrics.jsonl and curves.png.") var out: String
-    @Option(help: "Preset: mlp, cnn, vgg, resnet.") var model: Preset = .cnn
-    @Option(help: "First-stage width (channels; hidden units for mlp).") var width: Int?
-    @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
-    @Option(help: "Input side: 48, or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int = 48
-    @Option(help: "Dropout probability before the classifier.") var dropout: Float?
+    @OptionGroup var architecture: ArchitectureOptions
     @Option(help: "Epochs (default 30; with --resume, a new total for the run).") var epochs: Int?
     @Option var batchSize: Int = 64
     @Option(help: "sgd, adam or adamw.") var optimizer: OptimizerKind = .adamw
@@ -60,7 +55,7 @@ struct Train: ParsableCommand {
     @Option var seed: UInt64 = 1
     @Option(help: "Early stopping: epochs without a better validation accuracy (0: off).") var patience: Int = 0
     @Option(help: "Clip the global gradient norm.") var clip: Float?
-    @Option(help: "oneDNN threads.") var threads: Int = 2
+    @OptionGroup var threads: ThreadOptions
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(help: "Use only the first N validation images.") var valLimit: Int?
     @Flag(help: "Continue from OUT/last.safetensors.") var resume = false
@@ -69,11 +64,11 @@ struct Train: ParsableCommand {
     var config: TrainConfig {
         var c = TrainConfig()
         c.data = data
-        c.preset = model
-        c.width = width
-        c.fcWidth = fcWidth
-        c.inputSize = inputSize
-        c.dropout = dropout
+        c.preset = architecture.preset
+        c.width = architecture.width
+        c.fcWidth = architecture.fcWidth
+        c.inputSize = architecture.inputSize
+        c.dropout = architecture.dropout
         c.epochs = epochs ?? 30
         c.batchSize = batchSize
         c.optimizer.kind = optimizer
@@ -105,10 +100,16 @@ struct Train: ParsableCommand {
         c.seed = seed
         c.patience = patience
         c.clipNorm = clip
-        c.threads = threads
+        c.threads = threads.threads
         c.limit = limit
         c.validationLimit = valLimit
         return c
+    }
+
+    func validate() throws {
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
+        if !resume, ferplus == nil, ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
+        do { try config.validate() } catch let e as TrainingError { throw ValidationError("\(e)") }
     }
 
     func run() throws {
@@ -117,23 +118,22 @@ struct Train: ParsableCommand {
         let configPath = (out as NSString).appendingPathComponent("config.json")
         if resume, let saved = FileManager.default.contents(atPath: configPath) {
             // A resumed run keeps its recorded recipe; only the data path may move.
-            do { cfg = try JSONDecoder().decode(TrainConfig.self, from: saved) } catch { fail(DataError.unreadable(configPath, reason: "\(error)")) }
+            do { cfg = try JSONDecoder().decode(TrainConfig.self, from: saved) } catch { throw DataError.unreadable(configPath, reason: "not a training configuration (\(error))") }
             cfg.data = data
             if let e = epochs { cfg.epochs = e }  // the one knob a resumed run may change
             FileHandle.standardError.write(Data("resuming with the recipe recorded in \(configPath); options other than --data and --epochs are ignored\n".utf8))
         }
         let trainer = Trainer(config: cfg, outDir: out)
         trainer.showProgress = !quiet
-        do {
-            let r = try trainer.run(resume: resume)
-            let status = r.interrupted ? "interrupted" : r.stoppedEarly ? "stopped early" : "finished"
-            print(String(format: "%@ after %d epochs (%.0f s training): best validation accuracy %.2f%% at epoch %d -> %@",
-                         status, r.epochsCompleted, r.trainSeconds, 100 * r.bestValidationAccuracy, r.bestEpoch, trainer.bestPath))
-            if r.interrupted { throw ExitCode(130) }
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            fail(error)
+        let r = try trainer.run(resume: resume)
+        let status = r.interrupted ? "interrupted" : r.stoppedEarly ? "stopped early" : "finished"
+        var line = String(format: "%@ after %d epochs (%.0f s training)", status, r.epochsCompleted, r.trainSeconds)
+        if r.bestEpoch > 0 {
+            line += String(format: ": best validation accuracy %.2f%% at epoch %d -> %@", 100 * r.bestValidationAccuracy, r.bestEpoch, trainer.bestPath)
+        } else {
+            line += ": no epoch finished yet, so no best checkpoint; continue with --resume"
         }
+        print(line)
+        if r.interrupted { throw ExitCode(130) }
     }
 }

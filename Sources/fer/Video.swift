@@ -30,45 +30,41 @@ struct Video: ParsableCommand {
 
     func run() throws {
         guard out != nil || csv != nil || json else { throw ValidationError("give --out, --csv or --json (otherwise nothing is written)") }
-        do {
-            let analyzer = try face.analyzer()
-            let reader = try VideoReader(path: input)
-            let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
-            let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
-            let names = analyzer.classifier.classNames
-            var times = StageTimes()
-            var lines = ["frame,time_s,track,x,y,width,height,emotion,confidence," + names.map { $0.lowercased() }.joined(separator: ",")]
-            let total = min(reader.frameCount ?? Int.max, maxFrames ?? Int.max)
-            let bar = ProgressBar(total: total == Int.max ? 0 : total, label: "frames")
-            bar.enabled = !json && total != Int.max
-            var frame = 0, faceCount = 0, trackIDs = Set<Int>()
-            let start = Date()
-            while frame < total, let image = try reader.read() {
-                let faces = video.process(image, times: &times)
-                faceCount += faces.count
-                for f in faces {
-                    trackIDs.insert(f.track ?? 0)
-                    lines.append([String(frame), String(format: "%.3f", Double(frame) / reader.fps), String(f.track ?? 0), "\(f.box.x)", "\(f.box.y)",
-                                  "\(f.box.width)", "\(f.box.height)", f.emotion, String(format: "%.4f", f.confidence)].joined(separator: ",")
-                                 + "," + f.probabilities.map { String(format: "%.4f", $0) }.joined(separator: ","))
-                }
-                try writer?.write(Annotator.annotate(image, faces, classNames: names))
-                frame += 1
-                bar.update(frame)
+        let analyzer = try face.analyzer()
+        let reader = try VideoReader(path: input)
+        let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
+        let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
+        let names = analyzer.classifier.classNames
+        var times = StageTimes()
+        var lines = ["frame,time_s,track,x,y,width,height,emotion,confidence," + names.map { $0.lowercased() }.joined(separator: ",")]
+        let total = min(reader.frameCount ?? Int.max, maxFrames ?? Int.max)
+        let bar = ProgressBar(total: total == Int.max ? 0 : total, label: "frames")
+        bar.enabled = !json && total != Int.max
+        var frame = 0, faceCount = 0, trackIDs = Set<Int>()
+        let start = Date()
+        while frame < total, let image = try reader.read() {
+            let faces = video.process(image, times: &times)
+            faceCount += faces.count
+            for f in faces {
+                trackIDs.insert(f.track ?? 0)
+                lines.append([String(frame), String(format: "%.3f", Double(frame) / reader.fps), String(f.track ?? 0), "\(f.box.x)", "\(f.box.y)",
+                              "\(f.box.width)", "\(f.box.height)", f.emotion, String(format: "%.4f", f.confidence)].joined(separator: ",")
+                             + "," + f.probabilities.map { String(format: "%.4f", $0) }.joined(separator: ","))
             }
-            bar.finish()
-            try writer?.close()
-            if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }
-            let seconds = Date().timeIntervalSince(start)
-            let s = Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,
-                            fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv)
-            if json { printJSON(s) } else {
-                print(String(format: "%d frames, %d face detections in %d tracks, %.1f s (%.1f FPS)", s.frames, s.faces, s.tracks, s.seconds, s.fps))
-                if let out { print("video: \(out)") }
-                if let csv { print("timeline: \(csv)") }
-            }
-        } catch {
-            fail(error)
+            try writer?.write(Annotator.annotate(image, faces, classNames: names))
+            frame += 1
+            bar.update(frame)
+        }
+        bar.finish()
+        try writer?.close()
+        if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }
+        let seconds = Date().timeIntervalSince(start)
+        let s = Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,
+                        fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv)
+        if json { try printJSON(s) } else {
+            print(String(format: "%d frames, %d face detections in %d tracks, %.1f s (%.1f FPS)", s.frames, s.faces, s.tracks, s.seconds, s.fps))
+            if let out { print("video: \(out)") }
+            if let csv { print("timeline: \(csv)") }
         }
     }
 }
@@ -86,41 +82,37 @@ struct Live: ParsableCommand {
     @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
     @Option(help: "Search the whole frame every N frames; in between only around tracked faces.") var fullScan: Int = 10
 
-    struct Line: Codable { var frame: Int; var time: Double; var fps: Double; var faces: [FaceResult] }
+    struct Line: Encodable { var frame: Int; var time: Double; var fps: Double; var faces: [FaceResult] }
 
     func run() throws {
         installInterruptHandler()
-        do {
-            let analyzer = try face.analyzer()
-            let reader = try VideoReader(camera: camera, width: width, height: height)
-            let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
-            let names = analyzer.classifier.classNames
-            var times = StageTimes()
-            let start = Date()
-            var frame = 0, fps = 0.0, last = Date()
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys]
-            while !StopFlag.shared.isSet, frame < (maxFrames ?? Int.max), let image = try reader.read() {
-                let faces = video.process(image, times: &times)
-                let now = Date()
-                let dt = now.timeIntervalSince(last)
-                last = now
-                fps = fps == 0 ? 1 / max(dt, 1e-6) : 0.9 * fps + 0.1 / max(dt, 1e-6)
-                if headless {
-                    let line = Line(frame: frame, time: now.timeIntervalSince(start), fps: fps, faces: faces)
-                    print(String(decoding: try enc.encode(line), as: UTF8.self))
-                    fflush(stdout)
-                } else {
-                    guard Display.show("fer live (q quits)", Annotator.annotate(image, faces, classNames: names, fps: fps)) else {
-                        throw VideoError.cannotOpen("display", "no window can be opened here; use --headless")
-                    }
-                    if let k = Display.key(waiting: 1), k == Int(Character("q").asciiValue!) || k == 27 { break }
+        let analyzer = try face.analyzer()
+        let reader = try VideoReader(camera: camera, width: width, height: height)
+        let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
+        let names = analyzer.classifier.classNames
+        var times = StageTimes()
+        let start = Date()
+        var frame = 0, fps = 0.0, last = Date()
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        while !StopFlag.shared.isSet, frame < (maxFrames ?? Int.max), let image = try reader.read() {
+            let faces = video.process(image, times: &times)
+            let now = Date()
+            let dt = now.timeIntervalSince(last)
+            last = now
+            fps = fps == 0 ? 1 / max(dt, 1e-6) : 0.9 * fps + 0.1 / max(dt, 1e-6)
+            if headless {
+                let line = Line(frame: frame, time: now.timeIntervalSince(start), fps: fps, faces: faces)
+                print(String(decoding: try enc.encode(line), as: UTF8.self))
+                fflush(stdout)
+            } else {
+                guard Display.show("fer live (q quits)", Annotator.annotate(image, faces, classNames: names, fps: fps)) else {
+                    throw VideoError.cannotOpen("display", "no window can be opened here; use --headless")
                 }
-                frame += 1
+                if let k = Display.key(waiting: 1), k == Int(Character("q").asciiValue!) || k == 27 { break }
             }
-            if !headless { Display.closeAll() }
-        } catch {
-            fail(error)
+            frame += 1
         }
+        if !headless { Display.closeAll() }
     }
 }

@@ -16,11 +16,14 @@ import Testing
     @Test func listsModels() throws {
         let r = try run(fer, ["models", "--json"])
         #expect(r.status == 0)
-        let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
-        #expect(rows.map { $0["preset"] as! String } == ["mlp", "cnn", "vgg", "resnet"])
+        let out = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let rows = try #require(out["presets"] as? [[String: Any]])
+        #expect(rows.map { $0["preset"] as? String } == ["mlp", "cnn", "vgg", "resnet"])
         let cnn = rows[1]
-        #expect(cnn["multiplyAdds"] as! Int == 85_990_784)
-        #expect(cnn["parameters"] as! Int == 288_231)
+        #expect(cnn["multiplyAdds"] as? Int == 85_990_784)
+        #expect(cnn["parameters"] as? Int == 288_231)
+        let bundled = try #require(out["bundled"] as? [[String: Any]])
+        #expect(bundled.map { $0["name"] as? String } == ["default", "fast"])
     }
 
     @Test func trainEvaluatePredict() throws {
@@ -34,7 +37,7 @@ import Testing
             }
         }
         let out = dir + "/run"
-        let t = try run(fer, ["train", "--data", dir + "/faces", "--out", out, "--model", "cnn", "--width", "8",
+        let t = try run(fer, ["train", "--data", dir + "/faces", "--out", out, "--preset", "cnn", "--width", "8",
                               "--input-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "3e-3", "--quiet"])
         #expect(t.status == 0, "\(t.stderr)")
         #expect(t.stdout.contains("finished after 3 epochs"))
@@ -73,7 +76,7 @@ import Testing
     @Test func missingDataIsAClearError() throws {
         let r = try run(fer, ["train", "--data", "/nonexistent/fer2013.csv", "--out", Paths.temporaryDirectory("x")])
         #expect(r.status == 1)
-        #expect(r.stderr.contains("error: /nonexistent/fer2013.csv: no such file"))
+        #expect(r.stderr.contains("Error: /nonexistent/fer2013.csv: no such file"))
     }
 
     @Test func badOptionsAreRejected() throws {
@@ -102,8 +105,8 @@ import Testing
         let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
         let f = (rows[0]["faces"] as! [[String: Any]])[0]
         #expect(f["emotion"] as? String == "Happy")
-        let probs = f["probabilities"] as! [Double]
-        #expect(probs.count == 7 && abs(probs.reduce(0, +) - 1) < 1e-4)
+        let probs = try #require(f["probabilities"] as? [String: Double])
+        #expect(Set(probs.keys) == Set(Emotion.names) && abs(probs.values.reduce(0, +) - 1) < 1e-4)
     }
 
     @Test func unknownModelNameIsAClearError() throws {

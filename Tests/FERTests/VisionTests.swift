@@ -15,12 +15,12 @@ import Testing
 
     func analyzer() throws -> FaceAnalyzer {
         DNNL.setThreads(2)
-        return FaceAnalyzer(detector: try FaceDetector(.haar), classifier: try Checkpoint.load(Self.bundledModel).0)
+        return FaceAnalyzer(detector: try CascadeDetector(DetectorSettings(kind: .haar)), classifier: try Checkpoint.load(Self.bundledModel).0)
     }
 
     @Test func findsTheFaceInTheBundledPhoto() throws {
         let img = try Image.read(Self.photo, channels: 3)
-        let faces = try FaceDetector(.haar).detect(img)
+        let faces = try CascadeDetector(DetectorSettings(kind: .haar)).detect(img)
         #expect(faces.count == 1)
         // Eileen Collins' face spans roughly x 170-280, y 60-175 in the 512x512 portrait.
         let f = try #require(faces.first)
@@ -80,7 +80,7 @@ import Testing
         let names = ["a", "b"]
         let t = FaceTracker(alpha: 0.5)
         func face(_ x: Int, _ p: [Float]) -> FaceResult {
-            FaceResult(box: FaceBox(x: x, y: 0, width: 50, height: 50), emotion: "", confidence: 0, probabilities: p, track: nil)
+            FaceResult(box: FaceBox(x: x, y: 0, width: 50, height: 50), probabilities: p, classNames: names)
         }
         let f1 = t.update([face(0, [1, 0]), face(200, [0, 1])], classNames: names)
         let f2 = t.update([face(205, [1, 0]), face(4, [0, 1])], classNames: names)

@@ -1,0 +1,93 @@
+import ArgumentParser
+import FERData
+import FEREngine
+import FERModels
+import FERVision
+import Foundation
+
+extension DetectorKind: ExpressibleByArgument {}
+
+/// `--threads`, declared once for every command that runs the engine.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "oneDNN threads.") var threads: Int = 2
+
+    func validate() throws {
+        guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
+    }
+
+    func apply() { DNNL.setThreads(threads) }
+}
+
+/// `--model`: a trained model to run, by file or bundled name.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model file (.safetensors), or a bundled model: default, fast (see `fer models`).") var model: String?
+
+    func load() throws -> Classifier { try Checkpoint.load(try Bundled.resolve(model)).0 }
+    var path: String { (try? Bundled.resolve(model)) ?? model ?? "default" }
+}
+
+/// The face detector's options. The cascade-only ones are an error with MTCNN rather than ignored.
+struct DetectorOptions: ParsableArguments {
+    @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: DetectorKind = .mtcnn
+    @Option(help: "Smallest face side, pixels (the classifier's input is 48x48).") var minSize: Int = DetectorSettings().minFace
+    @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = DetectorSettings().maxSide
+    @Option(help: "Cascades only: pyramid step, above 1 (default 1.1).") var scaleFactor: Double?
+    @Option(help: "Cascades only: overlapping hits needed per face, 1 or more (default 5).") var minNeighbors: Int?
+
+    var settings: DetectorSettings {
+        var s = DetectorSettings(kind: detector)
+        s.minFace = minSize
+        s.maxSide = detectSide
+        if let f = scaleFactor { s.scaleFactor = f }
+        if let n = minNeighbors { s.minNeighbors = n }
+        return s
+    }
+
+    func validate() throws {
+        if !detector.isCascade, scaleFactor != nil || minNeighbors != nil {
+            throw ValidationError("--scale-factor and --min-neighbors tune the cascades (haar, haar-alt2, lbp), not --detector mtcnn")
+        }
+        if let p = settings.problem { throw ValidationError(p) }
+    }
+
+    func make() throws -> FaceDetector { try makeFaceDetector(settings, mtcnnWeights: Bundled.mtcnnWeights) }
+}
+
+/// Options shared by the commands that find and label faces.
+struct FaceOptions: ParsableArguments {
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var detection: DetectorOptions
+    @Option(help: "Crop the detected box plus this fraction of its size per side, instead of the calibrated FER2013 framing.") var margin: Double?
+    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
+    @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        if let m = margin, !(m >= 0 && m <= 1) { throw ValidationError("--margin must be between 0 and 1, got \(m)") }
+    }
+
+    func analyzer() throws -> FaceAnalyzer {
+        threads.apply()
+        let a = FaceAnalyzer(detector: try detection.make(), classifier: try model.load(), margin: margin)
+        a.tta = tta
+        return a
+    }
+}
+
+extension Preset: ExpressibleByArgument {}
+
+/// The architecture of a network to build: a preset and its sizes (train, bench, models).
+struct ArchitectureOptions: ParsableArguments {
+    @Option(help: "Preset: mlp, cnn, vgg, resnet (see `fer models`).") var preset: Preset = .cnn
+    @Option(help: "First-stage width (channels; hidden units for mlp), 1-256.") var width: Int?
+    @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
+    @Option(help: "Input side: 48, or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int = 48
+    @Option(help: "Dropout probability before the classifier, in [0, 1).") var dropout: Float?
+
+    var spec: ModelSpec {
+        ModelSpec(preset: preset, width: width, fcWidth: fcWidth, inputSize: inputSize, classes: Emotion.allCases.count, dropout: dropout)
+    }
+
+    func validate() throws {
+        if let p = spec.problem { throw ValidationError(p) }
+    }
+}
