@@ -25,7 +25,7 @@ public enum FER2013 {
             let headerText = String(decoding: UnsafeBufferPointer(start: base, count: headerEnd), as: UTF8.self)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             guard headerText == header else {
-                if n == 0 { throw DataError.truncated(name, reason: "the file is empty") }
+                if n == 0 { throw DataError.unreadable(name, reason: "the file is empty") }
                 throw DataError.badHeader(name, found: String(headerText.prefix(60)), expected: header)
             }
             // Line starts (memchr is fast enough for 300 MB).

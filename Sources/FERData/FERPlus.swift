@@ -33,7 +33,7 @@ public struct FERPlus {
         let text = String(decoding: bytes, as: UTF8.self)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
         while lines.last?.isEmpty == true { lines.removeLast() }
-        guard let first = lines.first else { throw DataError.truncated(path, reason: "the file is empty") }
+        guard let first = lines.first else { throw DataError.unreadable(path, reason: "the file is empty") }
         guard first.split(separator: ",", omittingEmptySubsequences: false).map(String.init) == header else {
             throw DataError.badHeader(path, found: String(first.prefix(80)), expected: header.joined(separator: ","))
         }

@@ -6,26 +6,36 @@ public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw DataError.cannotWrite(path, reason: "cannot create the folder \(dir.path)")
+        }
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: tmp.path])
+            throw DataError.cannotWrite(path, reason: "cannot create a file in \(dir.path) (permissions?)")
         }
-        let handle = try FileHandle(forWritingTo: tmp)
         do {
+            let handle = try FileHandle(forWritingTo: tmp)
+            defer { try? handle.close() }
             try handle.write(contentsOf: data)
             try handle.synchronize()
-            try handle.close()
         } catch {
-            try? handle.close()
             try? FileManager.default.removeItem(at: tmp)
-            throw error
+            throw DataError.cannotWrite(path, reason: "writing \(data.count) bytes failed (disk full?)")
         }
         guard rename(tmp.path, url.path) == 0 else {
             let e = String(cString: strerror(errno))
             try? FileManager.default.removeItem(at: tmp)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: e])
+            throw DataError.cannotWrite(path, reason: e)
         }
+    }
+
+    /// True when both paths name one existing file (same device and inode), or the same path.
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        if stat(a, &sa) == 0, stat(b, &sb) == 0 { return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino }
+        return URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path
     }
 
     public static func write(_ text: String, to path: String) throws { try write(Data(text.utf8), to: path) }

@@ -1,4 +1,6 @@
-/// Problems with input data, each naming the file and, where there is one, the line.
+import Foundation
+
+/// Problems with input data and output files, each naming the file and, where there is one, the line.
 public enum DataError: Error, CustomStringConvertible, Equatable {
     case missingFile(String)
     case unreadable(String, reason: String)
@@ -8,6 +10,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case emptyFolder(String)
     case corruptImage(String, reason: String)
     case mismatch(String, reason: String)
+    case cannotWrite(String, reason: String)
+    case notARegularFile(String)
 
     public var description: String {
         switch self {
@@ -19,6 +23,15 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .emptyFolder(let f): return "\(f): folder holds no images"
         case .corruptImage(let f, let r): return "\(f): not a readable image (\(r))"
         case .mismatch(let f, let r): return "\(f): \(r)"
+        case .cannotWrite(let f, let r): return "\(f): cannot write (\(r))"
+        case .notARegularFile(let f): return "\(f): not a regular file (a folder, device or pipe cannot be read as data)"
         }
+    }
+
+    /// Checks that `path` exists and is a regular file (a FIFO would block the reader forever).
+    public static func checkReadable(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw DataError.missingFile(path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw DataError.notARegularFile(path) }
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 /// Reads a file into memory, inflating it when it is gzip-compressed (by magic bytes, not name).
 public enum FileBytes {
     public static func read(_ path: String) throws -> [UInt8] {
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError.missingFile(path) }
+        try DataError.checkReadable(path)
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError.unreadable(path, reason: "permission or I/O error") }
         let bytes = [UInt8](data)
         if bytes.count >= 2, bytes[0] == 0x1F, bytes[1] == 0x8B { return try gunzip(bytes, path: path) }
@@ -38,7 +38,18 @@ public enum FileBytes {
                     produced += room - Int(stream.avail_out)
                     return s
                 }
-                if status == Z_STREAM_END { break }
+                if status == Z_STREAM_END {
+                    // `cat a.gz b.gz` is a valid gzip file of two members: read them all, as gzip does.
+                    let rest = Int(stream.avail_in), at = inBuf.count - rest
+                    if rest >= 2, inBuf[at] == 0x1F, inBuf[at + 1] == 0x8B {
+                        guard inflateReset(&stream) == Z_OK else { throw DataError.unreadable(path, reason: "zlib reset failed") }
+                        continue
+                    }
+                    if rest > 0, inBuf[at...].contains(where: { $0 != 0 }) {
+                        throw DataError.unreadable(path, reason: "\(rest) bytes after the gzip data at byte \(at) are not gzip data")
+                    }
+                    break
+                }
                 if status == Z_BUF_ERROR && stream.avail_in == 0 {
                     throw DataError.truncated(path, reason: "gzip stream ends after \(produced) bytes")
                 }

@@ -30,7 +30,7 @@ public struct Image: Sendable {
 
     /// Reads an image file as gray (`channels` 1) or colour (3).
     public static func read(_ path: String, channels: Int = 1) throws -> Image {
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError.missingFile(path) }
+        try DataError.checkReadable(path)
         var img = cvb_image()
         guard cvb_read(path, Int32(channels), &img) == 0 else { throw DataError.corruptImage(path, reason: lastError) }
         return take(&img)

@@ -51,15 +51,18 @@ public struct SafeTensors {
     public func write(_ path: String, as dtype: DType = .f32) throws { try AtomicFile.write(try encoded(as: dtype), to: path) }
 
     public static func read(_ path: String) throws -> SafeTensors {
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError.missingFile(path) }
+        try DataError.checkReadable(path)
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError.unreadable(path, reason: "I/O error") }
         return try decode(data, name: path)
     }
 
     public static func decode(_ data: Data, name: String) throws -> SafeTensors {
-        guard data.count >= 8 else { throw DataError.truncated(name, reason: "\(data.count) bytes, no safetensors header") }
-        let n = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard n > 0, n <= data.count - 8 else { throw DataError.truncated(name, reason: "header claims \(n) bytes, file has \(data.count)") }
+        guard data.count >= 8 else { throw DataError.unreadable(name, reason: "\(data.count) bytes: not a safetensors file") }
+        let claimed = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard claimed > 0, claimed <= UInt64(data.count - 8) else {
+            throw DataError.truncated(name, reason: "header claims \(claimed) bytes, file has \(data.count)")
+        }
+        let n = Int(claimed)
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8 ..< 8 + n)) as? [String: Any] else {
             throw DataError.unreadable(name, reason: "safetensors header is not a JSON object")
         }
@@ -75,9 +78,16 @@ public struct SafeTensors {
             guard let type = DType(rawValue: dtype) else {
                 throw DataError.unreadable(name, reason: "tensor '\(key)' is \(dtype); F32, F16 and BF16 are supported")
             }
-            guard shape.allSatisfy({ $0 >= 0 }), off[0] >= 0, off[1] >= off[0], body + off[1] <= data.count,
-                  off[1] - off[0] == shape.reduce(1, *) * type.size else {
-                throw DataError.truncated(name, reason: "tensor '\(key)' lies outside the file or does not match its shape")
+            // Overflow-checked: a hostile header may claim shapes or offsets near Int.max.
+            var elements: Int? = 1
+            for d in shape {
+                guard let e = elements, d >= 0 else { elements = nil; break }
+                let (m, o) = e.multipliedReportingOverflow(by: d)
+                elements = o ? nil : m
+            }
+            guard let count = elements, count <= data.count, off[0] >= 0, off[1] >= off[0], off[1] <= data.count - body,
+                  off[1] - off[0] == count * type.size else {
+                throw DataError.unreadable(name, reason: "tensor '\(key)' with shape \(shape) does not match its bytes (offsets \(off), \(data.count - body) bytes of data)")
             }
             entries.append((key, shape, off[0], off[1], type))
         }

@@ -29,12 +29,14 @@ public enum CheckpointError: Error, CustomStringConvertible {
     case notAModel(String)
     case missingTensor(String, String)
     case shapeMismatch(String, String, expected: [Int], found: [Int])
+    case invalid(String, String)
 
     public var description: String {
         switch self {
         case .notAModel(let p): return "\(p): not a swift-fer model (no 'swift-fer' metadata)"
         case .missingTensor(let p, let t): return "\(p): tensor '\(t)' is missing"
         case .shapeMismatch(let p, let t, let e, let f): return "\(p): tensor '\(t)' has shape \(f), expected \(e)"
+        case .invalid(let p, let m): return "\(p): \(m)"
         }
     }
 }
@@ -66,16 +68,38 @@ public enum Checkpoint {
         guard let json = st.metadata["swift-fer"], let card = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)) else {
             throw CheckpointError.notAModel(path)
         }
+        try validate(card, path: path)
         let model = Classifier(spec: card.spec, classNames: card.classNames, sourceSide: card.sourceSide)
         try restore(model, from: st, path: path)
         return (model, card, st)
     }
 
-    /// Loads `st`'s weights into `model` (same architecture), checking every name and shape.
+    /// A card that describes a network this program can build and run.
+    static func validate(_ card: ModelCard, path: String) throws {
+        if let p = card.spec.problem { throw CheckpointError.invalid(path, "its architecture is unusable: \(p)") }
+        guard card.classNames.count == card.spec.classes else {
+            throw CheckpointError.invalid(path, "\(card.classNames.count) class names for a network with \(card.spec.classes) outputs")
+        }
+        guard Set(card.classNames).count == card.classNames.count, card.classNames.allSatisfy({ !$0.isEmpty && $0.count <= 64 }) else {
+            throw CheckpointError.invalid(path, "class names must be distinct, non-empty and short: \(card.classNames.prefix(8))")
+        }
+        guard card.sourceSide >= card.spec.inputSize, card.sourceSide <= 256 else {
+            throw CheckpointError.invalid(path, "source side \(card.sourceSide) does not fit input size \(card.spec.inputSize)")
+        }
+    }
+
+    /// Loads `st`'s weights into `model` (same architecture), checking every name, shape and value:
+    /// weights must be finite, and batch-norm variances non-negative.
     public static func restore(_ model: Classifier, from st: SafeTensors, path: String) throws {
         for p in model.network.parameters + model.network.buffers {
             guard let t = st[p.name] else { throw CheckpointError.missingTensor(path, p.name) }
             guard t.shape == p.value.shape else { throw CheckpointError.shapeMismatch(path, p.name, expected: p.value.shape, found: t.shape) }
+            if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
+                throw CheckpointError.invalid(path, "tensor '\(p.name)' holds \(t.values[bad]) at index \(bad); weights must be finite")
+            }
+            if p.name.hasSuffix("running_var"), let bad = t.values.firstIndex(where: { $0 < 0 }) {
+                throw CheckpointError.invalid(path, "tensor '\(p.name)' holds a negative variance (\(t.values[bad]) at index \(bad))")
+            }
             let dst = p.values
             for i in 0..<t.values.count { dst[i] = t.values[i] }
             p.changed()

@@ -31,7 +31,7 @@ public final class VideoReader {
     public let frameCount: Int?
 
     public init(path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError.missingFile(path) }
+        try DataError.checkReadable(path)
         guard let h = cvb_video_open(path) else { throw VideoError.cannotOpen(path, String(cString: cvb_last_error())) }
         handle = h
         name = path
@@ -91,7 +91,9 @@ public final class VideoWriter {
     public func write(_ frame: Image) throws {
         guard let h = handle else { throw VideoError.cannotWrite(path, "writer is closed") }
         let f = frame.bgr
-        precondition(f.width == width && f.height == height, "frame \(f.width)x\(f.height) in a \(width)x\(height) video")
+        guard f.width == width && f.height == height else {
+            throw VideoError.cannotWrite(path, "a \(f.width)x\(f.height) frame in a \(width)x\(height) video (the input changed size mid-stream)")
+        }
         let r = f.pixels.withUnsafeBufferPointer { cvb_writer_write(h, $0.baseAddress, Int32(width), Int32(height)) }
         guard r == 0 else { throw VideoError.cannotWrite(path, String(cString: cvb_last_error())) }
     }

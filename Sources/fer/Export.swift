@@ -17,6 +17,11 @@ struct Export: ParsableCommand {
     @Argument(help: "Output file (.safetensors).") var out: String
     @Flag(help: "Store weights as F16 (half the size).") var half = false
 
+    func validate() throws {
+        guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
+        if AtomicFile.sameFile(model, out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+    }
+
     func run() throws {
         let (classifier, card, _) = try Checkpoint.load(model)
         try Checkpoint.save(classifier, card: card, to: out, half: half)

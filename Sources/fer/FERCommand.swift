@@ -17,6 +17,39 @@ struct FERCommand: ParsableCommand {
         subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Video.self, Live.self, Models.self, Export.self, CalibrateCrop.self, Bench.self, BenchOne.self],
         defaultSubcommand: Demo.self
     )
+
+    /// Every failure ends the same way: one line "error: WHAT" on standard error and exit code 1
+    /// (help and chosen exit codes, such as 130 after Ctrl-C, pass through).
+    static func main() {
+        do {
+            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+            try command.run()
+        } catch {
+            if error is ExitCode || exitCode(for: error) == .success { exit(withError: error) }
+            let message = Self.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
+            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+
+    /// `--epochs -1` becomes `--epochs=-1`, so that a negative number reaches validation (and its
+    /// message) instead of being taken for an unknown flag.
+    static func joiningNegativeValues(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a.hasPrefix("--"), !a.contains("="), i + 1 < args.count, Double(args[i + 1]) != nil || args[i + 1].lowercased() == "-inf",
+               args[i + 1].hasPrefix("-") {
+                out.append(a + "=" + args[i + 1])
+                i += 2
+            } else {
+                out.append(a)
+                i += 1
+            }
+        }
+        return out
+    }
 }
 
 /// The bundled default model, found beside the executable's package or via FER_MODEL.

@@ -42,9 +42,14 @@ struct Predict: ParsableCommand {
         }
     }
 
+    func validate() throws {
+        if json && csv { throw ValidationError("give --json or --csv, not both") }
+    }
+
     func run() throws {
-        let analyzer = try face.analyzer()
         let files = expand(inputs)
+        guard !files.isEmpty else { throw ValidationError("no images in \(inputs.joined(separator: ", ")) (looked for \(Self.imageExtensions.sorted().joined(separator: ", ")))") }
+        let analyzer = try face.analyzer()
         let names = analyzer.classifier.classNames
         let bar = ProgressBar(total: files.count, label: "photos")
         bar.enabled = files.count > 1 && !json && !csv
@@ -67,6 +72,9 @@ struct Predict: ParsableCommand {
                 if let out = annotate {
                     let target = files.count == 1 && !out.hasSuffix("/") && !isDirectory(out) ? out
                         : (out as NSString).appendingPathComponent(((path as NSString).lastPathComponent as NSString).deletingPathExtension + ".annotated.png")
+                    if files.contains(where: { AtomicFile.sameFile($0, target) }) {
+                        throw ValidationError("--annotate would write \(target), which is an input; refusing to overwrite it")
+                    }
                     try Annotator.annotate(image, faces, classNames: names).write(target)
                 }
             } catch {
@@ -78,12 +86,19 @@ struct Predict: ParsableCommand {
         if json {
             try printJSON(rows)
         } else if csv {
-            print((["file", "face", "x", "y", "width", "height", "emotion", "confidence"] + names.map { $0.lowercased() } + ["error"]).joined(separator: ","))
+            let header = ["file", "face", "x", "y", "width", "height", "emotion", "confidence"] + names.map { $0.lowercased() } + ["note", "error"]
+            print(header.joined(separator: ","))
+            // Every row has every column: a photo with no face, or an unreadable one, gets a row too.
             for r in rows {
-                if let e = r.error { print("\(csvField(r.file)),,,,,,,\(String(repeating: ",", count: names.count))\(csvField(e))"); continue }
+                if r.faces.isEmpty {
+                    let blanks = [String](repeating: "", count: header.count - 3)
+                    print(([csvField(r.file)] + blanks + [csvField(r.note ?? ""), csvField(r.error ?? "")]).joined(separator: ","))
+                    continue
+                }
                 for (i, f) in r.faces.enumerated() {
                     let probs = f.probabilities.map { String(format: "%.4f", $0) }
-                    print(([csvField(r.file), "\(i)", "\(f.box.x)", "\(f.box.y)", "\(f.box.width)", "\(f.box.height)", f.emotion, String(format: "%.4f", f.confidence)] + probs + [""]).joined(separator: ","))
+                    print(([csvField(r.file), "\(i)", "\(f.box.x)", "\(f.box.y)", "\(f.box.width)", "\(f.box.height)", f.emotion, String(format: "%.4f", f.confidence)]
+                           + probs + [csvField(r.note ?? ""), ""]).joined(separator: ","))
                 }
             }
         } else {

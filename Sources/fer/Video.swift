@@ -28,8 +28,16 @@ struct Video: ParsableCommand {
 
     struct Summary: Codable { var input: String; var frames: Int; var faces: Int; var tracks: Int; var seconds: Double; var fps: Double; var output: String?; var timeline: String? }
 
-    func run() throws {
+    func validate() throws {
         guard out != nil || csv != nil || json else { throw ValidationError("give --out, --csv or --json (otherwise nothing is written)") }
+        try validateTracking(smoothing: smoothing, fullScan: fullScan, maxFrames: maxFrames)
+        for (flag, path) in [("--out", out), ("--csv", csv)] {
+            if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
+        }
+        if let out, let csv, AtomicFile.sameFile(out, csv) { throw ValidationError("--out and --csv name the same file") }
+    }
+
+    func run() throws {
         let analyzer = try face.analyzer()
         let reader = try VideoReader(path: input)
         let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
@@ -56,6 +64,7 @@ struct Video: ParsableCommand {
             bar.update(frame)
         }
         bar.finish()
+        guard frame > 0 else { throw VideoError.cannotOpen(input, "no frame could be decoded") }
         try writer?.close()
         if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }
         let seconds = Date().timeIntervalSince(start)
@@ -66,7 +75,21 @@ struct Video: ParsableCommand {
             if let out { print("video: \(out)") }
             if let csv { print("timeline: \(csv)") }
         }
+        // A container that announced more frames than could be decoded is damaged: say so, and fail.
+        if let announced = reader.frameCount, frame < min(announced, maxFrames ?? .max) - 1 {
+            FileHandle.standardError.write(Data("warning: \(input): decoding stopped at frame \(frame) of \(announced); the rest is unreadable\n".utf8))
+            throw ExitCode(1)
+        }
     }
+}
+
+/// The tracking options of `video` and `live`, checked alike.
+func validateTracking(smoothing: Float, fullScan: Int, maxFrames: Int?) throws {
+    guard smoothing.isFinite, smoothing > 0, smoothing <= 1 else {
+        throw ValidationError("--smoothing is the weight of the newest frame, in (0, 1]; got \(smoothing)")
+    }
+    guard fullScan >= 1 else { throw ValidationError("--full-scan must be at least 1, got \(fullScan)") }
+    if let m = maxFrames, m < 1 { throw ValidationError("--max-frames must be at least 1, got \(m)") }
 }
 
 struct Live: ParsableCommand {
@@ -83,6 +106,14 @@ struct Live: ParsableCommand {
     @Option(help: "Search the whole frame every N frames; in between only around tracked faces.") var fullScan: Int = 10
 
     struct Line: Encodable { var frame: Int; var time: Double; var fps: Double; var faces: [FaceResult] }
+
+    func validate() throws {
+        try validateTracking(smoothing: smoothing, fullScan: fullScan, maxFrames: maxFrames)
+        guard camera >= 0, camera < 1000 else { throw ValidationError("--camera must be a device number, 0-999; got \(camera)") }
+        guard (16...8192).contains(width), (16...8192).contains(height) else {
+            throw ValidationError("--width and --height must be 16-8192 pixels, got \(width)x\(height)")
+        }
+    }
 
     func run() throws {
         installInterruptHandler()

@@ -76,7 +76,7 @@ import Testing
     @Test func missingDataIsAClearError() throws {
         let r = try run(fer, ["train", "--data", "/nonexistent/fer2013.csv", "--out", Paths.temporaryDirectory("x")])
         #expect(r.status == 1)
-        #expect(r.stderr.contains("Error: /nonexistent/fer2013.csv: no such file"))
+        #expect(r.stderr.contains("error: /nonexistent/fer2013.csv: no such file"))
     }
 
     @Test func badOptionsAreRejected() throws {
