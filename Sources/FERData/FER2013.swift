@@ -95,9 +95,10 @@ public enum FER2013 {
         var i = 0
         // Label.
         var value = 0, digits = 0
-        while i < len, p[i] >= 48, p[i] <= 57 { value = value * 10 + Int(p[i] - 48); i += 1; digits += 1 }
+        // Saturating: a 20-digit label is reported as out of range, not an overflow.
+        while i < len, p[i] >= 48, p[i] <= 57 { value = min(value * 10 + Int(p[i] - 48), 1_000_000); i += 1; digits += 1 }
         guard digits > 0, i < len, p[i] == 44 else { return "the emotion label is not a number followed by a comma" }
-        guard value <= 6 else { return "emotion label \(value) is outside 0-6" }
+        guard value <= 6 else { return "emotion label \(value < 1_000_000 ? "\(value)" : "of \(digits) digits") is outside 0-6" }
         label = value
         i += 1
         // Pixels.
@@ -106,9 +107,9 @@ public enum FER2013 {
             while i < len, p[i] == 32 { i += 1 }
             if i >= len || p[i] == 44 { break }
             var v = 0, d = 0
-            while i < len, p[i] >= 48, p[i] <= 57 { v = v * 10 + Int(p[i] - 48); i += 1; d += 1 }
+            while i < len, p[i] >= 48, p[i] <= 57 { v = min(v * 10 + Int(p[i] - 48), 1_000_000); i += 1; d += 1 }
             guard d > 0 else { return "pixel \(count + 1) is not a number ('\(Character(UnicodeScalar(p[i])))')" }
-            guard v <= 255 else { return "pixel \(count + 1) has value \(v), outside 0-255" }
+            guard v <= 255 else { return "pixel \(count + 1) has value \(v < 1_000_000 ? "\(v)" : "of \(d) digits"), outside 0-255" }
             guard count < side * side else { return "more than \(side * side) pixels" }
             out[count] = UInt8(v)
             count += 1

@@ -16,7 +16,35 @@ public enum ImageFolder {
         (.publicTest, ["val", "validation", "PublicTest", "valid"]),
         (.privateTest, ["test", "PrivateTest", "Test"]),
     ]
-    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp"]
+    /// The image files every folder reader accepts (what OpenCV decodes).
+    public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
+
+    /// The labelled images of a folder with one sub-folder per emotion, sorted. Folder names match
+    /// case-insensitively (`Happy/` is happy); any other sub-folder is an error, never skipped.
+    public static func labelledImages(in folder: String) throws -> [(path: String, label: Int)] {
+        let entries: [String]
+        do { entries = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
+            throw DataError.unreadable(folder, reason: "cannot list the folder")
+        }
+        var files: [(String, Int)] = []
+        for name in entries where !name.hasPrefix(".") {
+            let dir = (folder as NSString).appendingPathComponent(name)
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { continue }
+            guard let emotion = Emotion.allCases.first(where: { $0.folderName == name.lowercased() }) else {
+                throw DataError.mismatch(dir, reason: "not an emotion folder (expected \(Emotion.allCases.map(\.folderName).joined(separator: ", ")))")
+            }
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted() } catch {
+                throw DataError.unreadable(dir, reason: "cannot list the folder")
+            }
+            for n in names where imageExtensions.contains((n as NSString).pathExtension.lowercased()) {
+                files.append(((dir as NSString).appendingPathComponent(n), emotion.rawValue))
+            }
+        }
+        guard !files.isEmpty else { throw DataError.emptyFolder("\(folder) (no images in emotion sub-folders)") }
+        return files
+    }
 
     public static func load(_ root: String, side: Int = 48) throws -> [Split: FaceDataset] {
         var isDir: ObjCBool = false
@@ -35,15 +63,7 @@ public enum ImageFolder {
 
     /// One split folder: <emotion>/<images>.
     public static func loadSplit(_ folder: String, side: Int = 48) throws -> FaceDataset {
-        var files: [(String, Int)] = []
-        for emotion in Emotion.allCases {
-            let dir = (folder as NSString).appendingPathComponent(emotion.folderName)
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
-            for n in names.sorted() where imageExtensions.contains((n as NSString).pathExtension.lowercased()) {
-                files.append(((dir as NSString).appendingPathComponent(n), emotion.rawValue))
-            }
-        }
-        guard !files.isEmpty else { throw DataError.emptyFolder(folder) }
+        let files = try labelledImages(in: folder)
         let pixels = side * side
         var images = [UInt8](repeating: 0, count: files.count * pixels)
         let failures = FailureList()

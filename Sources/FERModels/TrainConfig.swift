@@ -74,7 +74,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard a.erasing.isFinite, a.erasing >= 0, a.erasing <= 1 else { throw bad("erasing probability must be in [0, 1], got \(a.erasing)") }
         if let p = a.photometric?.problem { throw bad("photometric augmentation: \(p)") }
         guard patience >= 0 else { throw bad("patience must be 0 (off) or more, got \(patience)") }
-        guard threads >= 1, threads <= 1024 else { throw bad("threads must be between 1 and 1024, got \(threads)") }
+        guard threads >= 1, threads <= 256 else { throw bad("threads must be between 1 and 256, got \(threads)") }
         guard validationFraction > 0, validationFraction < 1 else { throw bad("validation fraction must be in (0, 1), got \(validationFraction)") }
         if let l = limit { guard l >= batchSize else { throw bad("--limit must be at least the batch size (\(batchSize)), got \(l)") } }
         if let l = validationLimit { guard l >= 1 else { throw bad("--val-limit must be at least 1, got \(l)") } }

@@ -74,11 +74,17 @@ public final class Trainer {
             // Image folders without val/: hold out a seeded fraction of train/.
             let order = TrainingBatches.order(count: train.count, seed: config.seed ^ 0x7A1, epoch: -1)
             let cut = Int(Double(train.count) * config.validationFraction)
+            guard cut >= 1, cut < train.count else {
+                throw TrainingError.noTrainingData("\(config.data) has no validation split and \(train.count) training images are too few to hold some out")
+            }
             validation = train.subset(Array(order[..<cut]).sorted())
             train = train.subset(Array(order[cut...]).sorted())
         }
         if let l = config.limit, l < train.count { train = train.subset(Array(0..<l)) }
         if let l = config.validationLimit, l < validation.count { validation = validation.subset(Array(0..<l)) }
+        guard train.count >= config.batchSize else {
+            throw TrainingError.noTrainingData("\(train.count) training images, fewer than one batch of \(config.batchSize)")
+        }
         return (train, validation)
     }
 

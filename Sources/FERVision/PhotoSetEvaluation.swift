@@ -11,28 +11,11 @@ import FEREvaluation
 ///
 /// Each photo must hold exactly one face; a photo with none or several counts as wrong and is listed.
 public enum PhotoSetEvaluation {
-    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
-
-    /// Labelled photo paths, sorted; emotion folder names are matched case-insensitively, and any
-    /// other folder is an error rather than skipped.
+    /// Labelled photo paths, sorted (the layout of `ImageFolder.labelledImages`).
     public static func scan(_ root: String) throws -> [(path: String, label: Int)] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else { throw DataError.missingFile(root) }
-        let entries = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
-        var files: [(String, Int)] = []
-        for name in entries where !name.hasPrefix(".") {
-            let dir = (root as NSString).appendingPathComponent(name)
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { continue }
-            guard let emotion = Emotion.allCases.first(where: { $0.folderName == name.lowercased() }) else {
-                throw DataError.mismatch(dir, reason: "not an emotion folder (expected \(Emotion.allCases.map(\.folderName).joined(separator: ", ")))")
-            }
-            for f in try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-            where imageExtensions.contains((f as NSString).pathExtension.lowercased()) {
-                files.append(((dir as NSString).appendingPathComponent(f), emotion.rawValue))
-            }
-        }
-        guard !files.isEmpty else { throw DataError.emptyFolder("\(root) (no images in emotion sub-folders)") }
-        return files
+        return try ImageFolder.labelledImages(in: root)
     }
 
     /// One photo's outcome: the prediction, or why there is none.

@@ -22,7 +22,7 @@ struct BenchOne: ParsableCommand {
 
     func validate() throws {
         guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard steps >= 1, steps <= 100_000 else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
         if mode == .train, batch < 2 { throw ValidationError("training needs a batch of at least 2 (batch norm)") }
     }
 
@@ -59,6 +59,10 @@ struct EngineBench: ParsableCommand {
     @Option(help: "Python with torch installed.") var python: String = "python3"
     @Flag(help: "Skip the PyTorch peer.") var noPeer = false
     @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard steps >= 1, steps <= 100_000 else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
+    }
 
     struct Row: Codable { var model: String; var work: String; var ours: Benchmark.Result; var peer: Benchmark.Result?; var ratio: Double? }
 

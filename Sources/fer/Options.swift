@@ -12,7 +12,7 @@ struct ThreadOptions: ParsableArguments {
     @Option(help: "oneDNN threads.") var threads: Int = 2
 
     func validate() throws {
-        guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
     }
 
     func apply() { DNNL.setThreads(threads) }

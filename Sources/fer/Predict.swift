@@ -30,7 +30,7 @@ struct Predict: ParsableCommand {
 
     struct Row: Encodable { var file: String; var faces: [FaceResult]; var error: String?; var note: String? }
 
-    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
+    static var imageExtensions: Set<String> { ImageFolder.imageExtensions }
 
     func expand(_ inputs: [String]) -> [String] {
         inputs.flatMap { path -> [String] in
