@@ -100,4 +100,20 @@ public enum CropCalibration {
                             meanEdgeError: errors.isEmpty ? .nan : errors.reduce(0, +) / Double(errors.count),
                             medianEdgeError: sorted.isEmpty ? .nan : sorted[sorted.count / 2])
     }
+
+    /// The whole pipeline on pasted faces: the share of `count` faces of `data` that are found and
+    /// get their label (a face not found counts as wrong), with `analyzer`'s crop rule.
+    public static func pipelineAccuracy(_ data: FaceDataset, analyzer: FaceAnalyzer, count: Int, seed: UInt64) -> (accuracy: Double, found: Int) {
+        var rng = SplitMix64(seed: seed)
+        let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)
+        var correct = 0, found = 0
+        for i in picks {
+            let p = paste(data, i, rng: &rng)
+            guard let b = box(over: p, detector: analyzer.detector) else { continue }
+            found += 1
+            var times = StageTimes()
+            if let r = analyzer.classify(p.image, [b], times: &times).first, argmax(r.probabilities) == data.labels[i] { correct += 1 }
+        }
+        return (Double(correct) / Double(max(picks.count, 1)), found)
+    }
 }

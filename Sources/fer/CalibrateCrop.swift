@@ -17,13 +17,15 @@ struct CalibrateCrop: ParsableCommand {
         Pastes upscaled FER2013 Training faces into larger noisy images, detects them, and prints the
         median framing (CropFraming: left, top, side in box units). Then compares, on PublicTest faces
         pasted the same way, how far the old rule (box plus 10% per side) and the measured framing land
-        from the true frame, in pixels of the 48x48 face.
+        from the true frame, in pixels of the 48x48 face, and the model's accuracy through the whole
+        pipeline with each crop on those pasted faces.
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz).") var data: String
     @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: DetectorKind = .mtcnn
     @Option(help: "Faces to measure on (and to check on).") var count: Int = 2000
     @Option var seed: UInt64 = 1
+    @OptionGroup var model: ModelOptions
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -35,6 +37,8 @@ struct CalibrateCrop: ParsableCommand {
         var measurement: CropCalibration.Measurement
         var publicTestMargin10: CropCalibration.FramingError
         var publicTestCalibrated: CropCalibration.FramingError
+        var accuracyMargin10: Double
+        var accuracyCalibrated: Double
     }
 
     func run() throws {
@@ -56,14 +60,24 @@ struct CalibrateCrop: ParsableCommand {
             let fr = f.frame(b)
             return (fr.x, fr.y, fr.side, fr.side)
         }
+        // The classifier through the whole pipeline on the same pasted PublicTest faces, both crops.
+        let classifier = try model.load()
+        let withMargin = FaceAnalyzer(detector: det, classifier: classifier, margin: 0.1)
+        let calibrated = FaceAnalyzer(detector: det, classifier: classifier)
+        calibrated.framing = f
+        let accOld = CropCalibration.pipelineAccuracy(check, analyzer: withMargin, count: count, seed: seed ^ 0xC4EC).accuracy
+        let accNew = CropCalibration.pipelineAccuracy(check, analyzer: calibrated, count: count, seed: seed ^ 0xC4EC).accuracy
         if json {
-            try printJSON(Output(detector: det.name, measurement: m, publicTestMargin10: old, publicTestCalibrated: new))
+            try printJSON(Output(detector: det.name, measurement: m, publicTestMargin10: old, publicTestCalibrated: new,
+                                 accuracyMargin10: accOld, accuracyCalibrated: accNew))
         } else {
             print("\(det.name): found \(m.found) of \(m.tried) pasted Training faces")
             print(String(format: "framing: left %.3f, top %.3f, side %.3f (box units)", f.left, f.top, f.side))
             print(String(format: "PublicTest (%d faces, %d found), mean / median edge error in 48x48 pixels:", new.faces, new.found))
             print(String(format: "  box + 10%% per side  %.2f / %.2f", old.meanEdgeError, old.medianEdgeError))
             print(String(format: "  calibrated framing  %.2f / %.2f", new.meanEdgeError, new.medianEdgeError))
+            print(String(format: "accuracy of %@ on these pasted faces (not found = wrong): box + 10%% %.2f%%, calibrated %.2f%%",
+                         model.path, 100 * accOld, 100 * accNew))
         }
     }
 }
