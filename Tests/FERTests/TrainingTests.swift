@@ -197,3 +197,24 @@ import Testing
         #expect(r.bestValidationAccuracy > 0.33, "validation accuracy \(r.bestValidationAccuracy)")
     }
 }
+
+@Suite("Run folders") struct RunFolderTests {
+    /// Two writers never share a run folder: the second is refused while the first holds it.
+    @Test func oneRunPerFolder() throws {
+        let dir = Paths.temporaryDirectory("lock") + "/run"
+        let first = try RunFolderLock(dir)
+        #expect(throws: DataError.self) { _ = try RunFolderLock(dir) }
+        first.release()
+        let again = try RunFolderLock(dir)
+        again.release()
+    }
+
+    /// A second process is refused too (flock is per open file, so this is what two `fer train` see).
+    @Test func anotherProcessIsRefused() throws {
+        let dir = Paths.temporaryDirectory("lock2")
+        let held = try RunFolderLock(dir)
+        defer { held.release() }
+        let r = try run(Paths.ferBinary, ["train", "--data", "/nonexistent.csv", "--out", dir, "--quiet"])
+        #expect(r.status == 1 && r.stderr.contains("another process is using this run folder"), "\(r.stderr)")
+    }
+}
