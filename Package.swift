@@ -12,7 +12,7 @@ let package = Package(
     name: "swift-fer",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision"]),
+        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed"]),
         .executable(name: "fer", targets: ["fer"]),
     ],
     dependencies: [
@@ -48,8 +48,13 @@ let package = Package(
         .target(name: "FERModels", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData"], swiftSettings: optimize),
         // Classification reports, confusion matrices, training curves.
         .target(name: "FEREvaluation", dependencies: ["FERIO"], swiftSettings: optimize),
-        // The trainer (epochs, validation, checkpoints, resume), training step, throughput benchmark.
-        .target(name: "FERTraining", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation"],
+        // Open MPI, loaded at run time only under mpirun/srun (so nothing else needs MPI).
+        .target(name: "CMPI", path: "Sources/CMPI", linkerSettings: [.linkedLibrary("dl")]),
+        // The ranks of a data-parallel job: allreduce, agreement checks; a single rank without MPI.
+        .target(name: "FERDistributed", dependencies: ["CMPI"], swiftSettings: optimize),
+        // The trainer (epochs, validation, checkpoints, resume, data-parallel ranks), training step, benchmark.
+        .target(name: "FERTraining", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation",
+                                                    "FERDistributed"],
                 swiftSettings: optimize),
         // Faces in photos, videos and cameras: detectors, crop framing, analyzer, tracker, photo-set evaluation.
         .target(name: "FERVision", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FEREvaluation", "CVBridge"],
@@ -57,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "fer",
             dependencies: [
-                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
+                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/fer",
@@ -66,7 +71,7 @@ let package = Package(
         .testTarget(
             name: "FERTests",
             dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
-                           "fer"],  // "fer" so the end-to-end tests find the binary built
+                           "FERDistributed", "fer"],  // "fer" so the end-to-end tests find the binary built
             path: "Tests/FERTests",
             exclude: ["Reference"]  // PyTorch dumps the tests read by path, and the script that made them
         ),

@@ -33,9 +33,13 @@ public final class TrainingBatches: Sequence {
     let seed: UInt64
     let epoch: Int
     let skip: Int
+    let shard: (index: Int, count: Int)
 
-    /// `skip` leaves out the first batches of the epoch (for resuming mid-epoch).
-    public init(_ data: FaceDataset, batchSize: Int, size: Int, augmentation: Augmentation, seed: UInt64, epoch: Int, skip: Int = 0) {
+    /// `skip` leaves out the first batches of the epoch (for resuming mid-epoch). `shard` makes each
+    /// batch only this rank's slice of the global batch (data-parallel training): the images, their
+    /// order and their augmentation are those the single process would use for those rows.
+    public init(_ data: FaceDataset, batchSize: Int, size: Int, augmentation: Augmentation, seed: UInt64, epoch: Int, skip: Int = 0,
+                shard: (index: Int, count: Int) = (0, 1)) {
         self.data = data
         self.batchSize = batchSize
         self.size = size
@@ -43,6 +47,7 @@ public final class TrainingBatches: Sequence {
         self.seed = seed
         self.epoch = epoch
         self.skip = skip
+        self.shard = shard
     }
 
     /// Full batches per epoch (the remainder is dropped so BatchNorm never sees a tiny batch).
@@ -56,7 +61,8 @@ public final class TrainingBatches: Sequence {
     }
 
     func make(_ b: Int, _ order: [Int]) -> Batch {
-        let lo = b * batchSize, hi = Swift.min(lo + batchSize, order.count)
+        let first = b * batchSize, rows = Swift.min(first + batchSize, order.count) - first
+        let lo = first + rows * shard.index / shard.count, hi = first + rows * (shard.index + 1) / shard.count
         let n = hi - lo, px = size * size, k = data.classNames.count
         var images = [Float](repeating: 0, count: n * px)
         var labels = [Int](repeating: 0, count: n)

@@ -5,6 +5,7 @@ import FERIO
 import FERData
 import FERModels
 import FEREvaluation
+import FERDistributed
 
 /// Where a run stands; saved in last.safetensors so `--resume` continues exactly.
 struct TrainerState: Codable {
@@ -50,6 +51,8 @@ public final class Trainer {
     public let outDir: String
     public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     public var showProgress = true
+    /// The ranks training together (data-parallel under mpirun); rank 0 alone writes files and logs.
+    public var communicator = Communicator.single
 
     public init(config: TrainConfig, outDir: String) {
         self.config = config
@@ -109,14 +112,15 @@ public final class Trainer {
 
     public func run(resume: Bool = false) throws -> TrainingOutcome {
         try config.validate()
-        let lock = try RunFolderLock(outDir)
-        defer { lock.release() }
+        let lock = communicator.isRoot ? try RunFolderLock(outDir) : nil
+        defer { lock?.release() }
+        if !communicator.isRoot { say = { _ in }; showProgress = false }
         let run = try prepare(resume: resume)
         var stoppedEarly = false, interrupted = false
         while run.state.epoch < config.epochs {
             guard try trainEpoch(run) else { interrupted = true; break }
             if try endEpoch(run) { stoppedEarly = true; break }
-            if StopFlag.shared.isSet { interrupted = true; break }
+            if try anyRank(StopFlag.shared.isSet) { interrupted = true; break }
         }
         let s = run.state
         return TrainingOutcome(epochsCompleted: s.epoch, bestValidationAccuracy: s.bestAccuracy, bestEpoch: s.bestEpoch,
@@ -132,6 +136,7 @@ public final class Trainer {
         }
         let (train, validation) = try Self.datasets(config)
         say("data: \(train.count) training, \(validation.count) validation images from \(config.data)")
+        try checkRanksAgree(train, validation)
         let spec = config.modelSpec
         let model = Classifier(spec: spec, classNames: train.classNames, seed: config.seed)
         let batches = max(1, train.count / config.batchSize)
@@ -149,7 +154,13 @@ public final class Trainer {
                 try Checkpoint.restore(model, from: try SafeTensors.read(source), path: source)
                 say("initialised from \(source)")
             }
-            try AtomicFile.write(Data(try JSONEncoder.sorted.encode(config)), to: (outDir as NSString).appendingPathComponent("config.json"))
+            if communicator.isRoot {
+                try AtomicFile.write(Data(try JSONEncoder.sorted.encode(config)), to: (outDir as NSString).appendingPathComponent("config.json"))
+            }
+        }
+        try communicator.agree([Int64(run.state.globalStep)], on: "the step to resume from")
+        if communicator.size > 1 {
+            say("data-parallel: \(communicator.size) ranks, \(config.batchSize / communicator.size)-\((config.batchSize + communicator.size - 1) / communicator.size) images of each batch of \(config.batchSize) per rank")
         }
         say("model: \(spec.preset.rawValue) width \(spec.width), input \(spec.inputSize)x\(spec.inputSize), "
             + "\(model.parameterCount) parameters, \(model.multiplyAdds / 1_000_000) M multiply-adds/image")
@@ -164,26 +175,29 @@ public final class Trainer {
         let bar = ProgressBar(total: run.batchesPerEpoch, label: "epoch \(s.epoch + 1)/\(config.epochs)", initial: s.stepInEpoch)
         bar.enabled = showProgress
         let epochStart = Date().addingTimeInterval(-s.partialSeconds), resumedSeen = s.partialSeen, resumedSeconds = s.partialSeconds
+        let rank = communicator.rank
         for batch in TrainingBatches(run.train, batchSize: config.batchSize, size: config.inputSize, augmentation: config.augmentation,
-                                     seed: config.seed, epoch: s.epoch, skip: s.stepInEpoch) {
+                                     seed: config.seed, epoch: s.epoch, skip: s.stepInEpoch, shard: (rank, communicator.size)) {
             run.optimizer.learningRate = run.schedule.rate(step: s.globalStep)
-            for (i, d) in run.dropouts.enumerated() { d.reseed(config.seed &+ UInt64(s.globalStep) &* 7919 &+ UInt64(i)) }
-            let r = trainStep(run.model.network, batch, loss: run.loss, optimizer: run.optimizer, clipNorm: config.clipNorm)
+            for (i, d) in run.dropouts.enumerated() {
+                d.reseed(config.seed &+ UInt64(s.globalStep) &* 7919 &+ UInt64(i) &+ UInt64(rank) &* 104_729)
+            }
+            let r = try step(run, batch)
             guard r.loss.isFinite else {
                 throw TrainingError.invalidConfig("the loss became \(r.loss) at epoch \(s.epoch + 1), step \(s.stepInEpoch + 1); lower the learning rate")
             }
-            s.partialLoss += Double(r.loss) * Double(batch.count)
+            s.partialLoss += Double(r.loss) * Double(r.seen)
             s.partialCorrect += r.correct
-            s.partialSeen += batch.count
+            s.partialSeen += r.seen
             s.stepInEpoch += 1
             s.globalStep += 1
             s.partialSeconds = Date().timeIntervalSince(epochStart)
             let rate = Double(s.partialSeen - resumedSeen) / max(s.partialSeconds - resumedSeconds, 1e-9)
             bar.update(s.stepInEpoch, String(format: "loss %.4f acc %.1f%% %.0f img/s", s.partialLoss / Double(s.partialSeen),
                                              100 * Double(s.partialCorrect) / Double(s.partialSeen), rate))
-            if StopFlag.shared.isSet {
+            if r.stop {
                 run.state = s
-                try saveLast(run)
+                if communicator.isRoot { try saveLast(run) }
                 if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
                 say("interrupted: state saved to \(lastPath); continue with --resume")
                 return false
@@ -199,7 +213,8 @@ public final class Trainer {
     func endEpoch(_ run: Session) throws -> Bool {
         var s = run.state
         defer { run.state = s }
-        let (valLoss, valAcc) = evaluate(run.model, run.validation)
+        try averageRunningStatistics(run.model)
+        let (valLoss, valAcc) = try rootsFigures(evaluate(run.model, run.validation))
         let seen = max(s.partialSeen, 1), epochSeconds = s.partialSeconds
         let record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
                                  trainLoss: s.partialLoss / Double(seen), trainAccuracy: Double(s.partialCorrect) / Double(seen),
@@ -219,8 +234,10 @@ public final class Trainer {
             var card = ModelCard(spec: run.model.spec, classNames: run.model.classNames, training: config)
             card.epoch = s.epoch
             card.metrics = ["validation_accuracy": valAcc, "validation_loss": valLoss, "train_seconds": s.trainSeconds]
-            try Checkpoint.save(run.model, card: card, to: bestPath)
-            try AtomicFile.write(Data(try JSONEncoder.sorted.encode(card)), to: (outDir as NSString).appendingPathComponent("best.json"))
+            if communicator.isRoot {
+                try Checkpoint.save(run.model, card: card, to: bestPath)
+                try AtomicFile.write(Data(try JSONEncoder.sorted.encode(card)), to: (outDir as NSString).appendingPathComponent("best.json"))
+            }
             improved = " (best, saved)"
         } else {
             s.epochsWithoutImprovement += 1
@@ -229,11 +246,63 @@ public final class Trainer {
                    s.epoch, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, improved,
                    record.learningRate, epochSeconds, record.imagesPerSecond))
         run.state = s
-        try saveLast(run)
-        try writeLogs(s.history)
+        if communicator.isRoot {
+            try saveLast(run)
+            try writeLogs(s.history)
+        }
         guard config.patience > 0, s.epochsWithoutImprovement >= config.patience else { return false }
         say("early stop: no better validation accuracy for \(config.patience) epochs")
         return true
+    }
+
+    /// One optimisation step, alone or with the other ranks (see the data-parallel `trainStep`).
+    func step(_ run: Session, _ batch: Batch) throws -> StepResult {
+        guard communicator.size > 1 else {
+            let r = trainStep(run.model.network, batch, loss: run.loss, optimizer: run.optimizer, clipNorm: config.clipNorm)
+            return StepResult(loss: r.loss, correct: r.correct, seen: batch.count, stop: StopFlag.shared.isSet)
+        }
+        return try trainStep(run.model.network, batch, loss: run.loss, optimizer: run.optimizer, clipNorm: config.clipNorm,
+                             stop: StopFlag.shared.isSet) { try self.communicator.sum(&$0) }
+    }
+
+    /// Ranks stop together: true if any rank says so.
+    func anyRank(_ flag: Bool) throws -> Bool {
+        var v: [Double] = [flag ? 1 : 0]
+        try communicator.sum(&v)
+        return v[0] > 0
+    }
+
+    /// Batch norm keeps per-rank statistics during the epoch (each rank normalises its own shard, as
+    /// PyTorch DDP does without SyncBatchNorm); at the epoch's end the running statistics are averaged,
+    /// so every rank validates and saves the same model.
+    func averageRunningStatistics(_ model: Classifier) throws {
+        guard communicator.size > 1 else { return }
+        for b in model.network.buffers {
+            var v = Array(b.values)
+            try communicator.sum(&v)
+            let scale = 1 / Float(communicator.size)
+            for i in 0..<v.count { b.values[i] = v[i] * scale }
+            b.changed()
+        }
+    }
+
+    /// Rank 0's validation figures on every rank, so that every rank takes the same decisions.
+    func rootsFigures(_ figures: (loss: Double, accuracy: Double)) throws -> (Double, Double) {
+        var v = communicator.isRoot ? [figures.loss, figures.accuracy] : [0, 0]
+        try communicator.sum(&v)
+        return (v[0], v[1])
+    }
+
+    /// Every rank must train the same recipe on the same data: compared by hash before the first step.
+    func checkRanksAgree(_ train: FaceDataset, _ validation: FaceDataset) throws {
+        guard communicator.size > 1 else { return }
+        var recipe = config
+        recipe.data = ""      // the path may differ between machines; the contents may not
+        recipe.threads = 0
+        let labels = fnv1a(train.labels.map { UInt8($0) }) ^ fnv1a(validation.labels.map { UInt8($0) }, seed: 7)
+        let pixels = fnv1a(train.images.prefix(1 << 16)) ^ fnv1a(train.images.suffix(1 << 16), seed: 11)
+        try communicator.agree([fnv1a(try JSONEncoder.sorted.encode(recipe))], on: "the training configuration")
+        try communicator.agree([Int64(train.count), Int64(validation.count), labels, pixels], on: "the training data")
     }
 
     /// Mean cross-entropy and accuracy on a labelled set (inference mode, centre crop).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERData
+import FERDistributed
 import FEREngine
 import FEREvaluation
 import FERIO
@@ -114,6 +115,22 @@ struct Train: ParsableCommand {
 
     func run() throws {
         installInterruptHandler()
+        // Under mpirun/srun every rank runs this command; rank 0 alone writes and prints.
+        let world = try Communicator.world()
+        do {
+            try train(world)
+            world.finish()
+        } catch let e as ExitCode {
+            world.finish()
+            throw e
+        } catch {
+            guard world.size > 1 else { throw error }
+            FileHandle.standardError.write(Data("error: rank \(world.rank): \(error)\n".utf8))
+            world.abort(1)  // the other ranks may be waiting in a reduction: end them too
+        }
+    }
+
+    func train(_ world: Communicator) throws {
         var cfg = config
         let configPath = (out as NSString).appendingPathComponent("config.json")
         if resume, let saved = FileManager.default.contents(atPath: configPath) {
@@ -121,10 +138,13 @@ struct Train: ParsableCommand {
             do { cfg = try JSONDecoder().decode(TrainConfig.self, from: saved) } catch { throw DataError.unreadable(configPath, reason: "not a training configuration (\(error))") }
             cfg.data = data
             if let e = epochs { cfg.epochs = e }  // the one knob a resumed run may change
-            FileHandle.standardError.write(Data("resuming with the recipe recorded in \(configPath); options other than --data and --epochs are ignored\n".utf8))
+            if world.isRoot {
+                FileHandle.standardError.write(Data("resuming with the recipe recorded in \(configPath); options other than --data and --epochs are ignored\n".utf8))
+            }
         }
         let trainer = Trainer(config: cfg, outDir: out)
         trainer.showProgress = !quiet
+        trainer.communicator = world
         let r = try trainer.run(resume: resume)
         let status = r.interrupted ? "interrupted" : r.stoppedEarly ? "stopped early" : "finished"
         var line = String(format: "%@ after %d epochs (%.0f s training)", status, r.epochsCompleted, r.trainSeconds)
@@ -133,7 +153,10 @@ struct Train: ParsableCommand {
         } else {
             line += ": no epoch finished yet, so no best checkpoint; continue with --resume"
         }
-        print(line)
+        if world.isRoot { print(line) }
+        if world.size > 1, world.isRoot {
+            print(String(format: "allreduce: %.1f MB per rank in %.1f s", Double(world.reducedBytes) / 1e6, world.reduceSeconds))
+        }
         if r.interrupted { throw ExitCode(130) }
     }
 }
