@@ -90,6 +90,15 @@ public final class Communicator: @unchecked Sendable {
     }
 }
 
+/// This process's place in a job that runs many copies of one command (mpirun, srun, a job array),
+/// read from the launcher's environment; nil when started alone.
+public func launcherShard(_ env: [String: String] = ProcessInfo.processInfo.environment) -> (index: Int, count: Int)? {
+    for (rank, size) in [("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"), ("PMI_RANK", "PMI_SIZE")] {
+        if let r = env[rank].flatMap(Int.init), let n = env[size].flatMap(Int.init), n >= 1, r >= 0, r < n { return (r, n) }
+    }
+    return nil
+}
+
 /// A 64-bit FNV-1a hash, for checking that ranks hold the same configuration and data.
 public func fnv1a(_ bytes: some Sequence<UInt8>, seed: UInt64 = 0xCBF2_9CE4_8422_2325) -> Int64 {
     var h = seed

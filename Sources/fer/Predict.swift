@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERData
+import FERDistributed
 import FEREngine
 import FEREvaluation
 import FERIO
@@ -27,6 +28,8 @@ struct Predict: ParsableCommand {
     @Option(help: "Write each face as the network sees it (gray, 48x48 PNG) into this folder.") var crops: String?
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print CSV (one row per face).") var csv = false
+    @Option(help: ArgumentHelp("Label only shard I of N of the inputs (0-based, e.g. 2/8); under mpirun or srun the rank is used.",
+                               valueName: "I/N")) var shard: String?
 
     struct Row: Encodable { var file: String; var faces: [FaceResult]; var error: String?; var note: String? }
 
@@ -44,11 +47,25 @@ struct Predict: ParsableCommand {
 
     func validate() throws {
         if json && csv { throw ValidationError("give --json or --csv, not both") }
+        _ = try shardSpec()
+    }
+
+    /// (index, count) from --shard, else from the launcher, else (0, 1).
+    func shardSpec() throws -> (index: Int, count: Int) {
+        guard let shard else { return launcherShard() ?? (0, 1) }
+        let parts = shard.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, n <= 1_000_000, i >= 0, i < n else {
+            throw ValidationError("--shard must be I/N with 0 <= I < N, e.g. 0/4; got '\(shard)'")
+        }
+        return (i, n)
     }
 
     func run() throws {
-        let files = expand(inputs)
-        guard !files.isEmpty else { throw ValidationError("no images in \(inputs.joined(separator: ", ")) (looked for \(Self.imageExtensions.sorted().joined(separator: ", ")))") }
+        let all = expand(inputs)
+        let (index, count) = try shardSpec()
+        // Interleaved shards: every file in exactly one shard, and the shards equally long (±1).
+        let files = all.enumerated().filter { $0.offset % count == index }.map(\.element)
+        guard !all.isEmpty else { throw ValidationError("no images in \(inputs.joined(separator: ", ")) (looked for \(Self.imageExtensions.sorted().joined(separator: ", ")))") }
         let analyzer = try face.analyzer()
         let names = analyzer.classifier.classNames
         let bar = ProgressBar(total: files.count, label: "photos")
@@ -87,7 +104,7 @@ struct Predict: ParsableCommand {
             try printJSON(rows)
         } else if csv {
             let header = ["file", "face", "x", "y", "width", "height", "emotion", "confidence"] + names.map { $0.lowercased() } + ["note", "error"]
-            print(header.joined(separator: ","))
+            if index == 0 { print(header.joined(separator: ",")) }  // so `cat` of the shards is one CSV
             // Every row has every column: a photo with no face, or an unreadable one, gets a row too.
             for r in rows {
                 if r.faces.isEmpty {

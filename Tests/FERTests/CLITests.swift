@@ -115,3 +115,25 @@ import Testing
         #expect(r.stderr.contains("--model fastest: no such file, and no bundled model of that name (bundled: default, fast"), "\(r.stderr)")
     }
 }
+
+@Suite("Sharded batch jobs") struct ShardTests {
+    /// `--shard I/N` over a folder: the shards' CSVs, concatenated, are the unsharded CSV's rows with
+    /// no file twice and none missing, under one header.
+    @Test func shardsCoverTheInputsOnce() throws {
+        let dir = Paths.temporaryDirectory("shards")
+        for i in 0..<11 { try Image(width: 120, height: 90, channels: 3, fill: UInt8(20 * i)).write(dir + "/img\(i).png") }
+        let whole = try run(Paths.ferBinary, ["predict", dir, "--csv"])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        var merged = ""
+        for i in 0..<3 {
+            let r = try run(Paths.ferBinary, ["predict", dir, "--csv", "--shard", "\(i)/3"])
+            #expect(r.status == 0, "\(r.stderr)")
+            merged += r.stdout
+        }
+        let a = whole.stdout.split(separator: "\n"), b = merged.split(separator: "\n")
+        #expect(b.filter { $0.hasPrefix("file,") }.count == 1)
+        #expect(a.count == 12 && Set(a) == Set(b) && b.count == a.count)
+        let bad = try run(Paths.ferBinary, ["predict", dir, "--shard", "3/3"])
+        #expect(bad.status == 1 && bad.stderr.contains("--shard must be I/N"))
+    }
+}
