@@ -54,7 +54,9 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// Widths and sizes a network can be built from on this machine. One check for every place a
     /// spec comes from: the command line (train, models, bench) and checkpoints.
     public var problem: String? {
-        if !(1...256).contains(width) { return "width must be between 1 and 256, got \(width)" }
+        // mlp's width is hidden units; the convolutional presets' is first-stage channels.
+        let widest = preset == .mlp ? 8192 : 256
+        if !(1...widest).contains(width) { return "width must be between 1 and \(widest) for \(preset.rawValue), got \(width)" }
         if !(0...8192).contains(fcWidth) { return "the VGG head width must be between 0 and 8192, got \(fcWidth)" }
         if !(16...48).contains(inputSize) { return "input size must be between 16 and 48 (a crop of the 48x48 faces), got \(inputSize)" }
         if !(2...64).contains(classes) { return "a model needs 2 to 64 classes, got \(classes)" }

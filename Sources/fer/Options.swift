@@ -78,7 +78,7 @@ extension Preset: ExpressibleByArgument {}
 /// The architecture of a network to build: a preset and its sizes (train, bench, models).
 struct ArchitectureOptions: ParsableArguments {
     @Option(help: "Preset: mlp, cnn, vgg, resnet (see `fer models`).") var preset: Preset = .cnn
-    @Option(help: "First-stage width (channels; hidden units for mlp), 1-256.") var width: Int?
+    @Option(help: "First-stage width: channels, 1-256 (hidden units for mlp, 1-8192).") var width: Int?
     @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
     @Option(help: "Input side: 48, or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int = 48
     @Option(help: "Dropout probability before the classifier, in [0, 1).") var dropout: Float?

@@ -155,7 +155,7 @@ struct Train: ParsableCommand {
         }
         if world.isRoot { print(line) }
         if world.size > 1, world.isRoot {
-            print(String(format: "allreduce: %.1f MB per rank in %.1f s", Double(world.reducedBytes) / 1e6, world.reduceSeconds))
+            print(String(format: "allreduce: %.3f MB per rank in %.3f s", Double(world.reducedBytes) / 1e6, world.reduceSeconds))
         }
         if r.interrupted { throw ExitCode(130) }
     }

@@ -218,3 +218,12 @@ import Testing
         #expect(r.status == 1 && r.stderr.contains("another process is using this run folder"), "\(r.stderr)")
     }
 }
+
+@Suite("Model specs") struct ModelSpecTests {
+    /// Every preset at its defaults passes the one validation that train, bench and models share.
+    @Test func presetDefaultsAreValid() {
+        for p in Preset.allCases { #expect(ModelSpec(preset: p).problem == nil, "\(p)") }
+        #expect(ModelSpec(preset: .vgg, width: 300).problem != nil)
+        #expect(ModelSpec(preset: .mlp, width: 2048).problem == nil)
+    }
+}
