@@ -51,14 +51,7 @@ struct Predict: ParsableCommand {
     }
 
     /// (index, count) from --shard, else from the launcher, else (0, 1).
-    func shardSpec() throws -> (index: Int, count: Int) {
-        guard let shard else { return launcherShard() ?? (0, 1) }
-        let parts = shard.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, n <= 1_000_000, i >= 0, i < n else {
-            throw ValidationError("--shard must be I/N with 0 <= I < N, e.g. 0/4; got '\(shard)'")
-        }
-        return (i, n)
-    }
+    func shardSpec() throws -> (index: Int, count: Int) { try parseShard(shard) ?? launcherShard() ?? (0, 1) }
 
     func run() throws {
         let all = expand(inputs)

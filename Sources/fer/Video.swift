@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERData
+import FERDistributed
 import FEREngine
 import FEREvaluation
 import FERIO
@@ -11,34 +12,78 @@ import Foundation
 
 struct Video: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Label the faces in a video: an annotated video and a per-frame, per-face timeline.",
+        abstract: "Label the faces in videos: annotated videos and per-frame, per-face timelines.",
         discussion: """
         Faces are tracked across frames (#1, #2, ...) and their probabilities smoothed over time.
         --csv writes one row per face per frame: frame, time, track, box, expression, probabilities.
+        With several inputs (or --shard), --out and --csv are folders: NAME.annotated.mp4, NAME.csv.
         """)
 
-    @Argument(help: "Input video file.") var input: String
-    @Option(help: "Annotated output video (.mp4 or .avi).") var out: String?
-    @Option(help: "Timeline CSV.") var csv: String?
+    @Argument(help: "Input video files.") var inputs: [String]
+    @Option(help: "Annotated output video (.mp4 or .avi); a folder with several inputs.") var out: String?
+    @Option(help: "Timeline CSV; a folder with several inputs.") var csv: String?
     @OptionGroup var face: FaceOptions
     @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
-    @Option(help: "Process at most this many frames.") var maxFrames: Int?
+    @Option(help: "Process at most this many frames per video.") var maxFrames: Int?
     @Option(help: "Search the whole frame every N frames; in between only around tracked faces.") var fullScan: Int = 10
+    @Option(help: ArgumentHelp("Label only shard I of N of the inputs (0-based); under mpirun or srun the rank is used.",
+                               valueName: "I/N")) var shard: String?
     @Flag(help: "Print a JSON summary.") var json = false
 
-    struct Summary: Codable { var input: String; var frames: Int; var faces: Int; var tracks: Int; var seconds: Double; var fps: Double; var output: String?; var timeline: String? }
+    struct Summary: Codable {
+        var input: String; var frames: Int; var faces: Int; var tracks: Int; var seconds: Double; var fps: Double
+        var output: String?; var timeline: String?; var error: String?
+    }
+
+    var batch: Bool { inputs.count > 1 || shard != nil || launcherShard() != nil }
 
     func validate() throws {
         guard out != nil || csv != nil || json else { throw ValidationError("give --out, --csv or --json (otherwise nothing is written)") }
         try validateTracking(smoothing: smoothing, fullScan: fullScan, maxFrames: maxFrames)
-        for (flag, path) in [("--out", out), ("--csv", csv)] {
-            if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
+        _ = try parseShard(shard)
+        for input in inputs {
+            for (flag, path) in [("--out", out), ("--csv", csv)] {
+                if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is an input video; refusing to overwrite it") }
+            }
         }
         if let out, let csv, AtomicFile.sameFile(out, csv) { throw ValidationError("--out and --csv name the same file") }
     }
 
     func run() throws {
         let analyzer = try face.analyzer()
+        let (index, count) = try parseShard(shard) ?? launcherShard() ?? (0, 1)
+        let mine = inputs.enumerated().filter { $0.offset % count == index }.map(\.element)
+        var summaries: [Summary] = []
+        for input in mine {
+            let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+            let outPath = batch ? out.map { ($0 as NSString).appendingPathComponent(stem + ".annotated.mp4") } : out
+            let csvPath = batch ? csv.map { ($0 as NSString).appendingPathComponent(stem + ".csv") } : csv
+            do {
+                summaries.append(try label(input, out: outPath, csv: csvPath, analyzer: analyzer))
+            } catch {
+                guard batch else { throw error }
+                FileHandle.standardError.write(Data("error: \(input): \(error)\n".utf8))
+                summaries.append(Summary(input: input, frames: 0, faces: 0, tracks: 0, seconds: 0, fps: 0, output: nil, timeline: nil, error: "\(error)"))
+            }
+        }
+        if json {
+            if batch { try printJSON(summaries) } else if let s = summaries.first { try printJSON(s) }
+        } else {
+            for s in summaries where s.error == nil {
+                print(String(format: "%@: %d frames, %d face detections in %d tracks, %.1f s (%.1f FPS)", s.input, s.frames, s.faces, s.tracks, s.seconds, s.fps))
+                if let out = s.output { print("  video: \(out)") }
+                if let csv = s.timeline { print("  timeline: \(csv)") }
+            }
+        }
+        if summaries.contains(where: { $0.error != nil }) { throw ExitCode(1) }
+    }
+
+    /// One video: its annotated copy and timeline. A damaged video (fewer frames decoded than it
+    /// announces) is an error after its outputs are written.
+    func label(_ input: String, out: String?, csv: String?, analyzer: FaceAnalyzer) throws -> Summary {
+        for (flag, path) in [("--out", out), ("--csv", csv)] {
+            if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
+        }
         let reader = try VideoReader(path: input)
         let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
         let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
@@ -68,19 +113,23 @@ struct Video: ParsableCommand {
         try writer?.close()
         if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }
         let seconds = Date().timeIntervalSince(start)
-        let s = Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,
-                        fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv)
-        if json { try printJSON(s) } else {
-            print(String(format: "%d frames, %d face detections in %d tracks, %.1f s (%.1f FPS)", s.frames, s.faces, s.tracks, s.seconds, s.fps))
-            if let out { print("video: \(out)") }
-            if let csv { print("timeline: \(csv)") }
-        }
         // A container that announced more frames than could be decoded is damaged: say so, and fail.
         if let announced = reader.frameCount, frame < min(announced, maxFrames ?? .max) - 1 {
-            FileHandle.standardError.write(Data("warning: \(input): decoding stopped at frame \(frame) of \(announced); the rest is unreadable\n".utf8))
-            throw ExitCode(1)
+            throw VideoError.cannotOpen(input, "decoding stopped at frame \(frame) of \(announced); the rest is unreadable (what was decoded is written)")
         }
+        return Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,
+                       fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv, error: nil)
     }
+}
+
+/// `I/N` of --shard, checked.
+func parseShard(_ text: String?) throws -> (index: Int, count: Int)? {
+    guard let text else { return nil }
+    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, n <= 1_000_000, i >= 0, i < n else {
+        throw ValidationError("--shard must be I/N with 0 <= I < N, e.g. 0/4; got '\(text)'")
+    }
+    return (i, n)
 }
 
 /// The tracking options of `video` and `live`, checked alike.

@@ -136,4 +136,22 @@ import Testing
         let bad = try run(Paths.ferBinary, ["predict", dir, "--shard", "3/3"])
         #expect(bad.status == 1 && bad.stderr.contains("--shard must be I/N"))
     }
+
+    /// Videos split the same way: each shard labels its own videos into the --csv folder.
+    @Test func videoShards() throws {
+        let dir = Paths.temporaryDirectory("vshards")
+        for name in ["a", "b", "c"] {
+            let w = try VideoWriter(path: "\(dir)/\(name).avi", fps: 5, width: 96, height: 96)
+            for i in 0..<3 { try w.write(Image(width: 96, height: 96, channels: 3, fill: UInt8(40 * i))) }
+            try w.close()
+        }
+        let videos = ["a", "b", "c"].map { "\(dir)/\($0).avi" }
+        for i in 0..<2 {
+            let r = try run(Paths.ferBinary, ["video"] + videos + ["--csv", dir + "/timelines", "--shard", "\(i)/2", "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let written = try FileManager.default.contentsOfDirectory(atPath: dir + "/timelines").sorted()
+        #expect(written == ["a.csv", "b.csv", "c.csv"])
+    }
 }
+
