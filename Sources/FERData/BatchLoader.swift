@@ -34,12 +34,13 @@ public final class TrainingBatches: Sequence {
     let epoch: Int
     let skip: Int
     let shard: (index: Int, count: Int)
+    let mixup: Float
 
     /// `skip` leaves out the first batches of the epoch (for resuming mid-epoch). `shard` makes each
     /// batch only this rank's slice of the global batch (data-parallel training): the images, their
     /// order and their augmentation are those the single process would use for those rows.
     public init(_ data: FaceDataset, batchSize: Int, size: Int, augmentation: Augmentation, seed: UInt64, epoch: Int, skip: Int = 0,
-                shard: (index: Int, count: Int) = (0, 1)) {
+                shard: (index: Int, count: Int) = (0, 1), mixup: Float = 0) {
         self.data = data
         self.batchSize = batchSize
         self.size = size
@@ -48,6 +49,7 @@ public final class TrainingBatches: Sequence {
         self.epoch = epoch
         self.skip = skip
         self.shard = shard
+        self.mixup = mixup
     }
 
     /// Full batches per epoch (the remainder is dropped so BatchNorm never sees a tiny batch).
@@ -80,7 +82,11 @@ public final class TrainingBatches: Sequence {
                 }
             }
         }
-        return Batch(images: images, labels: labels, targets: targets, size: size)
+        let batch = Batch(images: images, labels: labels, targets: targets, size: size)
+        guard mixup > 0 else { return batch }
+        // Pairs are drawn within this rank's rows (under MPI, within each shard).
+        var rng = SplitMix64(seed: seed).derived(0x313 &+ UInt64(epoch) << 32 &+ UInt64(b) << 8 &+ UInt64(shard.index))
+        return Mixup.apply(batch, alpha: mixup, classes: k, rng: &rng)
     }
 
     public func makeIterator() -> AnyIterator<Batch> {

@@ -27,6 +27,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// Start from this checkpoint's weights (fine-tuning); nil: from the seeded initialisation.
     public var initFrom: String? = nil
     public var augmentation = Augmentation()
+    /// Mixup's Beta(alpha, alpha) parameter (nil or 0: off).
+    public var mixup: Float? = nil
     public var seed: UInt64 = 1
     /// Stop after this many epochs without a better validation accuracy (0: never).
     public var patience: Int = 0
@@ -73,6 +75,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard a.scale.isFinite, a.scale >= 0, a.scale < 1 else { throw bad("scale must be in [0, 1), got \(a.scale)") }
         guard a.erasing.isFinite, a.erasing >= 0, a.erasing <= 1 else { throw bad("erasing probability must be in [0, 1], got \(a.erasing)") }
         if let p = a.photometric?.problem { throw bad("photometric augmentation: \(p)") }
+        if let m = mixup { guard m.isFinite, m >= 0, m <= 10 else { throw bad("mixup alpha must be between 0 (off) and 10, got \(m)") } }
         guard patience >= 0 else { throw bad("patience must be 0 (off) or more, got \(patience)") }
         guard threads >= 1, threads <= 256 else { throw bad("threads must be between 1 and 256, got \(threads)") }
         guard validationFraction > 0, validationFraction < 1 else { throw bad("validation fraction must be in (0, 1), got \(validationFraction)") }

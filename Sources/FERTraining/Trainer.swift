@@ -177,7 +177,8 @@ public final class Trainer {
         let epochStart = Date().addingTimeInterval(-s.partialSeconds), resumedSeen = s.partialSeen, resumedSeconds = s.partialSeconds
         let rank = communicator.rank
         for batch in TrainingBatches(run.train, batchSize: config.batchSize, size: config.inputSize, augmentation: config.augmentation,
-                                     seed: config.seed, epoch: s.epoch, skip: s.stepInEpoch, shard: (rank, communicator.size)) {
+                                     seed: config.seed, epoch: s.epoch, skip: s.stepInEpoch, shard: (rank, communicator.size),
+                                     mixup: config.mixup ?? 0) {
             run.optimizer.learningRate = run.schedule.rate(step: s.globalStep)
             for (i, d) in run.dropouts.enumerated() {
                 d.reseed(config.seed &+ UInt64(s.globalStep) &* 7919 &+ UInt64(i) &+ UInt64(rank) &* 104_729)

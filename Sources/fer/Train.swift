@@ -46,6 +46,7 @@ struct Train: ParsableCommand {
     @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes).") var ferplusMode: FERPlus.Mode = .majority
     @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label.") var ferplusWeight: Float = 0.5
     @Option(help: "Start from this checkpoint's weights (fine-tuning; same architecture).") var initFrom: String?
+    @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0: off).") var mixup: Float = 0
     @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling.") var photometric = false
     @Flag(help: "Turn all augmentation off.") var noAugment = false
     @Flag(help: "No horizontal flips.") var noFlip = false
@@ -88,6 +89,7 @@ struct Train: ParsableCommand {
         c.ferplusMode = ferplusMode
         if ferplusMode == .blend { c.ferplusWeight = ferplusWeight }
         c.initFrom = initFrom
+        if mixup != 0 { c.mixup = mixup }
         if noAugment {
             c.augmentation = .none
         } else {

@@ -67,6 +67,26 @@ import Testing
         #expect(throws: TrainingError.self) { try c.validate() }
     }
 
+    @Test func mixupIsSeededBoundedAndKeepsTheLabelDominant() {
+        var rng = SplitMix64(seed: 5)
+        let images = (0..<(8 * 16)).map { _ in rng.unit() }
+        let batch = Batch(images: images, labels: [0, 1, 2, 3, 4, 5, 6, 0], size: 4)
+        var r1 = SplitMix64(seed: 9), r2 = SplitMix64(seed: 9)
+        let a = Mixup.apply(batch, alpha: 0.4, classes: 7, rng: &r1), b = Mixup.apply(batch, alpha: 0.4, classes: 7, rng: &r2)
+        #expect(a.images == b.images && a.targets == b.targets)
+        let t = a.targets ?? []
+        #expect(t.count == 56 && a.images.allSatisfy { $0 >= 0 && $0 <= 1 })
+        for i in 0..<8 {
+            #expect(abs(t[i * 7 ..< i * 7 + 7].reduce(0, +) - 1) < 1e-5)
+            #expect(t[i * 7 + batch.labels[i]] >= 0.5 - 1e-6, "the image's own label must keep the larger share")
+        }
+        // Beta(a, a) draws: inside (0, 1), mean near 1/2.
+        var g = SplitMix64(seed: 1)
+        let draws = (0..<4000).map { _ in Mixup.beta(0.4, rng: &g) }
+        #expect(draws.allSatisfy { $0 >= 0 && $0 <= 1 })
+        #expect(abs(draws.reduce(0, +) / 4000 - 0.5) < 0.03)
+    }
+
     @Test func ferPlusBlendKeepsTheLabelAndMixesTheVotes() throws {
         // Three rows: votes for Happy/Neutral; an unnamed row; a row with no votes among the seven.
         var votes = [[Float]](repeating: .init(repeating: 0, count: 7), count: 3)
