@@ -101,6 +101,7 @@ struct EngineBench: ParsableCommand {
             }
         }
         if json { try printJSON(rows); return }
+        print("CPU: \(CPU.description)")
         print("\(threads.threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process")
         print("model  work        swift-fer img/s    ms/batch   peak MB |  PyTorch img/s   ms/batch   peak MB |  ratio")
         for r in rows {

@@ -29,6 +29,7 @@ struct PipelineBench: ParsableCommand {
     struct Result: Codable {
         var video: String; var frames: Int; var facesPerFrame: Double; var stageMilliseconds: StageTimes
         var endToEndFPS: Double; var photo: String; var photoMilliseconds: Double; var photoStages: StageTimes; var threads: Int
+        var cpu = CPU.description
     }
 
     func makeVideo(_ path: String, from photo: Image) throws {
@@ -98,6 +99,7 @@ struct PipelineBench: ParsableCommand {
                        endToEndFPS: Double(n) / (wall / 1000), photo: "1350x1350 JPEG", photoMilliseconds: best, photoStages: bestStages,
                        threads: face.threads.threads)
         if json { try printJSON(r); return }
+        print("CPU: \(CPU.description)")
         print("video 640x480, \(n) frames, \(String(format: "%.2f", r.facesPerFrame)) faces/frame, detector \(face.detection.detector.rawValue), full scan every \(fullScan) frames, \(face.threads.threads) threads")
         print("stage        ms/frame")
         for (name, v) in [("decode", perFrame.decode), ("detect", perFrame.detect), ("preprocess", perFrame.preprocess),
