@@ -72,11 +72,10 @@ public enum FER2013 {
                 var imgs = [UInt8]()
                 imgs.reserveCapacity(idx.count * pixels)
                 for i in idx { imgs.append(contentsOf: images[i * pixels ..< (i + 1) * pixels]) }
-                result[split] = FaceDataset(side: side, images: imgs, labels: idx.map { labels[$0] }, sources: idx.map { "row \($0)" })
+                var set = FaceDataset(side: side, images: imgs, labels: idx.map { labels[$0] }, sources: idx.map { "row \($0)" })
+                set.rowNumbers = idx
+                result[split] = set
             }
-            result[.training]!.rowNumbers = (0..<rows).filter { usage[$0] == .training }
-            result[.publicTest]!.rowNumbers = (0..<rows).filter { usage[$0] == .publicTest }
-            result[.privateTest]!.rowNumbers = (0..<rows).filter { usage[$0] == .privateTest }
             return result
         }
     }

@@ -13,9 +13,10 @@ public enum Plots {
     static func chart(_ img: inout Image, x0: Int, y0: Int, w: Int, h: Int, title: String,
                       series: [(String, Image.Color, [(Double, Double)])], yRange: (Double, Double)? = nil, yFormat: String = "%.2f") {
         let all = series.flatMap { $0.2 }
-        guard !all.isEmpty else { return }
-        let xmin = all.map(\.0).min()!, xmax = max(all.map(\.0).max()!, xmin + 1)
-        var (ymin, ymax) = yRange ?? (all.map(\.1).min()!, all.map(\.1).max()!)
+        guard let xmin = all.map(\.0).min(), let xlast = all.map(\.0).max(),
+              let ylow = all.map(\.1).min(), let yhigh = all.map(\.1).max() else { return }
+        let xmax = max(xlast, xmin + 1)
+        var (ymin, ymax) = yRange ?? (ylow, yhigh)
         if ymax - ymin < 1e-9 { ymin -= 0.5; ymax += 0.5 }
         let pad = (ymax - ymin) * 0.05
         if yRange == nil { ymin -= pad; ymax += pad }
