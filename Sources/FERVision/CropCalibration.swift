@@ -47,6 +47,17 @@ public enum CropCalibration {
         return best
     }
 
+    /// Pastes `count` faces of `data` (a seeded sample) and calls `body` with each face's index, the
+    /// pasted image and the detector's box over it (nil when not found).
+    static func forEachPasted(_ data: FaceDataset, detector: FaceDetector, count: Int, seed: UInt64,
+                              _ body: (Int, Pasted, FaceBox?) -> Void) {
+        var rng = SplitMix64(seed: seed)
+        for i in TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count) {
+            let p = paste(data, i, rng: &rng)
+            body(i, p, box(over: p, detector: detector))
+        }
+    }
+
     public struct Measurement: Codable, Sendable {
         public var tried: Int
         public var found: Int
@@ -56,20 +67,16 @@ public enum CropCalibration {
     /// The median framing over `count` faces of `data` (a seeded sample).
     public static func measure(_ data: FaceDataset, detector: FaceDetector, count: Int, seed: UInt64,
                                progress: (Int) -> Void = { _ in }) throws -> Measurement {
-        var rng = SplitMix64(seed: seed)
-        let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)
-        var samples: [CropFraming] = []
-        for (n, i) in picks.enumerated() {
-            let p = paste(data, i, rng: &rng)
-            if let b = box(over: p, detector: detector) {
-                samples.append(.measured(box: b, frameX: p.frameX, frameY: p.frameY, frameSide: p.frameSide))
-            }
-            progress(n + 1)
+        var samples: [CropFraming] = [], tried = 0
+        forEachPasted(data, detector: detector, count: count, seed: seed) { _, p, b in
+            if let b { samples.append(.measured(box: b, frameX: p.frameX, frameY: p.frameY, frameSide: p.frameSide)) }
+            tried += 1
+            progress(tried)
         }
         guard let framing = CropFraming.median(samples) else {
-            throw DataError.mismatch("calibration", reason: "the \(detector.name) detector found none of the \(picks.count) pasted faces")
+            throw DataError.mismatch("calibration", reason: "the \(detector.name) detector found none of the \(tried) pasted faces")
         }
-        return Measurement(tried: picks.count, found: samples.count, framing: framing)
+        return Measurement(tried: tried, found: samples.count, framing: framing)
     }
 
     /// How far a crop rule lands from the true frame, in pixels of the 48x48 face: the mean
@@ -84,19 +91,17 @@ public enum CropCalibration {
     /// Evaluates a crop rule (box -> x, y, width, height) on `count` pasted faces of `data`.
     public static func error(_ data: FaceDataset, detector: FaceDetector, count: Int, seed: UInt64,
                              crop: (FaceBox) -> (x: Double, y: Double, width: Double, height: Double)) -> FramingError {
-        var rng = SplitMix64(seed: seed)
-        let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)
-        var errors: [Double] = []
-        for i in picks {
-            let p = paste(data, i, rng: &rng)
-            guard let b = box(over: p, detector: detector) else { continue }
+        var errors: [Double] = [], tried = 0
+        forEachPasted(data, detector: detector, count: count, seed: seed) { _, p, b in
+            tried += 1
+            guard let b else { return }
             let c = crop(b), unit = Double(data.side) / p.frameSide
             let e = abs(c.x - p.frameX) + abs(c.y - p.frameY)
                 + abs(c.x + c.width - p.frameX - p.frameSide) + abs(c.y + c.height - p.frameY - p.frameSide)
             errors.append(e / 4 * unit)
         }
         let sorted = errors.sorted()
-        return FramingError(faces: picks.count, found: errors.count,
+        return FramingError(faces: tried, found: errors.count,
                             meanEdgeError: errors.isEmpty ? .nan : errors.reduce(0, +) / Double(errors.count),
                             medianEdgeError: sorted.isEmpty ? .nan : sorted[sorted.count / 2])
     }
@@ -104,16 +109,14 @@ public enum CropCalibration {
     /// The whole pipeline on pasted faces: the share of `count` faces of `data` that are found and
     /// get their label (a face not found counts as wrong), with `analyzer`'s crop rule.
     public static func pipelineAccuracy(_ data: FaceDataset, analyzer: FaceAnalyzer, count: Int, seed: UInt64) -> (accuracy: Double, found: Int) {
-        var rng = SplitMix64(seed: seed)
-        let picks = TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count)
-        var correct = 0, found = 0
-        for i in picks {
-            let p = paste(data, i, rng: &rng)
-            guard let b = box(over: p, detector: analyzer.detector) else { continue }
+        var correct = 0, found = 0, tried = 0
+        forEachPasted(data, detector: analyzer.detector, count: count, seed: seed) { i, p, b in
+            tried += 1
+            guard let b else { return }
             found += 1
             var times = StageTimes()
             if let r = analyzer.classify(p.image, [b], times: &times).first, argmax(r.probabilities) == data.labels[i] { correct += 1 }
         }
-        return (Double(correct) / Double(max(picks.count, 1)), found)
+        return (Double(correct) / Double(max(tried, 1)), found)
     }
 }
