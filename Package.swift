@@ -12,11 +12,18 @@ let package = Package(
     name: "swift-fer",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed"]),
+        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing"]),
         .executable(name: "fer", targets: ["fer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // fer serve: HTTP and WebSocket server, Prometheus metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Latency percentiles of the server's load test.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // oneDNN (Debian libdnnl-dev 2.6): every neural-network kernel.
@@ -59,10 +66,18 @@ let package = Package(
         // Faces in photos, videos and cameras: detectors, crop framing, analyzer, tracker, photo-set evaluation.
         .target(name: "FERVision", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FEREvaluation", "CVBridge"],
                 swiftSettings: optimize),
+        // fer serve: the HTTP API, the WebSocket stream and the web page, with limits, a bounded work
+        // queue that batches faces across requests, and Prometheus metrics.
+        .target(name: "FERServing", dependencies: ["FERIO", "FERModels", "FERVision",
+                                                   .product(name: "Hummingbird", package: "hummingbird"),
+                                                   .product(name: "HummingbirdCore", package: "hummingbird"),
+                                                   .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                                                   .product(name: "Prometheus", package: "swift-prometheus")],
+                swiftSettings: optimize),
         .executableTarget(
             name: "fer",
             dependencies: [
-                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed",
+                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/fer",
@@ -71,7 +86,11 @@ let package = Package(
         .testTarget(
             name: "FERTests",
             dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
-                           "FERDistributed", "fer"],  // "fer" so the end-to-end tests find the binary built
+                           "FERDistributed", "FERServing", "fer",
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Histogram", package: "hdrhistogram-swift")],  // "fer" so the end-to-end tests find the binary built
             path: "Tests/FERTests",
             exclude: ["Reference"]  // PyTorch dumps the tests read by path, and the script that made them
         ),

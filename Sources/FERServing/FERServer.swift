@@ -1,0 +1,215 @@
+import Foundation
+import FERIO
+import FERVision
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+
+/// `fer serve`: the routes, their limits and the application around them.
+///
+///     GET  /              the web page (photo upload and the browser's camera)
+///     POST /v1/predict    an image (raw body or multipart field) -> {"faces": [...]}, ?annotate=1 -> PNG
+///     GET  /v1/stream     WebSocket: binary messages are images, each answered by a JSON text message
+///     GET  /v1/info       the model: classes, input, detector
+///     GET  /healthz       {"status": "ok"}
+///     GET  /metrics       Prometheus text format
+public enum FERServer {
+    public typealias Context = BasicWebSocketRequestContext
+
+    /// What the model is, for /v1/info and the page.
+    public struct ModelInfo: Codable, Sendable {
+        public var model: String
+        public var classes: [String]
+        public var detector: String
+        public init(model: String, classes: [String], detector: String) {
+            self.model = model
+            self.classes = classes
+            self.detector = detector
+        }
+    }
+
+    public static func router(queue: InferenceQueue, settings: ServeSettings, metrics: ServerMetrics, info: ModelInfo) -> Router<Context> {
+        let router = Router(context: Context.self)
+        router.middlewares.add(ErrorAndMetricsMiddleware(metrics: metrics))
+
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                     body: .init(byteBuffer: ByteBuffer(string: WebPage.html)))
+        }
+        router.get("/healthz") { _, _ in
+            json(["status": "ok", "queue": queue.depth] as [String: Any])
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.text)))
+        }
+        router.get("/v1/info") { _, _ in
+            try encoded(info)
+        }
+        router.post("/v1/predict") { request, _ in
+            let started = DispatchTime.now()
+            let bytes = try await body(of: request, limit: settings.maxBodyBytes)
+            let upload = try imageBytes(bytes, contentType: request.headers[.contentType])
+            let image = try decode(upload, settings: settings)
+            let query = request.uri.queryParameters
+            let asCrop = try flag(query["crop"].map(String.init), "crop") || max(image.width, image.height) <= 96
+            let faces = try await queue.analyze(image, asCrop: asCrop)
+            if try flag(query["annotate"].map(String.init), "annotate") {
+                let png = try Annotator.annotate(image, faces, classNames: queue.classNames).encoded(".png")
+                return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
+            }
+            return try encoded(Prediction(faces: faces, width: image.width, height: image.height,
+                                          milliseconds: milliseconds(since: started), note: asCrop ? "classified whole, as a face crop" : nil))
+        }
+        router.ws("/v1/stream") { inbound, outbound, _ in
+            // One message in, one message out: the page sends its next frame when this one is answered,
+            // so a slow model slows the frame rate instead of filling a queue.
+            for try await message in inbound.messages(maxSize: settings.maxBodyBytes) {
+                let started = DispatchTime.now()
+                let reply: String
+                do {
+                    guard case .binary(let buffer) = message else { throw ServeError.unsupported("send each frame as a binary message holding a JPEG, PNG, BMP or WebP image") }
+                    let image = try decode(Array(buffer: buffer), settings: settings)
+                    let faces = try await queue.analyze(image, asCrop: false)
+                    reply = String(decoding: try encoder.encode(Prediction(faces: faces, width: image.width, height: image.height,
+                                                                           milliseconds: milliseconds(since: started), note: nil)), as: UTF8.self)
+                } catch let e as ServeError {
+                    metrics.error("websocket")
+                    reply = e.json
+                }
+                try await outbound.write(.text(reply))
+            }
+        }
+        return router
+    }
+
+    /// The server on `settings.host:settings.port`, HTTP/1.1 with the WebSocket upgrade.
+    public static func application(queue: InferenceQueue, settings: ServeSettings, metrics: ServerMetrics, info: ModelInfo,
+                                   onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let r = router(queue: queue, settings: settings, metrics: metrics, info: info)
+        var http1 = HTTP1Channel.Configuration()
+        http1.idleTimeout = .milliseconds(Int64(settings.idleTimeout * 1000))
+        var ws = WebSocketServerConfiguration()
+        ws.maxFrameSize = settings.maxBodyBytes
+        return Application(router: r,
+                           server: .http1WebSocketUpgrade(webSocketRouter: r, configuration: .init(http1: http1, ws: ws)),
+                           configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "fer"),
+                           onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? settings.port) })
+    }
+
+    /// The answer to a prediction.
+    struct Prediction: Encodable {
+        var faces: [FaceResult]
+        var width: Int
+        var height: Int
+        var milliseconds: Double
+        var note: String?
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    static func encoded(_ value: some Encodable) throws -> Response {
+        let data: Data
+        do { data = try encoder.encode(value) } catch {
+            throw ServeError(.internalServerError, "the result holds a value JSON cannot represent")
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func json(_ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The request body, refused with 413 past `limit` (by its Content-Length before reading it).
+    static func body(of request: Request, limit: Int) async throws -> [UInt8] {
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            throw ServeError.tooLarge("the body is \(declared) bytes; the limit is \(limit) bytes")
+        }
+        do {
+            return Array(buffer: try await request.body.collect(upTo: limit))
+        } catch let e as any HTTPResponseError where e.status == .contentTooLarge {
+            throw ServeError.tooLarge("the body is over the limit of \(limit) bytes")
+        }
+    }
+
+    /// The image in a body: the body itself, or the file of a multipart form (field `image` or `file`, else the first part with a filename).
+    static func imageBytes(_ body: [UInt8], contentType: String?) throws -> [UInt8] {
+        let type = (contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        if type.hasPrefix("multipart/") {
+            guard let boundary = Multipart.boundary(contentType: contentType ?? "") else {
+                throw ServeError.badRequest("a multipart body needs Content-Type multipart/form-data with a boundary of 1 to 70 characters")
+            }
+            guard let parts = Multipart.parts(body, boundary: boundary) else {
+                throw ServeError.badRequest("the multipart body is malformed (no closing boundary, or a part without headers)")
+            }
+            guard let part = parts.first(where: { $0.name == "image" || $0.name == "file" }) ?? parts.first(where: { $0.filename != nil }) else {
+                throw ServeError.badRequest("the multipart form has no file: send the photo in a field named image")
+            }
+            guard !part.body.isEmpty else { throw ServeError.badRequest("the uploaded file is empty") }
+            return part.body
+        }
+        // Any other content type: the bytes decide (curl --data-binary says x-www-form-urlencoded).
+        guard !body.isEmpty else { throw ServeError.badRequest("the body is empty: send an image") }
+        return body
+    }
+
+    /// Decodes an upload after checking its format and pixel count from its header.
+    static func decode(_ bytes: [UInt8], settings: ServeSettings) throws -> Image {
+        guard let header = ImageHeader.read(bytes) else {
+            throw ServeError.unsupported("not a JPEG, PNG, BMP or WebP image (or its header is cut short)")
+        }
+        guard header.width > 0, header.height > 0 else {
+            throw ServeError.unprocessable("the \(header.format) header says \(header.width)x\(header.height) pixels")
+        }
+        guard header.width <= 1 << 20, header.height <= 1 << 20, header.pixels <= settings.maxPixels else {
+            throw ServeError.tooLarge("the image is \(header.width)x\(header.height) pixels; the limit is \(settings.maxPixels) pixels")
+        }
+        do {
+            return try Image.decode(bytes, channels: 3, name: "the \(header.format) image")
+        } catch {
+            throw ServeError.unprocessable("\(error)")
+        }
+    }
+
+    /// A query flag: absent, 0/false/no, or 1/true/yes.
+    static func flag(_ value: String?, _ name: String) throws -> Bool {
+        guard let v = value?.lowercased() else { return false }
+        switch v {
+        case "", "1", "true", "yes": return true
+        case "0", "false", "no": return false
+        default: throw ServeError.badRequest("?\(name)= takes 1 or 0, got \(v)")
+        }
+    }
+}
+
+/// Every answer is counted by route and status, and every error leaves as JSON with its status:
+/// the server's own errors, the framework's (404, 405, 413) and anything unexpected (500).
+struct ErrorAndMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = DispatchTime.now()
+        func record(_ status: HTTPResponse.Status) {
+            metrics.request(route: context.endpointPath ?? "unmatched", status: status.code, seconds: milliseconds(since: started) / 1000)
+        }
+        do {
+            let response = try await next(request, context)
+            record(response.status)
+            return response
+        } catch let e as ServeError {
+            record(e.status)
+            throw e
+        } catch let e as any HTTPResponseError {
+            record(e.status)
+            throw ServeError(e.status, e.status.reasonPhrase.lowercased())
+        } catch {
+            record(.internalServerError)
+            throw ServeError(.internalServerError, "internal error: \(error)")
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import FERIO
+import FERVision
+
+/// The one thread that runs the model, fed by a bounded queue. Requests decode their images on
+/// their own tasks and wait here; the thread takes every waiting image (up to `maxBatch`), finds the
+/// faces in each, and classifies the faces of all of them in one call, so concurrent requests share
+/// the network's batch. The engine's layers keep per-shape buffers, so one thread owns them.
+public final class InferenceQueue: @unchecked Sendable {
+    public typealias Completion = @Sendable (Result<[FaceResult], ServeError>) -> Void
+
+    struct Job {
+        var image: Image
+        var asCrop: Bool
+        var deadline: DispatchTime
+        var done: Completion
+    }
+
+    let analyzer: FaceAnalyzer
+    public let capacity: Int
+    public let maxBatch: Int
+    let timeout: Double
+    let metrics: ServerMetrics?
+    private let condition = NSCondition()
+    private var jobs: [Job] = []
+    private var stopped = false
+
+    public init(analyzer: FaceAnalyzer, settings: ServeSettings, metrics: ServerMetrics? = nil) {
+        self.analyzer = analyzer
+        self.capacity = settings.queueCapacity
+        self.maxBatch = settings.maxBatchImages
+        self.timeout = settings.timeout
+        self.metrics = metrics
+        let thread = Thread { [weak self] in self?.loop() }
+        thread.name = "fer-inference"
+        thread.start()
+    }
+
+    /// Names and sizes a client needs to read the results.
+    public var classNames: [String] { analyzer.classifier.classNames }
+
+    /// Images waiting now.
+    public var depth: Int { condition.lock(); defer { condition.unlock() }; return jobs.count }
+
+    /// The faces in `image` (or `image` itself as a face crop). Throws 503 when the queue is full or
+    /// the image waited longer than the timeout.
+    public func analyze(_ image: Image, asCrop: Bool) async throws -> [FaceResult] {
+        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<[FaceResult], ServeError>, Never>) in
+            submit(image, asCrop: asCrop) { c.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Queues `image`; `done` is called once, on the inference thread or at once if refused.
+    public func submit(_ image: Image, asCrop: Bool, done: @escaping Completion) {
+        condition.lock()
+        guard !stopped, jobs.count < capacity else {
+            let full = !stopped
+            condition.unlock()
+            metrics?.error("busy")
+            done(.failure(.busy(full ? "the server is busy: \(capacity) images are waiting; try again shortly" : "the server is shutting down")))
+            return
+        }
+        jobs.append(Job(image: image, asCrop: asCrop, deadline: .now() + timeout, done: done))
+        metrics?.queueDepth.set(Double(jobs.count))
+        condition.signal()
+        condition.unlock()
+    }
+
+    public func stop() {
+        condition.lock()
+        stopped = true
+        let left = jobs
+        jobs = []
+        condition.broadcast()
+        condition.unlock()
+        for j in left { j.done(.failure(.busy("the server is shutting down"))) }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !stopped { condition.wait() }
+            if stopped { condition.unlock(); return }
+            let batch = Array(jobs.prefix(maxBatch))
+            jobs.removeFirst(batch.count)
+            metrics?.queueDepth.set(Double(jobs.count))
+            condition.unlock()
+            run(batch)
+        }
+    }
+
+    /// Detects the faces of every image, then classifies all their crops in one call.
+    private func run(_ batch: [Job]) {
+        let started = DispatchTime.now()
+        var live: [Job] = []
+        for job in batch {
+            if DispatchTime.now() > job.deadline {
+                metrics?.error("timeout")
+                job.done(.failure(.busy("the image waited more than \(timeout) s for the model; the server is overloaded")))
+            } else {
+                live.append(job)
+            }
+        }
+        guard !live.isEmpty else { return }
+        let boxes = live.map { $0.asCrop ? [] : analyzer.detector.detect($0.image) }
+        var inputs: [[UInt8]] = []
+        for (job, found) in zip(live, boxes) {
+            if job.asCrop {
+                inputs.append(job.image.faceInput(side: analyzer.classifier.sourceSide))
+            } else {
+                inputs += found.map { analyzer.faceInput(job.image, $0) }
+            }
+        }
+        let probabilities = inputs.isEmpty ? [] : analyzer.classifier.classify(faces: inputs, tta: analyzer.tta)
+        metrics?.batchFaces.record(Double(inputs.count))
+        metrics?.faces.increment(by: Int64(inputs.count))
+        metrics?.inference.record(.nanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds)))
+        var next = 0
+        let names = analyzer.classifier.classNames
+        for (job, found) in zip(live, boxes) {
+            let faceBoxes = job.asCrop ? [FaceBox(x: 0, y: 0, width: job.image.width, height: job.image.height)] : found
+            let results = faceBoxes.map { box -> FaceResult in
+                defer { next += 1 }
+                return FaceResult(box: box, probabilities: probabilities[next], classNames: names)
+            }
+            job.done(.success(results))
+        }
+    }
+}
