@@ -12,7 +12,7 @@ let package = Package(
     name: "swift-fer",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing"]),
+        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing", "FERExport"]),
         .executable(name: "fer", targets: ["fer"]),
     ],
     dependencies: [
@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // fer export OUT.onnx: the ONNX protobuf (generated code committed: tools/generate_onnx_swift.sh).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // Latency percentiles of the server's load test.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -74,10 +76,13 @@ let package = Package(
                                                    .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                                                    .product(name: "Prometheus", package: "swift-prometheus")],
                 swiftSettings: optimize),
+        // fer export OUT.onnx: a classifier as an ONNX graph.
+        .target(name: "FERExport", dependencies: ["FEREngine", "FERModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["proto"], swiftSettings: optimize),
         .executableTarget(
             name: "fer",
             dependencies: [
-                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing",
+                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing", "FERExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/fer",
@@ -86,7 +91,7 @@ let package = Package(
         .testTarget(
             name: "FERTests",
             dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
-                           "FERDistributed", "FERServing", "fer",
+                           "FERDistributed", "FERServing", "FERExport", "fer",
                            .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -43,11 +43,14 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--input-size", type=int, default=48)
+    ap.add_argument("--width", type=int, default=0)
+    ap.add_argument("--fc-width", type=int, default=0)
     ap.add_argument("--channels-last", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    net = {"cnn": lambda: cnn(), "vgg": lambda: vgg(size=a.input_size)}[a.preset]()
+    net = {"cnn": lambda: cnn(width=a.width or 32),
+           "vgg": lambda: vgg(width=a.width or 64, size=a.input_size, fc=a.fc_width)}[a.preset]()
     x = torch.rand(a.batch, 1, a.input_size, a.input_size)
     y = torch.arange(a.batch) % 7
     if a.channels_last:

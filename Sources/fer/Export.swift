@@ -1,31 +1,41 @@
 import ArgumentParser
-import FERData
-import FEREngine
-import FEREvaluation
+import FERExport
 import FERIO
 import FERModels
-import FEROptimizers
-import FERTraining
-import FERVision
 import Foundation
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Copy a model (e.g. a run's best.safetensors) to a file for shipping, optionally in half precision.")
+        abstract: "Write a model (e.g. a run's best.safetensors) for shipping: safetensors (optionally F16) or ONNX.",
+        discussion: """
+        The format follows OUT's extension. .onnx: opset 13, input "face" [N, 1, 48, 48] (the gray face
+        resized to 48x48, divided by 255), outputs "logits" and "probabilities"; class names,
+        preprocessing and the model card are in the model's metadata_props.
+        Example: fer export models/default/model.safetensors fer.onnx
+        """)
 
-    @Argument(help: "Model file.") var model: String
-    @Argument(help: "Output file (.safetensors).") var out: String
-    @Flag(help: "Store weights as F16 (half the size).") var half = false
+    @Argument(help: "Model file, or a bundled model name (default, fast).") var model: String
+    @Argument(help: "Output file: .safetensors or .onnx.") var out: String
+    @Flag(help: "Store weights as F16 (half the size; .safetensors only).") var half = false
+
+    var isONNX: Bool { out.lowercased().hasSuffix(".onnx") }
 
     func validate() throws {
-        guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
-        if AtomicFile.sameFile(model, out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+        guard isONNX || out.lowercased().hasSuffix(".safetensors") else {
+            throw ValidationError("\(out): the output must end in .safetensors or .onnx")
+        }
+        if half && isONNX { throw ValidationError("--half applies to .safetensors output, not .onnx") }
+        if AtomicFile.sameFile(try Bundled.resolve(model), out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
     }
 
     func run() throws {
-        let (classifier, card, _) = try Checkpoint.load(model)
-        try Checkpoint.save(classifier, card: card, to: out, half: half)
+        let (classifier, card, _) = try Checkpoint.load(try Bundled.resolve(model))
+        if isONNX {
+            try AtomicFile.write(try ONNXExport.model(classifier, card: card), to: out)
+        } else {
+            try Checkpoint.save(classifier, card: card, to: out, half: half)
+        }
         let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-        print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half ? " (F16)" : "")")
+        print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half ? " (F16)" : isONNX ? " (ONNX, opset \(ONNXExport.opset))" : "")")
     }
 }
