@@ -15,6 +15,12 @@ let package = Package(
         .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing", "FERExport"]),
         .executable(name: "fer", targets: ["fer"]),
     ],
+    // `fer serve` pulls in Hummingbird and SwiftNIO, most of a clean build's time: scripts/demo builds
+    // without it (--disable-default-traits), every other build has it.
+    traits: [
+        .trait(name: "Server", description: "fer serve: the HTTP/WebSocket server (Hummingbird 2)"),
+        .default(enabledTraits: ["Server"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // fer serve: HTTP and WebSocket server, Prometheus metrics.
@@ -82,7 +88,8 @@ let package = Package(
         .executableTarget(
             name: "fer",
             dependencies: [
-                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing", "FERExport",
+                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERExport",
+                .target(name: "FERServing", condition: .when(traits: ["Server"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/fer",

@@ -1,8 +1,11 @@
 import ArgumentParser
+#if Server
 import FERServing
+#endif
 import FERVision
 import Foundation
 
+#if Server
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the model over HTTP: a JSON API, a WebSocket stream and a web page that uses the browser's camera.",
@@ -64,3 +67,14 @@ struct Serve: ParsableCommand {
 
     final class Outcome: @unchecked Sendable { var error: Error? }
 }
+#else
+/// This fer was built without the server (scripts/demo's quick build): say how to get it.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the model over HTTP (not in this build of fer).")
+    @Argument(parsing: .allUnrecognized) var arguments: [String] = []
+
+    func run() throws {
+        throw ValidationError("this fer was built without the server (scripts/demo builds it lean); build the full one with: swift build -c release")
+    }
+}
+#endif
