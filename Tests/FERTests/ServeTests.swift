@@ -244,6 +244,40 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
         #expect(replies.count("Happy") == 2)
         #expect(replies.count("error") == 2)
     }
+
+    @Test func webSocketAnswersEveryHostileFrameAndStaysOpen() async throws {
+        var rng = SplitMix(seed: 77)
+        let png = try Image(width: 96, height: 80, channels: 3, fill: 60).encoded(".png")
+        var frames: [[UInt8]] = []
+        for i in 0..<40 {
+            var f = png
+            switch i % 4 {
+            case 0: for _ in 0..<6 { f[Int(rng.next() % UInt64(f.count))] = UInt8(rng.next() % 256) }
+            case 1: f = Array(f.prefix(Int(rng.next() % UInt64(f.count))))
+            case 2: f = (0..<Int(rng.next() % 300)).map { _ in UInt8(rng.next() % 256) }
+            default: f = png
+            }
+            frames.append(f)
+        }
+        let answers = Counter()
+        let sent = frames
+        _ = try await TestServer().test(.live) { client in
+            try await client.ws("/v1/stream") { inbound, outbound, _ in
+                var iterator = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                for f in sent {
+                    try await outbound.write(.binary(ByteBuffer(bytes: f)))
+                    guard case .text(let text) = try await iterator.next(),
+                          let body = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { answers.add("none"); continue }
+                    if body["faces"] != nil { answers.add("faces") }
+                    if let status = body["status"] as? Int { answers.add(status < 500 ? "4xx" : "5xx") }
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+        #expect(answers.total == frames.count)
+        #expect(answers.count("none") == 0 && answers.count("5xx") == 0)
+        #expect(answers.count("faces") >= 10)
+    }
 }
 
 /// Seeded hostile uploads against the routes: every one is answered, with 200 or a 4xx and a JSON
