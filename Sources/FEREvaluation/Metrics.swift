@@ -40,13 +40,16 @@ public struct ClassificationReport: Codable, Sendable {
         }
         classes = rows
         let n = Double(max(labels.count, 1)), count = labels.count
-        func avg(_ weight: (ClassRow) -> Double, _ name: String) -> ClassRow {
-            let w = rows.map(weight), total = max(w.reduce(0, +), 1e-12)
+        func avg(_ w: [Double], _ name: String) -> ClassRow {
+            let total = max(w.reduce(0, +), 1e-12)
             func mean(_ f: (ClassRow) -> Double) -> Double { zip(rows, w).reduce(0) { $0 + f($1.0) * $1.1 } / total }
             return ClassRow(name: name, precision: mean(\.precision), recall: mean(\.recall), f1: mean(\.f1), support: count)
         }
-        macro = avg({ _ in 1 }, "macro avg")
-        weighted = avg({ Double($0.support) / n }, "weighted avg")
+        // Over the classes that occur, in the labels or the predictions (as scikit-learn does): a photo
+        // set of two expressions is not averaged with five empty rows.
+        let occurs = (0..<k).map { c in support[c] > 0 || (0..<k).contains { m[$0][c] > 0 } }
+        macro = avg(occurs.map { $0 ? 1 : 0 }, "macro avg")
+        weighted = avg(rows.map { Double($0.support) / n }, "weighted avg")
     }
 
     /// The report as a fixed-width text table, then the confusion matrix.

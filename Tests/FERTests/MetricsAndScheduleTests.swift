@@ -25,6 +25,15 @@ import Testing
         #expect(r.table.contains("confusion matrix"))
     }
 
+    @Test func macroAverageSkipsClassesThatNeverOccur() {
+        // Two expressions out of four, as in a photo set of neutral and happy faces; one photo
+        // predicted as a third class, which then counts.
+        let r = ClassificationReport(labels: [0, 0, 1, 1], predictions: [0, 1, 1, 2], classNames: ["a", "b", "c", "d"])
+        #expect(r.classes[3].support == 0)
+        let f1 = [r.classes[0].f1, r.classes[1].f1, r.classes[2].f1]
+        #expect(abs(r.macro.f1 - f1.reduce(0, +) / 3) < 1e-12)
+    }
+
     @Test func cosineWithWarmup() {
         var c = ScheduleConfig()
         c.kind = .cosine
