@@ -30,7 +30,7 @@ public enum FERServer {
 
     public static func router(queue: InferenceQueue, settings: ServeSettings, metrics: ServerMetrics, info: ModelInfo) -> Router<Context> {
         let router = Router(context: Context.self)
-        router.middlewares.add(ErrorAndMetricsMiddleware(metrics: metrics))
+        router.middlewares.add(ErrorAndMetricsMiddleware(metrics: metrics, methods: methods))
 
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
@@ -82,6 +82,11 @@ public enum FERServer {
         }
         return router
     }
+
+    /// Each route's method, so that another method on a known path is 405 rather than 404.
+    static let methods: [String: HTTPRequest.Method] = [
+        "/": .get, "/healthz": .get, "/metrics": .get, "/v1/info": .get, "/v1/predict": .post, "/v1/stream": .get,
+    ]
 
     /// The server on `settings.host:settings.port`, HTTP/1.1 with the WebSocket upgrade.
     public static func application(queue: InferenceQueue, settings: ServeSettings, metrics: ServerMetrics, info: ModelInfo,
@@ -191,6 +196,7 @@ public enum FERServer {
 /// the server's own errors, the framework's (404, 405, 413) and anything unexpected (500).
 struct ErrorAndMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
+    let methods: [String: HTTPRequest.Method]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = DispatchTime.now()
@@ -205,6 +211,10 @@ struct ErrorAndMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             record(e.status)
             throw e
         } catch let e as any HTTPResponseError {
+            if e.status == .notFound, let allowed = methods[request.uri.path], allowed != request.method {
+                record(.methodNotAllowed)
+                throw ServeError(.methodNotAllowed, "\(request.uri.path) takes \(allowed.rawValue), not \(request.method.rawValue)", allow: allowed.rawValue)
+            }
             record(e.status)
             throw ServeError(e.status, e.status.reasonPhrase.lowercased())
         } catch {

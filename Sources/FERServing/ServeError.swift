@@ -8,11 +8,14 @@ public struct ServeError: HTTPResponseError, Equatable {
     public var message: String
     /// Seconds after which a client may try again (503).
     public var retryAfter: Int?
+    /// The method the path takes (405).
+    public var allow: String?
 
-    public init(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil) {
+    public init(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil, allow: String? = nil) {
         self.status = status
         self.message = message
         self.retryAfter = retryAfter
+        self.allow = allow
     }
 
     public static func badRequest(_ m: String) -> ServeError { .init(.badRequest, m) }
@@ -31,6 +34,7 @@ public struct ServeError: HTTPResponseError, Equatable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let r = retryAfter { headers[.retryAfter] = "\(r)" }
+        if let a = allow { headers[.allow] = a }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }

@@ -185,6 +185,10 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
             try await expectError("/v1/predict", Array("--zz\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--zz--\r\n".utf8),
                                   [.contentType: "multipart/form-data; boundary=zz"], .badRequest, "no file")
             try await expectError("/v1/predict", Array("--zz\r\nbroken".utf8), [.contentType: "multipart/form-data; boundary=zz"], .badRequest, "malformed")
+            try await client.execute(uri: "/v1/predict", method: .get) { r in
+                #expect(r.status == .methodNotAllowed)
+                #expect(r.headers[.allow] == "POST")
+            }
             try await client.execute(uri: "/v2/nothing", method: .get) { r in
                 #expect(r.status == .notFound)
                 let body = try json(r.body)
