@@ -34,6 +34,25 @@ import Testing
         #expect(abs(r.macro.f1 - f1.reduce(0, +) / 3) < 1e-12)
     }
 
+    @Test func priorCalibrationRecoversAShiftedClass() {
+        // Three classes; class 1's scores were pushed down by 0.8, so half its faces lose to class 0.
+        var rng = SplitMix(seed: 3)
+        var logp: [[Float]] = [], labels: [Int] = []
+        for i in 0..<600 {
+            let y = i % 3
+            var row = (0..<3).map { _ in Float(rng.next() % 1000) / 1000 }
+            row[y] += 0.6
+            row[1] -= 0.8
+            logp.append(row)
+            labels.append(y)
+        }
+        let zero = PriorCalibration.correct(logp, labels, [0, 0, 0])
+        let bias = PriorCalibration.fit(logProbabilities: logp, labels: labels)
+        #expect(PriorCalibration.correct(logp, labels, bias) > zero)
+        #expect(bias[1] - max(bias[0], bias[2]) > 0.4)
+        #expect(abs(bias.reduce(0, +)) < 1e-5)
+    }
+
     @Test func cosineWithWarmup() {
         var c = ScheduleConfig()
         c.kind = .cosine
