@@ -35,7 +35,7 @@ public enum ONNXExport {
         }
         var shape = [1, 1, size, size]
         x = try builder.add(classifier.network, x, &shape)
-        if shape.count != 2 { x = builder.node("Flatten", [x], name: "flatten_logits", attributes: [Attr.int("axis", 1)]) }
+        x = builder.flattened(x, shape)
         builder.nodes.append(node("Identity", [x], ["logits"], name: "logits"))
         builder.nodes.append(node("Softmax", ["logits"], ["probabilities"], name: "softmax", attributes: [Attr.int("axis", 1)]))
 
@@ -43,9 +43,9 @@ public enum ONNXExport {
         graph.name = "swift-fer \(classifier.spec.preset.rawValue)"
         graph.node = builder.nodes
         graph.initializer = builder.initializers
-        graph.input = [valueInfo("face", ["N", 1, Int64(side), Int64(side)])]
+        graph.input = [valueInfo("face", [1, Int64(side), Int64(side)])]
         let k = Int64(classifier.spec.classes)
-        graph.output = [valueInfo("logits", ["N", k]), valueInfo("probabilities", ["N", k])]
+        graph.output = [valueInfo("logits", [k]), valueInfo("probabilities", [k])]
 
         var model = Onnx_ModelProto()
         model.irVersion = 7
@@ -91,6 +91,11 @@ public enum ONNXExport {
             let out = fresh(name)
             nodes.append(FERExport.node(op, inputs, [out], name: out, attributes: attributes))
             return out
+        }
+
+        /// `x` as [N, features]: a Flatten node unless it is 2-D already.
+        mutating func flattened(_ x: String, _ shape: [Int]) -> String {
+            shape.count == 2 ? x : node("Flatten", [x], name: "flatten", attributes: [Attr.int("axis", 1)])
         }
 
         mutating func tensor(_ name: String, _ dims: [Int], _ values: UnsafeMutableBufferPointer<Float>) -> String {
@@ -149,11 +154,10 @@ public enum ONNXExport {
             case is Dropout:
                 return x  // inference: identity
             case is Flatten:
-                return shape.count == 2 ? x : node("Flatten", [x], name: "flatten", attributes: [Attr.int("axis", 1)])
+                return flattened(x, shape)
             case let d as Dense:
                 // A dense layer reads a 4-D input as its NCHW flattening, as PyTorch's Linear after flatten.
-                let input = shape.count == 2 ? x : node("Flatten", [x], name: "flatten", attributes: [Attr.int("axis", 1)])
-                return node("Gemm", [input, tensor(d.weight.name, d.weight.value.shape, d.weight.values), tensor(d.bias.name, d.bias.value.shape, d.bias.values)],
+                return node("Gemm", [flattened(x, shape), tensor(d.weight.name, d.weight.value.shape, d.weight.values), tensor(d.bias.name, d.bias.value.shape, d.bias.values)],
                             name: "fc", attributes: [Attr.int("transB", 1)])
             case let r as Residual:
                 var bodyShape = shape, shortShape = shape
@@ -204,16 +208,18 @@ enum Attr {
     }
 }
 
-/// A graph input or output: float, with a named batch dimension.
-func valueInfo(_ name: String, _ dims: [Any]) -> Onnx_ValueInfoProto {
+/// A graph input or output: float, a batch dimension named N, then `dims`.
+func valueInfo(_ name: String, _ dims: [Int64]) -> Onnx_ValueInfoProto {
+    var batch = Onnx_TensorShapeProto.Dimension()
+    batch.dimParam = "N"
     var shape = Onnx_TensorShapeProto()
-    shape.dim = dims.map { d in
+    shape.dim = [batch] + dims.map { d in
         var dim = Onnx_TensorShapeProto.Dimension()
-        if let v = d as? Int64 { dim.dimValue = v } else if let v = d as? Int { dim.dimValue = Int64(v) } else { dim.dimParam = "\(d)" }
+        dim.dimValue = d
         return dim
     }
     var tensor = Onnx_TypeProto.Tensor()
-    tensor.elemType = 1
+    tensor.elemType = 1  // FLOAT
     tensor.shape = shape
     var type = Onnx_TypeProto()
     type.tensorType = tensor

@@ -37,7 +37,7 @@ public enum FERServer {
                      body: .init(byteBuffer: ByteBuffer(string: WebPage.html)))
         }
         router.get("/healthz") { _, _ in
-            json(["status": "ok", "queue": queue.depth] as [String: Any])
+            try encoded(Health(status: "ok", queue: queue.depth))
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -58,8 +58,7 @@ public enum FERServer {
                 let png = try Annotator.annotate(image, faces, classNames: queue.classNames).encoded(".png")
                 return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
             }
-            return try encoded(Prediction(faces: faces, width: image.width, height: image.height,
-                                          milliseconds: milliseconds(since: started), note: asCrop ? "classified whole, as a face crop" : nil))
+            return try encoded(Prediction(faces, image, since: started, note: asCrop ? "classified whole, as a face crop" : nil))
         }
         router.ws("/v1/stream") { inbound, outbound, _ in
             // One message in, one message out: the page sends its next frame when this one is answered,
@@ -71,8 +70,7 @@ public enum FERServer {
                     guard case .binary(let buffer) = message else { throw ServeError.unsupported("send each frame as a binary message holding a JPEG, PNG, BMP or WebP image") }
                     let image = try decode(Array(buffer: buffer), settings: settings)
                     let faces = try await queue.analyze(image, asCrop: false)
-                    reply = String(decoding: try encoder.encode(Prediction(faces: faces, width: image.width, height: image.height,
-                                                                           milliseconds: milliseconds(since: started), note: nil)), as: UTF8.self)
+                    reply = String(decoding: try jsonData(Prediction(faces, image, since: started)), as: UTF8.self)
                 } catch let e as ServeError {
                     metrics.error("websocket")
                     reply = e.json
@@ -109,6 +107,19 @@ public enum FERServer {
         var height: Int
         var milliseconds: Double
         var note: String?
+
+        init(_ faces: [FaceResult], _ image: Image, since started: DispatchTime, note: String? = nil) {
+            self.faces = faces
+            width = image.width
+            height = image.height
+            milliseconds = FERVision.milliseconds(since: started)
+            self.note = note
+        }
+    }
+
+    struct Health: Encodable {
+        var status: String
+        var queue: Int
     }
 
     static let encoder: JSONEncoder = {
@@ -117,17 +128,15 @@ public enum FERServer {
         return e
     }()
 
-    static func encoded(_ value: some Encodable) throws -> Response {
-        let data: Data
-        do { data = try encoder.encode(value) } catch {
+    /// `value` as JSON; a value JSON cannot hold (NaN) is a 500, for HTTP and WebSocket alike.
+    static func jsonData(_ value: some Encodable) throws -> Data {
+        do { return try encoder.encode(value) } catch {
             throw ServeError(.internalServerError, "the result holds a value JSON cannot represent")
         }
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func json(_ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    static func encoded(_ value: some Encodable) throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try jsonData(value))))
     }
 
     /// The request body, refused with 413 past `limit` (by its Content-Length before reading it).

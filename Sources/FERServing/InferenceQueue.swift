@@ -36,7 +36,7 @@ public final class InferenceQueue: @unchecked Sendable {
         thread.start()
     }
 
-    /// Names and sizes a client needs to read the results.
+    /// The order of the probabilities in every result.
     public var classNames: [String] { analyzer.classifier.classNames }
 
     /// Images waiting now.
@@ -103,28 +103,23 @@ public final class InferenceQueue: @unchecked Sendable {
             }
         }
         guard !live.isEmpty else { return }
-        let boxes = live.map { $0.asCrop ? [] : analyzer.detector.detect($0.image) }
-        var inputs: [[UInt8]] = []
-        for (job, found) in zip(live, boxes) {
-            if job.asCrop {
-                inputs.append(job.image.faceInput(side: analyzer.classifier.sourceSide))
-            } else {
-                inputs += found.map { analyzer.faceInput(job.image, $0) }
-            }
+        // A crop is its own single face; a photo's faces are what the detector finds.
+        let boxes = live.map { job in
+            job.asCrop ? [FaceBox(x: 0, y: 0, width: job.image.width, height: job.image.height)] : analyzer.detector.detect(job.image)
+        }
+        let inputs = zip(live, boxes).flatMap { job, found in
+            job.asCrop ? [job.image.faceInput(side: analyzer.classifier.sourceSide)] : found.map { analyzer.faceInput(job.image, $0) }
         }
         let probabilities = inputs.isEmpty ? [] : analyzer.classifier.classify(faces: inputs, tta: analyzer.tta)
         metrics?.batchFaces.record(Double(inputs.count))
         metrics?.faces.increment(by: Int64(inputs.count))
-        metrics?.inference.record(.nanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds)))
+        metrics?.inference.record(.nanoseconds(Int64(milliseconds(since: started) * 1e6)))
         var next = 0
-        let names = analyzer.classifier.classNames
         for (job, found) in zip(live, boxes) {
-            let faceBoxes = job.asCrop ? [FaceBox(x: 0, y: 0, width: job.image.width, height: job.image.height)] : found
-            let results = faceBoxes.map { box -> FaceResult in
+            job.done(.success(found.map { box in
                 defer { next += 1 }
-                return FaceResult(box: box, probabilities: probabilities[next], classNames: names)
-            }
-            job.done(.success(results))
+                return FaceResult(box: box, probabilities: probabilities[next], classNames: classNames)
+            }))
         }
     }
 }

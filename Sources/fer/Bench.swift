@@ -93,16 +93,25 @@ struct EngineBench: ParsableCommand {
         return try? JSONDecoder().decode(Benchmark.Result.self, from: Data(line.utf8))
     }
 
+    /// A peer script from benchmarks/ run by --python (a path, or a name found on PATH).
+    func measurePeer(_ script: String, _ args: [String]) -> Benchmark.Result? {
+        let path = (Bundled.packageRoot as NSString).appendingPathComponent("benchmarks/\(script)")
+        return python.hasPrefix("/") ? measure(python, [path] + args) : measure("/usr/bin/env", [python, path] + args)
+    }
+
     func run() throws {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-        let peerScript = (Bundled.packageRoot as NSString).appendingPathComponent("benchmarks/peer_pytorch.py")
-        let onnxScript = (Bundled.packageRoot as NSString).appendingPathComponent("benchmarks/peer_onnxruntime.py")
         let onnxDir = (NSTemporaryDirectory() as NSString).appendingPathComponent("fer-bench-\(getpid())")
         try FileManager.default.createDirectory(atPath: onnxDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: onnxDir) }
-        let pythonPath = python.hasPrefix("/") ? python : "/usr/bin/env"
         var rows: [Row] = []
         for m in presets {
+            // ONNX Runtime's network: this preset exported by fer export (random weights, as ours), once.
+            let onnxPath = (onnxDir as NSString).appendingPathComponent("\(m.rawValue).onnx")
+            if !noOnnx {
+                let classifier = Classifier(spec: spec(m))
+                try ONNXExport.model(classifier, card: ModelCard(spec: classifier.spec, classNames: classifier.classNames)).write(to: URL(fileURLWithPath: onnxPath))
+            }
             for (mode, batch) in [(Benchmark.Mode.train, 64), (.infer, 1), (.infer, 64)] {
                 let n = mode == .train ? steps : (batch == 1 ? steps * 20 : steps * 3)
                 let sizes = (width.map { ["--width", "\($0)"] } ?? []) + ["--fc-width", "\(fcWidth)", "--input-size", "\(inputSize)"]
@@ -110,17 +119,13 @@ struct EngineBench: ParsableCommand {
                 guard let ours = measure(me, ["bench-one"] + common) else { throw ValidationError("bench-one failed for \(m) \(mode)") }
                 var peer: Benchmark.Result?
                 if !noPeer {
-                    peer = measure(pythonPath, (python.hasPrefix("/") ? [] : [python]) + [peerScript] + common)
+                    peer = measurePeer("peer_pytorch.py", common)
                     if peer == nil { FileHandle.standardError.write(Data("warning: the PyTorch peer failed (is torch installed for \(python)?)\n".utf8)) }
                 }
-                // ONNX Runtime on the same network, exported by fer export (random weights, as ours).
                 var onnx: Benchmark.Result?
                 if mode == .infer, !noOnnx {
-                    let path = (onnxDir as NSString).appendingPathComponent("\(m.rawValue).onnx")
-                    let classifier = Classifier(spec: spec(m))
-                    try ONNXExport.model(classifier, card: ModelCard(spec: classifier.spec, classNames: classifier.classNames)).write(to: URL(fileURLWithPath: path))
-                    onnx = measure(pythonPath, (python.hasPrefix("/") ? [] : [python]) + [onnxScript, "--model", path, "--preset", m.rawValue,
-                                                                                              "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads.threads)"])
+                    onnx = measurePeer("peer_onnxruntime.py", ["--model", onnxPath, "--preset", m.rawValue,
+                                                               "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads.threads)"])
                     if onnx == nil { FileHandle.standardError.write(Data("warning: the ONNX Runtime peer failed (is onnxruntime installed for \(python)?)\n".utf8)) }
                 }
                 let work = mode == .train ? "train b\(batch)" : "infer b\(batch)"

@@ -36,7 +36,7 @@ import Testing
 
     @Test func priorCalibrationRecoversAShiftedClass() {
         // Three classes; class 1's scores were pushed down by 0.8, so half its faces lose to class 0.
-        var rng = SplitMix(seed: 3)
+        var rng = SplitMix64(seed: 3)
         var logp: [[Float]] = [], labels: [Int] = []
         for i in 0..<600 {
             let y = i % 3

@@ -29,7 +29,7 @@ import Testing
         let spec = ModelSpec(preset: preset, width: preset == .mlp ? 64 : 8, fcWidth: preset == .vgg ? 32 : 0, inputSize: preset == .vgg ? 40 : 48)
         let classifier = Classifier(spec: spec, seed: 11)
         // Batch-norm statistics away from 0 and 1, so that exporting them wrongly shows.
-        var rng = SplitMix(seed: 5)
+        var rng = SplitMix64(seed: 5)
         for b in classifier.network.buffers {
             for i in 0..<b.count { b.values[i] = b.name.hasSuffix("running_var") ? 0.5 + Float(rng.next() % 1000) / 1000 : Float(Int(rng.next() % 200) - 100) / 500 }
             b.changed()

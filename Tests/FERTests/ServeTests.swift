@@ -5,6 +5,7 @@ import HummingbirdTesting
 import HummingbirdWSTesting
 import Testing
 @testable import FERData
+@testable import FEREngine
 @testable import FERIO
 @testable import FERModels
 @testable import FERServing
@@ -250,7 +251,7 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
     }
 
     @Test func webSocketAnswersEveryHostileFrameAndStaysOpen() async throws {
-        var rng = SplitMix(seed: 77)
+        var rng = SplitMix64(seed: 77)
         let png = try Image(width: 96, height: 80, channels: 3, fill: 60).encoded(".png")
         var frames: [[UInt8]] = []
         for i in 0..<40 {
@@ -288,7 +289,7 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
 /// error, never a 5xx or a crash.
 @Suite("fer serve: fuzzing", .serialized) struct ServeFuzzTests {
     @Test func hostileUploadsNeverGet5xx() async throws {
-        var rng = SplitMix(seed: 2026)
+        var rng = SplitMix64(seed: 2026)
         let png = try Image(width: 160, height: 120, channels: 3, fill: 128).encoded(".png")
         let jpeg = try Samples.image().resized(width: 160, height: 160).encoded(".jpg")
         let types = ["image/png", "image/jpeg", "text/plain", "application/json", "multipart/form-data; boundary=q", "multipart/form-data",
@@ -339,53 +340,4 @@ final class Counter: @unchecked Sendable {
     func count(_ key: String) -> Int { lock.lock(); defer { lock.unlock() }; return counts[key] ?? 0 }
     var total: Int { lock.lock(); defer { lock.unlock() }; return counts.values.reduce(0, +) }
     var summary: String { lock.lock(); defer { lock.unlock() }; return counts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") }
-}
-
-/// SplitMix64, for seeded test cases.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-@Suite("fer serve: the command", .serialized) struct ServeCommandTests {
-    @Test func servesUntilCtrlCThenExitsCleanly() async throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
-        p.arguments = ["serve", "--port", "0", "--model", "fast"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        // The first line names the address: "fer serve: http://127.0.0.1:PORT/ (...)".
-        var line = ""
-        while !line.contains("\n"), let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
-            line += String(decoding: byte, as: UTF8.self)
-        }
-        let url = try #require(line.split(separator: " ").first { $0.hasPrefix("http://") }.map(String.init), "\(line)")
-        #expect(url.hasPrefix("http://127.0.0.1:"))
-        #expect(line.contains("model fast"))
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url + "healthz"), timeout: .seconds(30))
-        #expect(response.status == .ok)
-        kill(p.processIdentifier, SIGINT)
-        for _ in 0..<100 where p.isRunning { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!p.isRunning)
-        #expect(p.terminationStatus == 0)
-    }
-
-    @Test func badSettingsAreOneErrorLine() throws {
-        for (args, words) in [(["--port", "70000"], "--port"), (["--max-batch", "0"], "--max-batch"), (["--timeout", "-1"], "--timeout"),
-                              (["--queue", "0"], "--queue"), (["--scale-factor", "1.2"], "--scale-factor")] {
-            let r = try run(Paths.ferBinary, ["serve"] + args)
-            #expect(r.status == 1, "\(args)")
-            #expect(r.stderr.hasPrefix("error:") && r.stderr.contains(words), "\(args): \(r.stderr)")
-        }
-    }
 }
