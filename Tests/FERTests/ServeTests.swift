@@ -341,3 +341,39 @@ final class Counter: @unchecked Sendable {
     var total: Int { lock.lock(); defer { lock.unlock() }; return counts.values.reduce(0, +) }
     var summary: String { lock.lock(); defer { lock.unlock() }; return counts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") }
 }
+
+@Suite("fer serve: the command", .serialized) struct ServeCommandTests {
+    @Test func servesUntilCtrlCThenExitsCleanly() async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
+        p.arguments = ["serve", "--port", "0", "--model", "fast"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // The first line names the address: "fer serve: http://127.0.0.1:PORT/ (...)".
+        var line = ""
+        while !line.contains("\n"), let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
+            line += String(decoding: byte, as: UTF8.self)
+        }
+        let url = try #require(line.split(separator: " ").first { $0.hasPrefix("http://") }.map(String.init), "\(line)")
+        #expect(url.hasPrefix("http://127.0.0.1:"))
+        #expect(line.contains("model fast"))
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url + "healthz"), timeout: .seconds(30))
+        #expect(response.status == .ok)
+        kill(p.processIdentifier, SIGINT)
+        for _ in 0..<100 where p.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!p.isRunning)
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test func badSettingsAreOneErrorLine() throws {
+        for (args, words) in [(["--port", "70000"], "--port"), (["--max-batch", "0"], "--max-batch"), (["--timeout", "-1"], "--timeout"),
+                              (["--queue", "0"], "--queue"), (["--scale-factor", "1.2"], "--scale-factor")] {
+            let r = try run(Paths.ferBinary, ["serve"] + args)
+            #expect(r.status == 1, "\(args)")
+            #expect(r.stderr.hasPrefix("error:") && r.stderr.contains(words), "\(args): \(r.stderr)")
+        }
+    }
+}
