@@ -60,19 +60,31 @@ void cvb_image_free(cvb_image *image) {
     if (image) image->data = nullptr;
 }
 
-int cvb_read(const char *path, int channels, cvb_image *out) {
+// The imread flag for `channels` at 1/`reduction` of the size (2, 4, 8: JPEG decodes at that scale
+// directly, skipping most of the work; other formats are decoded whole and then shrunk).
+static int readFlag(int channels, int reduction) {
+    bool color = channels == 3;
+    switch (reduction) {
+    case 2: return color ? cv::IMREAD_REDUCED_COLOR_2 : cv::IMREAD_REDUCED_GRAYSCALE_2;
+    case 4: return color ? cv::IMREAD_REDUCED_COLOR_4 : cv::IMREAD_REDUCED_GRAYSCALE_4;
+    case 8: return color ? cv::IMREAD_REDUCED_COLOR_8 : cv::IMREAD_REDUCED_GRAYSCALE_8;
+    default: return color ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE;
+    }
+}
+
+int cvb_read(const char *path, int channels, int reduction, cvb_image *out) {
     return guarded([&] {
-        cv::Mat m = cv::imread(path, channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE);
+        cv::Mat m = cv::imread(path, readFlag(channels, reduction));
         if (m.empty()) return fail("cannot decode image");
         return copyOut(m, out);
     });
 }
 
-int cvb_decode(const uint8_t *bytes, size_t count, int channels, cvb_image *out) {
+int cvb_decode(const uint8_t *bytes, size_t count, int channels, int reduction, cvb_image *out) {
     return guarded([&] {
         if (count == 0) return fail("empty image data");
         cv::Mat buf(1, static_cast<int>(count), CV_8UC1, const_cast<uint8_t *>(bytes));
-        cv::Mat m = cv::imdecode(buf, channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE);
+        cv::Mat m = cv::imdecode(buf, readFlag(channels, reduction));
         if (m.empty()) return fail("cannot decode image data");
         return copyOut(m, out);
     });
@@ -104,6 +116,17 @@ int cvb_resize(const uint8_t *src, int width, int height, int channels, uint8_t 
         cv::Mat out = wrap(dst, dstWidth, dstHeight, channels);
         int interp = (dstWidth < width || dstHeight < height) ? cv::INTER_AREA : cv::INTER_LINEAR;
         cv::resize(wrap(src, width, height, channels), out, cv::Size(dstWidth, dstHeight), 0, 0, interp);
+        return 0;
+    });
+}
+
+int cvb_resize_region(const uint8_t *src, int width, int height, int channels, int x, int y, int w, int h,
+                      uint8_t *dst, int dstWidth, int dstHeight) {
+    return guarded([&] {
+        if (x < 0 || y < 0 || w < 1 || h < 1 || x + w > width || y + h > height) return fail("region outside the image");
+        cv::Mat out = wrap(dst, dstWidth, dstHeight, channels);
+        int interp = (dstWidth < w || dstHeight < h) ? cv::INTER_AREA : cv::INTER_LINEAR;
+        cv::resize(wrap(src, width, height, channels)(cv::Rect(x, y, w, h)), out, cv::Size(dstWidth, dstHeight), 0, 0, interp);
         return 0;
     });
 }

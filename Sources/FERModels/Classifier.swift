@@ -24,8 +24,26 @@ public final class Classifier {
     public var parameterCount: Int { network.parameters.reduce(0) { $0 + $1.count } }
     public var multiplyAdds: Int { network.multiplyAdds(spec.inputShape) }
 
+    /// The network lowered for fast inference (`compile`); nil runs `network` layer by layer in fp32.
+    public private(set) var compiled: InferenceNetwork?
+
+    /// The int8 activation ranges a model file may carry (`fer calibrate-int8`).
+    public static let int8RangesTensor = "int8.ranges"
+
+    /// Runs inference through an `InferenceNetwork` in `precision` (batch norms folded, ReLUs fused;
+    /// int8 needs `ranges`). Training still uses `network`; call again after changing its weights.
+    public func compile(_ precision: InferencePrecision, ranges: [Float]? = nil) throws {
+        compiled = try InferenceNetwork(network, inputShape: spec.inputShape, precision: precision, ranges: ranges)
+    }
+
+    /// "fp32", "bf16" or "int8": what inference runs in.
+    public var precisionName: String { compiled?.precision.rawValue ?? "fp32" }
+
+    /// Back to the layer-by-layer fp32 network.
+    public func decompile() { compiled = nil }
+
     /// Logits for a batch tensor [N, 1, size, size].
-    public func logits(_ x: Tensor) -> Tensor { network.forward(x, mode: .inference) }
+    public func logits(_ x: Tensor) -> Tensor { compiled?.forward(x) ?? network.forward(x, mode: .inference) }
 
     /// Class probabilities for a prepared batch whose rows are `views` consecutive views per face,
     /// averaged over the views.

@@ -112,6 +112,36 @@ public final class FaceAnalyzer {
         return analyze(image, times: &t)
     }
 
+    /// The side a photo may be decoded down to (`ScaledImage`) without changing what the detector
+    /// sees: its search side (0: full size).
+    public var decodeSide: Int { detector.settings.maxSide }
+
+    /// Reads a photo at the reduced size `decodeSide` allows.
+    public func readPhoto(_ path: String) throws -> ScaledImage {
+        try ScaledImage.read(path, channels: 3, minSide: decodeSide)
+    }
+
+    /// Faces in a photo decoded at reduced size, with boxes in the original's pixels. The smallest
+    /// face is still `settings.minFace` pixels of the original.
+    public func analyze(_ photo: ScaledImage, times: inout StageTimes) -> [FaceResult] {
+        let scale = photo.scale
+        guard scale < 1 else { return analyze(photo.image, times: &times) }
+        let t = DispatchTime.now()
+        let minFace = max(1, Int(Double(detector.settings.minFace) * scale))
+        let boxes = detector.detect(photo.image, minFace: minFace, maxFace: 0, fullResolution: false)
+        times.detect += milliseconds(since: t)
+        return classify(photo.image, boxes, times: &times).map { r in
+            var r = r
+            r.box = r.box.unscaled(scale)
+            return r
+        }
+    }
+
+    public func analyze(_ photo: ScaledImage) -> [FaceResult] {
+        var t = StageTimes()
+        return analyze(photo, times: &t)
+    }
+
     /// Classifies the whole image as one face crop (for images that are already faces).
     public func analyzeAsCrop(_ image: Image) -> [FaceResult] {
         let p = classifier.classify(faces: [image.faceInput(side: classifier.sourceSide)], tta: tta)[0]

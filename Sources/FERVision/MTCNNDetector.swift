@@ -69,9 +69,13 @@ public final class MTCNNDetector: FaceDetector {
         var side = Double(min(img.width, img.height)) * m, s = m
         while side >= 12 { scales.append(s); s *= Self.pyramidFactor; side *= Self.pyramidFactor }
         var proposals: [Candidate] = []
-        for scale in scales {
+        // Each level is shrunk from the one before (area averaging of an area average), not from the
+        // full image: 3-4x less resizing work for the same pyramid.
+        var level = img
+        for (k, scale) in scales.enumerated() {
             let sw = Int(Double(img.width) * scale + 1), sh = Int(Double(img.height) * scale + 1)
-            let out = networks.pnet(Self.input([img.resized(width: sw, height: sh)]))
+            level = (k == 0 ? img : level).resized(width: sw, height: sh)
+            let out = networks.pnet(Self.input([level]))
             let plane = out.height * out.width
             var found: [Candidate] = []
             for y in 0..<out.height {
@@ -118,7 +122,7 @@ public final class MTCNNDetector: FaceDetector {
         let x = max(Int(c.x1), 1), y = max(Int(c.y1), 1)
         let ex = min(Int(c.x2), img.width), ey = min(Int(c.y2), img.height)
         guard ex > x - 1, ey > y - 1 else { return Image(width: side, height: side, channels: 3) }
-        return img.cropped(FaceBox(x: x - 1, y: y - 1, width: ex - x + 1, height: ey - y + 1)).resized(width: side, height: side)
+        return img.resized(x: x - 1, y: y - 1, regionWidth: ex - x + 1, regionHeight: ey - y + 1, width: side, height: side)
     }
 
     /// The candidates a refinement network scored above `threshold`, with its score and box

@@ -49,7 +49,7 @@ public enum PhotoSetEvaluation {
             var photo = Photo(file: path, label: names[label], predicted: nil, faces: 0, problem: nil, probabilities: nil)
             var prediction = -1
             do {
-                let faces = analyzer.analyze(try Image.read(path, channels: 3))
+                let faces = analyzer.analyze(try analyzer.readPhoto(path))
                 photo.faces = faces.count
                 if faces.count == 1, let top = faces[0].probabilities.indices.max(by: { faces[0].probabilities[$0] < faces[0].probabilities[$1] }) {
                     prediction = top

@@ -39,7 +39,7 @@ struct Evaluate: ParsableCommand {
     struct Output: Codable {
         var model: String; var data: String; var split: String; var tta: String
         var report: ClassificationReport; var seconds: Double
-        var accuracy: Double
+        var accuracy: Double; var precision: String
     }
 
     func run() throws {
@@ -47,7 +47,7 @@ struct Evaluate: ParsableCommand {
         guard let data else { return }
         face.threads.apply()
         let path = try Bundled.resolve(face.model.model)
-        let (classifier, _, _) = try Checkpoint.load(path)
+        let classifier = try face.model.load()
         var splits = try DatasetLoader.load(data)
         if let fp = ferplus {
             let plus = try FERPlus.load(fp)
@@ -65,9 +65,10 @@ struct Evaluate: ParsableCommand {
             try Plots.confusionMatrix(report, title: "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(face.tta.rawValue))").write(c)
         }
         if json {
-            try printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy))
+            try printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy,
+                                  precision: classifier.precisionName))
         } else {
-            print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces, TTA \(face.tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
+            print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces, TTA \(face.tta.rawValue), \(classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
             print(report.table)
             if let c = confusion { print("\nconfusion matrix image: \(c)") }
         }
@@ -89,7 +90,7 @@ struct Evaluate: ParsableCommand {
             return
         }
         let framing = analyzer.margin.map { "box + \($0) per side" } ?? "calibrated framing"
-        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.name), \(framing), TTA \(face.tta.rawValue), \(String(format: "%.1f", seconds)) s\n")
+        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.name), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
         print(result.report.table)
         let wrong = result.wrong
         if !wrong.isEmpty {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERData
+import FERIO
 import FEREngine
 import FERModels
 import FERVision
@@ -18,11 +19,42 @@ struct ThreadOptions: ParsableArguments {
     func apply() { DNNL.setThreads(threads) }
 }
 
-/// `--model`: a trained model to run, by file or bundled name.
+extension InferencePrecision: ExpressibleByArgument {}
+
+/// `--precision` for inference: fp32, bf16, int8, or auto (the fastest this CPU and model allow).
+enum InferencePrecisionChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto, fp32, bf16, int8
+
+    /// The precision to run `classifier` in, or an error saying why the one asked for cannot run.
+    func resolve(hasInt8Ranges: Bool) throws -> InferencePrecision {
+        switch self {
+        case .fp32: return .fp32
+        case .bf16:
+            guard CPUFeatures.bf16 else { throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 or int8") }
+            return .bf16
+        case .int8:
+            guard hasInt8Ranges else { throw ValidationError("--precision int8: \(InferenceError.notCalibrated)") }
+            return .int8
+        case .auto:
+            if CPUFeatures.vnni && hasInt8Ranges { return .int8 }
+            return CPUFeatures.bf16 ? .bf16 : .fp32
+        }
+    }
+}
+
+/// `--model`: a trained model to run, by file or bundled name, and the arithmetic to run it in.
 struct ModelOptions: ParsableArguments {
     @Option(help: "Model file (.safetensors), or a bundled model: default, fast (see `fer models`).") var model: String?
+    @Option(help: "Inference arithmetic: auto (int8 with VNNI when the model carries int8 ranges, else bf16 where the CPU has it, else fp32), fp32, bf16, int8.")
+    var precision: InferencePrecisionChoice = .auto
 
-    func load() throws -> Classifier { try Checkpoint.load(try Bundled.resolve(model)).0 }
+    func load() throws -> Classifier {
+        let (classifier, _, st) = try Checkpoint.load(try Bundled.resolve(model))
+        let ranges = st[Classifier.int8RangesTensor]?.values
+        let p = try precision.resolve(hasInt8Ranges: ranges != nil)
+        if p != .fp32 { try classifier.compile(p, ranges: ranges) }  // fp32 runs the trained layers as they are
+        return classifier
+    }
     var path: String { (try? Bundled.resolve(model)) ?? model ?? "default" }
 }
 

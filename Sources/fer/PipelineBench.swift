@@ -86,11 +86,16 @@ struct PipelineBench: ParsableCommand {
             var st = StageTimes()
             let t0 = DispatchTime.now()
             var t = t0
-            let img = try Image.read(photoPath, channels: 3)
+            let photo = try analyzer.readPhoto(photoPath)
             st.decode = milliseconds(since: t)
-            let found = analyzer.analyze(img, times: &st)
+            let found = analyzer.analyze(photo, times: &st)
             t = DispatchTime.now()
-            _ = Annotator.annotate(img, found, classNames: names)
+            let s = photo.scale  // the boxes are in the original's pixels, the drawing on the decoded copy
+            _ = Annotator.annotate(photo.image, found.map { f in
+                var f = f
+                f.box = FaceBox(x: Int(Double(f.box.x) * s), y: Int(Double(f.box.y) * s), width: Int(Double(f.box.width) * s), height: Int(Double(f.box.height) * s))
+                return f
+            }, classNames: names)
             st.draw = milliseconds(since: t)
             let total = milliseconds(since: t0)
             if total < best { best = total; bestStages = st }

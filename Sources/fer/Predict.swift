@@ -66,9 +66,13 @@ struct Predict: ParsableCommand {
         var rows: [Row] = []
         for (i, path) in files.enumerated() {
             do {
-                let image = try Image.read(path, channels: 3)
-                let asCrop = crop || max(image.width, image.height) <= 96
-                let faces = asCrop ? analyzer.analyzeAsCrop(image) : analyzer.analyze(image)
+                // Drawn results and saved crops use the photo at full size; labels alone need only the
+                // detector's side (a JPEG then decodes reduced, several times faster).
+                let photo = annotate == nil && crops == nil ? try analyzer.readPhoto(path)
+                    : try ScaledImage.read(path, channels: 3, minSide: 0)
+                let image = photo.image
+                let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
+                let faces = asCrop ? analyzer.analyzeAsCrop(image) : analyzer.analyze(photo)
                 if let dir = crops, !asCrop {
                     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                     let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension

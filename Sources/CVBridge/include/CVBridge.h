@@ -18,9 +18,9 @@ const char *cvb_last_error(void);
 void cvb_image_free(cvb_image *image);
 
 /// Decodes a file (PNG, JPEG, BMP, ...) into gray (channels 1) or BGR (channels 3).
-int cvb_read(const char *path, int channels, cvb_image *out);
+int cvb_read(const char *path, int channels, int reduction, cvb_image *out);
 /// Decodes an encoded image held in memory.
-int cvb_decode(const uint8_t *bytes, size_t count, int channels, cvb_image *out);
+int cvb_decode(const uint8_t *bytes, size_t count, int channels, int reduction, cvb_image *out);
 /// Encodes to the format of the path's extension (.png, .jpg, .bmp) and writes the file.
 int cvb_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
 /// Encodes to memory (ext like ".png" or ".jpg"); *out is malloc'd, release with cvb_buffer_free.
@@ -29,6 +29,10 @@ void cvb_buffer_free(uint8_t *buffer);
 
 /// Resizes with area averaging when shrinking and bilinear when growing.
 int cvb_resize(const uint8_t *src, int width, int height, int channels, uint8_t *dst, int dstWidth, int dstHeight);
+/// The rectangle (x, y, w, h) of `src`, which must lie inside it, resized to dstWidth x dstHeight
+/// (area averaging when shrinking), without copying the rectangle out first.
+int cvb_resize_region(const uint8_t *src, int width, int height, int channels, int x, int y, int w, int h,
+                      uint8_t *dst, int dstWidth, int dstHeight);
 /// Converts BGR to gray (OpenCV's weights).
 int cvb_bgr_to_gray(const uint8_t *src, int width, int height, uint8_t *dst);
 

@@ -46,12 +46,12 @@ func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
 typealias MemoryDesc = dnnl_memory_desc_t
 
 extension dnnl_memory_desc_t {
-    /// A descriptor for f32 data of logical `dims` in the layout `tag` (`dnnl_format_tag_any` lets a
-    /// primitive choose).
-    init(_ dims: [Int], _ tag: dnnl_format_tag_t) {
+    /// A descriptor for data of logical `dims` and element type `type` in the layout `tag`
+    /// (`dnnl_format_tag_any` lets a primitive choose).
+    init(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t = dnnl_f32) {
         self.init()
         var d = dims.map { Int64($0) }
-        check(dnnl_memory_desc_init_by_tag(&self, Int32(dims.count), &d, dnnl_f32, tag),
+        check(dnnl_memory_desc_init_by_tag(&self, Int32(dims.count), &d, type, tag),
               "memory desc \(dims)")
     }
 
@@ -66,8 +66,8 @@ extension dnnl_memory_desc_t {
         }
     }
 
-    static func plain(_ dims: [Int]) -> MemoryDesc { MemoryDesc(dims, plainTag(rank: dims.count)) }
-    static func any(_ dims: [Int]) -> MemoryDesc { MemoryDesc(dims, dnnl_format_tag_any) }
+    static func plain(_ dims: [Int], _ type: dnnl_data_type_t = dnnl_f32) -> MemoryDesc { MemoryDesc(dims, plainTag(rank: dims.count), type) }
+    static func any(_ dims: [Int], _ type: dnnl_data_type_t = dnnl_f32) -> MemoryDesc { MemoryDesc(dims, dnnl_format_tag_any, type) }
 
     var shape: [Int] {
         withUnsafeBytes(of: dims) { raw in
@@ -82,8 +82,10 @@ extension dnnl_memory_desc_t {
         withUnsafePointer(to: self) { a in withUnsafePointer(to: other) { b in dnnl_memory_desc_equal(a, b) != 0 } }
     }
 
-    /// True for the plain row-major layout of its rank.
+    /// True for the plain row-major f32 layout of its rank.
     var isPlain: Bool { sameLayout(as: .plain(shape)) }
+
+    var dataType: dnnl_data_type_t { data_type }
 
     /// The raw bytes, used as a dictionary key for primitive caches.
     var key: Data { withUnsafeBytes(of: self) { Data($0) } }
@@ -146,14 +148,23 @@ final class ReorderCache: @unchecked Sendable {
     private var cache: [Data: Primitive] = [:]
     private let lock = NSLock()
 
-    func primitive(from src: MemoryDesc, to dst: MemoryDesc) -> Primitive {
+    /// `scale`: multiply every value by it on the way (quantizing to u8/s8), 1 for a plain reorder.
+    func primitive(from src: MemoryDesc, to dst: MemoryDesc, scale: Float = 1) -> Primitive {
         var key = src.key
         key.append(dst.key)
+        withUnsafeBytes(of: scale) { key.append(contentsOf: $0) }
         lock.lock(); defer { lock.unlock() }
         if let p = cache[key] { return p }
         var pd: dnnl_primitive_desc_t?
         var s = src, d = dst
-        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, nil),
+        var attr: dnnl_primitive_attr_t?
+        if scale != 1 {
+            check(dnnl_primitive_attr_create(&attr), "attr create")
+            var v = scale
+            check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &v), "reorder scale")
+        }
+        defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
+        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, attr),
               "reorder \(src.shape)")
         let p = Primitive(pd: pd!, "reorder")
         cache[key] = p
@@ -164,11 +175,11 @@ final class ReorderCache: @unchecked Sendable {
 extension Tensor {
     /// This tensor in layout `desc`: itself when it already is, else a reordered copy.
     /// Layers call this at the few places where two primitives disagree on a layout.
-    func laidOut(as desc: MemoryDesc) -> Tensor {
-        if self.desc.sameLayout(as: desc) { return self }
+    func laidOut(as desc: MemoryDesc, scale: Float = 1) -> Tensor {
+        if self.desc.sameLayout(as: desc) && scale == 1 { return self }
         precondition(self.desc.shape == desc.shape, "reorder between shapes \(self.desc.shape) and \(desc.shape)")
         let out = Tensor(desc: desc, zeroed: false)
-        ReorderCache.shared.primitive(from: self.desc, to: desc).execute([(DNNL_ARG_FROM, self), (DNNL_ARG_TO, out)])
+        ReorderCache.shared.primitive(from: self.desc, to: desc, scale: scale).execute([(DNNL_ARG_FROM, self), (DNNL_ARG_TO, out)])
         return out
     }
 

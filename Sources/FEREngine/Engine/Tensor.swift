@@ -1,7 +1,8 @@
 import CDNNL
 import Foundation
 
-/// A float32 tensor in oneDNN memory, in whatever layout its producer chose.
+/// A tensor in oneDNN memory, in whatever layout and element type its producer chose: float32
+/// everywhere except inside bf16 convolutions and int8 inference networks (bf16, u8, s8).
 ///
 /// `shape` is the logical shape (N, C, H, W for images; N, F for features). The physical layout may
 /// be blocked (e.g. nChw16c, channels padded to a multiple of 16); `plainValues()` reorders to
@@ -64,7 +65,8 @@ public final class Tensor: @unchecked Sendable {
 
     /// The physical buffer, padding included.
     var storage: UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableBufferPointer(start: raw.assumingMemoryBound(to: Float.self), count: storageCount)
+        precondition(desc.dataType == dnnl_f32, "elementwise Swift code reads f32 tensors only")
+        return UnsafeMutableBufferPointer(start: raw.assumingMemoryBound(to: Float.self), count: storageCount)
     }
 
     var isPlain: Bool { desc.isPlain }

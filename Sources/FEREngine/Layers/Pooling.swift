@@ -62,7 +62,7 @@ public final class Pool2D: Layer {
         precondition(x.shape.count == 4, "pooling expects [N, C, H, W], got \(x.shape)")
         let w = window(x.shape)
         var src = x.desc
-        var dst = MemoryDesc.any(outputShape(x.shape))
+        var dst = MemoryDesc.any(outputShape(x.shape), x.desc.dataType)  // pooling keeps the element type (f32, bf16, u8)
         let strides = [Int64(w.st), Int64(w.st)], k = [Int64(w.kh), Int64(w.kw)]
         let dil: [Int64] = [0, 0], pad = [Int64(w.pad), Int64(w.pad)]
         // Right/bottom padding that makes the output size come out as outputShape says (ceil mode).

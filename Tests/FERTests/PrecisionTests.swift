@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+@testable import FERData
+@testable import FEREngine
+@testable import FERIO
+@testable import FERModels
+@testable import FERVision
+
+/// Lowered inference networks (batch norm folded, ReLU fused) in fp32, bf16 and int8 against the
+/// trained layers run one by one in fp32.
+@Suite("Inference precision") struct PrecisionTests {
+    /// A small preset network with batch-norm statistics and affine parameters away from their
+    /// initial values, so that folding them is really tested.
+    static func network(_ preset: Preset, seed: UInt64 = 7) -> (ModelSpec, Sequential) {
+        let spec = ModelSpec(preset: preset, width: preset == .mlp ? 64 : 8, fcWidth: 32, inputSize: 40)
+        let net = spec.build(seed: seed)
+        var rng = SplitMix64(seed: seed &+ 1)
+        for p in net.parameters + net.buffers where p.name.contains("bn") || p.name.contains("running") {
+            let positive = p.name.hasSuffix("running_var") || p.name.hasSuffix(".weight")
+            for i in 0..<p.count { p.values[i] = positive ? rng.uniform(0.5, 1.5) : rng.uniform(-0.2, 0.2) }
+            p.changed()
+        }
+        return (spec, net)
+    }
+
+    static func faces(_ n: Int, side: Int = 40, seed: UInt64) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        return Tensor(shape: [n, 1, side, side], values: (0..<n * side * side).map { _ in rng.unit() })
+    }
+
+    /// ||a - b|| / ||b||.
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+        let d = zip(a, b).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+        let n = b.reduce(Float(0)) { $0 + $1 * $1 }
+        return (d / max(n, 1e-12)).squareRoot()
+    }
+
+    @Test(arguments: [Preset.mlp, .cnn, .vgg])
+    func loweredFP32MatchesTheLayers(_ preset: Preset) throws {
+        let (spec, net) = Self.network(preset)
+        let x = Self.faces(5, side: spec.inputSize, seed: 3)
+        let expected = net.forward(x, mode: .inference).plainValues()
+        let lowered = try InferenceNetwork(net, inputShape: spec.inputShape, precision: .fp32)
+        let got = lowered.forward(x).plainValues()
+        #expect(got.count == expected.count)
+        #expect(Self.relativeError(got, expected) < 1e-5, "\(preset): \(Self.relativeError(got, expected))")
+        // The trained layers are untouched: running them again gives the same bits.
+        #expect(net.forward(x, mode: .inference).plainValues() == expected)
+    }
+
+    @Test(arguments: [Preset.cnn, .vgg])
+    func int8IsCloseToFP32(_ preset: Preset) throws {
+        let (spec, net) = Self.network(preset)
+        let fp32 = try InferenceNetwork(net, inputShape: spec.inputShape, precision: .fp32)
+        let ranges = fp32.calibrationRanges([Self.faces(64, side: spec.inputSize, seed: 11)])
+        #expect(ranges.allSatisfy { $0 > 0 && $0.isFinite })
+        let int8 = try InferenceNetwork(net, inputShape: spec.inputShape, precision: .int8, ranges: ranges)
+        let x = Self.faces(16, side: spec.inputSize, seed: 12)  // not the calibration faces
+        let expected = fp32.forward(x).plainValues(), got = int8.forward(x).plainValues()
+        // 8-bit activations and weights: about 1% error per layer.
+        #expect(Self.relativeError(got, expected) < 0.06, "\(preset): \(Self.relativeError(got, expected))")
+        #expect(got != expected)  // it really ran in int8
+    }
+
+    @Test(.enabled(if: CPUFeatures.bf16Emulated, "oneDNN runs bf16 only on AVX-512 CPUs (natively with AVX-512 BF16)"))
+    func bf16IsCloseToFP32() throws {
+        let (spec, net) = Self.network(.vgg)
+        let x = Self.faces(8, side: spec.inputSize, seed: 5)
+        let expected = net.forward(x, mode: .inference).plainValues()
+        let got = try InferenceNetwork(net, inputShape: spec.inputShape, precision: .bf16).forward(x).plainValues()
+        // bf16 keeps 8 bits of mantissa: ~0.4% per rounding.
+        #expect(Self.relativeError(got, expected) < 0.03, "\(Self.relativeError(got, expected))")
+        #expect(got != expected)
+    }
+
+    @Test func whatCannotBeLoweredIsAClearError() throws {
+        let resnet = ModelSpec(preset: .resnet, width: 8, inputSize: 40)
+        #expect(throws: InferenceError.self) { try InferenceNetwork(resnet.build(seed: 1), inputShape: resnet.inputShape, precision: .int8, ranges: []) }
+        let (spec, net) = Self.network(.cnn)
+        #expect(throws: InferenceError.notCalibrated) { try InferenceNetwork(net, inputShape: spec.inputShape, precision: .int8) }
+        #expect(throws: InferenceError.self) { try InferenceNetwork(net, inputShape: spec.inputShape, precision: .int8, ranges: [1, 2, 3]) }
+    }
+
+    /// The shipped model carries its int8 ranges, and int8 changes almost no answer on real faces.
+    @Test(.enabled(if: Paths.haveFER2013, "needs ../shared/data/fer2013"))
+    func shippedModelInInt8AgreesWithFP32() throws {
+        let set = try #require(SharedFER2013.splits?[.publicTest])
+        let (model, _, st) = try Checkpoint.load((Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors"))
+        let ranges = try #require(st[Classifier.int8RangesTensor]?.values)
+        let faces = FaceDataset(side: set.side, images: Array(set.images.prefix(600 * set.side * set.side)),
+                                labels: Array(set.labels.prefix(600)), classNames: set.classNames)
+        DNNL.setThreads(2)
+        let fp32 = model.classify(faces, batchSize: 200).map(argmax)
+        try model.compile(.int8, ranges: ranges)
+        #expect(model.precisionName == "int8")
+        let int8 = model.classify(faces, batchSize: 200).map(argmax)
+        let agree = zip(fp32, int8).filter { $0 == $1 }.count
+        #expect(agree >= 588, "int8 agrees with fp32 on \(agree) of 600 faces")
+        let correct = { (p: [Int]) in zip(p, faces.labels).filter { $0 == $1 }.count }
+        #expect(abs(correct(int8) - correct(fp32)) <= 4, "fp32 \(correct(fp32)), int8 \(correct(int8)) of 600")
+    }
+
+    /// `--precision`: what the CPU or the model cannot do is an error that says why.
+    @Test func precisionFlagRefusesWhatCannotRun() throws {
+        let dir = Paths.temporaryDirectory("precision")
+        let spec = ModelSpec(preset: .cnn, width: 8)
+        let model = dir + "/m.safetensors"
+        try Checkpoint.save(Classifier(spec: spec), card: ModelCard(spec: spec, classNames: Emotion.names), to: model)
+        writeCSV(dir + "/f.csv", rows: (0..<3).map { ("\($0)", pixelString(value: 40 * $0), "PrivateTest") })
+        let int8 = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--precision", "int8"])
+        #expect(int8.status == 1)
+        #expect(int8.stderr.contains("calibrate-int8"), "\(int8.stderr)")
+        let auto = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--json"])
+        #expect(auto.status == 0, "\(auto.stderr)")
+        #expect(auto.stdout.contains("\"precision\" : \"\(CPUFeatures.bf16 ? "bf16" : "fp32")\""), "\(auto.stdout)")
+        let bf16 = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--precision", "bf16"])
+        if CPUFeatures.bf16 {
+            #expect(bf16.status == 0, "\(bf16.stderr)")
+        } else {
+            #expect(bf16.status == 1 && bf16.stderr.contains("AVX-512 BF16"), "\(bf16.stderr)")
+        }
+    }
+}
+
+/// Photos decoded at reduced size for the detector, with boxes mapped back to the original.
+@Suite("Reduced decoding") struct ReducedDecodingTests {
+    @Test func aJPEGDecodesAtTheSmallestScaleThatCoversTheDetector() throws {
+        let big = Image(width: 1400, height: 1000, channels: 3, fill: 120)
+        let jpeg = try big.encoded(".jpg"), png = try big.encoded(".png")
+        let half = try ScaledImage.decode(jpeg, channels: 3, minSide: 640)
+        #expect(half.image.width == 700 && half.image.height == 500)
+        #expect(half.originalWidth == 1400 && half.originalHeight == 1000 && half.scale == 0.5)
+        #expect(try ScaledImage.decode(jpeg, channels: 3, minSide: 300).image.width == 350)  // 1/4
+        #expect(try ScaledImage.decode(jpeg, channels: 3, minSide: 0).image.width == 1400)
+        #expect(try ScaledImage.decode(png, channels: 3, minSide: 640).image.width == 1400)  // only JPEG decodes faster reduced
+        #expect(throws: DataError.self) { _ = try ScaledImage.decode(Array(jpeg.prefix(200)), channels: 3, minSide: 640) }
+    }
+
+    @Test func boxesComeBackInTheOriginalsPixels() throws {
+        let photo = try Image.read(VisionTests.photo, channels: 3).resized(width: 1536, height: 1536)
+        let path = Paths.temporaryDirectory("reduced") + "/big.jpg"
+        try photo.write(path)
+        DNNL.setThreads(2)
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")),
+                                    classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+        let reduced = try analyzer.readPhoto(path)
+        #expect(reduced.image.width == 768)
+        let full = analyzer.analyze(try Image.read(path, channels: 3)), fromReduced = analyzer.analyze(reduced)
+        #expect(full.count == 1 && fromReduced.count == 1)
+        let a = try #require(full.first?.box), b = try #require(fromReduced.first?.box)
+        #expect(a.iou(b) > 0.85, "full \(a), reduced \(b)")
+        #expect(fromReduced.first?.emotion == full.first?.emotion)
+    }
+}
