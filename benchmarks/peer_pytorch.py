@@ -2,6 +2,8 @@
 """PyTorch peer for `fer bench`: the same presets, work and measurement as Benchmark.swift.
 
 Random 48x48 images, batch-norm in training mode, Adam updates, eager mode, torch.set_num_threads.
+--bf16: torch.autocast("cpu", dtype=torch.bfloat16) with channels_last, PyTorch's fast path on CPUs
+with AVX-512 BF16 or AMX.
 Prints one JSON line in the format `fer bench-one` prints. Used for comparison only; never on the
 product's path.
 """
@@ -46,6 +48,7 @@ def main():
     ap.add_argument("--width", type=int, default=0)
     ap.add_argument("--fc-width", type=int, default=0)
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (implies --channels-last)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -53,6 +56,8 @@ def main():
            "vgg": lambda: vgg(width=a.width or 64, size=a.input_size, fc=a.fc_width)}[a.preset]()
     x = torch.rand(a.batch, 1, a.input_size, a.input_size)
     y = torch.arange(a.batch) % 7
+    if a.bf16:
+        a.channels_last = True
     if a.channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
@@ -63,15 +68,16 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                loss = loss_fn(net(x), y)
             loss.backward()
             opt.step()
     else:
         net.eval()
 
         def step():
-            with torch.inference_mode():
-                torch.softmax(net(x), dim=1)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                torch.softmax(net(x).float(), dim=1)
     for _ in range(3):
         step()
     t0 = time.perf_counter()
@@ -79,7 +85,7 @@ def main():
         step()
     dt = time.perf_counter() - t0
     print(json.dumps({
-        "engine": f"PyTorch {torch.__version__} eager",
+        "engine": f"PyTorch {torch.__version__} eager" + (" bf16 autocast channels_last" if a.bf16 else " channels_last" if a.channels_last else ""),
         "model": a.preset, "mode": a.mode, "batch": a.batch,
         "imagesPerSecond": a.steps * a.batch / dt,
         "millisecondsPerBatch": 1000 * dt / a.steps,

@@ -34,6 +34,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var patience: Int = 0
     public var clipNorm: Float? = nil
     public var threads: Int = 2
+    /// Arithmetic of the convolutions and dense layers (nil: fp32, as runs before it existed).
+    public var precision: TrainingPrecision? = nil
     /// Image-folder data without a val/ folder: the fraction of train/ held out for validation.
     public var validationFraction: Double = 0.1
     /// Use only the first N training / validation images (quick experiments and tests).

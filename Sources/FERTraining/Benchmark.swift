@@ -29,12 +29,22 @@ public enum Benchmark {
         return kb / 1024
     }
 
-    public static func run(spec: ModelSpec, mode: Mode, batch: Int, steps: Int, warmup: Int = 3) -> Result {
+    /// `precision`: fp32 or bf16 for training; fp32 (the layers as trained), bf16 or int8 (the
+    /// lowered `InferenceNetwork`, int8 calibrated on the benchmark's own images) for inference.
+    public static func run(spec: ModelSpec, mode: Mode, batch: Int, steps: Int, precision: String = "fp32", warmup: Int = 3) throws -> Result {
         let net = spec.build(seed: 1)
         var rng = SplitMix64(seed: 7)
         let size = spec.inputSize
         let data = Batch(images: (0..<(batch * size * size)).map { _ in rng.unit() }, labels: (0..<batch).map { $0 % spec.classes }, size: size)
         var seconds = 0.0
+        var forward: (Tensor) -> Tensor = { net.forward($0, mode: .inference) }
+        if mode == .infer, let p = InferencePrecision(rawValue: precision), p != .fp32 {
+            let fp32 = try InferenceNetwork(net, inputShape: spec.inputShape, precision: .fp32)
+            let lowered = try InferenceNetwork(net, inputShape: spec.inputShape, precision: p,
+                                               ranges: p == .int8 ? fp32.calibrationRanges([data.tensor()]) : nil)
+            forward = { lowered.forward($0) }
+        }
+        if mode == .train, precision == "bf16" { net.use(.bf16) }
         switch mode {
         case .train:
             let opt = OptimizerConfig().make(net.parameters)
@@ -45,12 +55,12 @@ public enum Benchmark {
             seconds = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
         case .infer:
             let x = data.tensor()
-            for _ in 0..<warmup { _ = net.forward(x, mode: .inference) }
+            for _ in 0..<warmup { _ = forward(x) }
             let t0 = DispatchTime.now()
-            for _ in 0..<steps { _ = LogSoftmax.shared.probabilities(net.forward(data.tensor(), mode: .inference)) }
+            for _ in 0..<steps { _ = LogSoftmax.shared.probabilities(forward(data.tensor())) }
             seconds = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
         }
-        return Result(engine: "swift-fer (oneDNN \(DNNL.version))", model: spec.preset.rawValue, mode: mode.rawValue, batch: batch,
+        return Result(engine: "swift-fer \(precision) (oneDNN \(DNNL.version))", model: spec.preset.rawValue, mode: mode.rawValue, batch: batch,
                       imagesPerSecond: Double(steps * batch) / seconds, millisecondsPerBatch: 1000 * seconds / Double(steps),
                       peakMemoryMB: peakMemoryMB)
     }

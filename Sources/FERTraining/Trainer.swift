@@ -139,6 +139,7 @@ public final class Trainer {
         try checkRanksAgree(train, validation)
         let spec = config.modelSpec
         let model = Classifier(spec: spec, classNames: train.classNames, seed: config.seed)
+        model.network.use(config.precision ?? .fp32)
         let batches = max(1, train.count / config.batchSize)
         let run = Session(train: train, validation: validation, model: model, optimizer: config.optimizer.make(model.network.parameters),
                           schedule: LearningRateSchedule(config.schedule, baseRate: config.optimizer.learningRate, epochs: config.epochs, stepsPerEpoch: batches),
@@ -163,7 +164,7 @@ public final class Trainer {
             say("data-parallel: \(communicator.size) ranks, \(config.batchSize / communicator.size)-\((config.batchSize + communicator.size - 1) / communicator.size) images of each batch of \(config.batchSize) per rank")
         }
         say("model: \(spec.preset.rawValue) width \(spec.width), input \(spec.inputSize)x\(spec.inputSize), "
-            + "\(model.parameterCount) parameters, \(model.multiplyAdds / 1_000_000) M multiply-adds/image")
+            + "\(model.parameterCount) parameters, \(model.multiplyAdds / 1_000_000) M multiply-adds/image, \((config.precision ?? .fp32).rawValue)")
         return run
     }
 

@@ -40,9 +40,14 @@ public protocol FaceDetector: AnyObject {
     /// detector not to work on a reduced copy.
     func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox]
     var settings: DetectorSettings { get }
+    /// Video: where each face of the previous frame (`previous`) is in `image`, if a cheap check
+    /// can tell; nil entries mean "search for it again".
+    func track(_ image: Image, previous: [FaceBox]) -> [FaceBox?]
 }
 
 extension FaceDetector {
+    public func track(_ image: Image, previous: [FaceBox]) -> [FaceBox?] { previous.map { _ in nil } }
+
     public func detect(_ image: Image) -> [FaceBox] { detect(image, minFace: nil, maxFace: 0, fullResolution: false) }
     public var name: String { settings.kind.rawValue }
 }

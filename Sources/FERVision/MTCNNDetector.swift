@@ -36,17 +36,32 @@ public final class MTCNNDetector: FaceDetector {
     }
 
     /// A batch of BGR images as the networks' [N, 3, H, W] RGB input, scaled (x - 127.5) / 128.
-    static func input(_ images: [Image]) -> Tensor {
-        let h = images[0].height, w = images[0].width, plane = h * w
-        var v = [Float](repeating: 0, count: images.count * 3 * plane)
-        for (n, img) in images.enumerated() {
+    ///
+    /// Every new input shape costs new oneDNN primitives (compiled code), and a video's tracked
+    /// regions or a photo collection bring a new shape almost every time. So the batch is padded to
+    /// `batch` images and each image to `width` x `height` (right and bottom, with 0: mid-gray);
+    /// callers round these up (`bucket`) and ignore what the padding produced.
+    static func input(_ images: [Image], batch: Int? = nil, width: Int? = nil, height: Int? = nil) -> Tensor {
+        let ih = images[0].height, iw = images[0].width
+        let h = max(height ?? ih, ih), w = max(width ?? iw, iw), plane = h * w, n = max(batch ?? images.count, images.count)
+        var v = [Float](repeating: 0, count: n * 3 * plane)
+        for (k, img) in images.enumerated() {
             let src = img.bgr.pixels
-            for i in 0..<plane {
-                for c in 0..<3 { v[(n * 3 + c) * plane + i] = (Float(src[i * 3 + 2 - c]) - 127.5) * 0.0078125 }
+            for y in 0..<ih {
+                for x in 0..<iw {
+                    let i = y * iw + x, o = y * w + x
+                    for c in 0..<3 { v[(k * 3 + c) * plane + o] = (Float(src[i * 3 + 2 - c]) - 127.5) * 0.0078125 }
+                }
             }
         }
-        return Tensor(shape: [images.count, 3, h, w], values: v)
+        return Tensor(shape: [n, 3, h, w], values: v)
     }
+
+    /// `n` rounded up to a multiple of `step`: few distinct shapes, little padding.
+    static func bucket(_ n: Int, _ step: Int) -> Int { (n + step - 1) / step * step }
+
+    /// Batch sizes of R-Net and O-Net: multiples of 8 up to 64, then of 32.
+    static func batchBucket(_ n: Int) -> Int { n <= 64 ? bucket(n, 8) : bucket(n, 32) }
 
     public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
         let smallest = minFace ?? settings.minFace
@@ -75,11 +90,13 @@ public final class MTCNNDetector: FaceDetector {
         for (k, scale) in scales.enumerated() {
             let sw = Int(Double(img.width) * scale + 1), sh = Int(Double(img.height) * scale + 1)
             level = (k == 0 ? img : level).resized(width: sw, height: sh)
-            let out = networks.pnet(Self.input([level]))
+            let out = networks.pnet(Self.input([level], width: Self.bucket(level.width, 16), height: Self.bucket(level.height, 16)))
             let plane = out.height * out.width
             var found: [Candidate] = []
-            for y in 0..<out.height {
-                for x in 0..<out.width where out.probability[y * out.width + x] >= Self.thresholds[0] {
+            // Only windows inside the level (2x + 12 <= side): the rest saw the padding.
+            let validW = min(out.width, (level.width - 12) / 2 + 1), validH = min(out.height, (level.height - 12) / 2 + 1)
+            for y in 0..<max(validH, 0) {
+                for x in 0..<max(validW, 0) where out.probability[y * out.width + x] >= Self.thresholds[0] {
                     let i = y * out.width + x
                     let q1x = Float(floor(Double(2 * x + 1) / scale)), q1y = Float(floor(Double(2 * y + 1) / scale))
                     let q2x = Float(floor(Double(2 * x + 12) / scale)), q2y = Float(floor(Double(2 * y + 12) / scale))
@@ -96,25 +113,50 @@ public final class MTCNNDetector: FaceDetector {
         guard !proposals.isEmpty else { return [] }
 
         // Stage 2: R-Net on 24x24 crops.
-        let r = networks.rnet(Self.input(proposals.map { crop(img, $0, 24) }))
+        let r = networks.rnet(Self.input(proposals.map { crop(img, $0, 24) }, batch: Self.batchBucket(proposals.count)))
         var refined = Self.scored(proposals, r.probability, r.offsets, above: Self.thresholds[1]).map(\.candidate)
         refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }
         guard !refined.isEmpty else { return [] }
 
         // Stage 3: O-Net on 48x48 crops, with landmarks.
-        let o = networks.onet(Self.input(refined.map { crop(img, $0, 48) }))
-        var final: [Candidate] = Self.scored(refined, o.probability, o.offsets, above: Self.thresholds[2]).map { i, c in
+        let final = Self.nms(outputStage(img, refined).map(\.candidate), 0.7, minimum: true)
+        return final.map { Self.face($0, width: w, height: h) }.sorted { $0.box.centerX < $1.box.centerX }
+    }
+
+    /// O-Net on the candidates' 48x48 crops: those it scores as faces, with its refined boxes and
+    /// landmarks, and each one's index in `candidates`.
+    func outputStage(_ img: Image, _ candidates: [Candidate]) -> [(index: Int, candidate: Candidate)] {
+        guard !candidates.isEmpty else { return [] }
+        let o = networks.onet(Self.input(candidates.map { crop(img, $0, 48) }, batch: Self.batchBucket(candidates.count)))
+        return Self.scored(candidates, o.probability, o.offsets, above: Self.thresholds[2]).map { i, c in
             var d = c
             let bw = d.x2 - d.x1 + 1, bh = d.y2 - d.y1 + 1
             d.landmarks = (0..<5).map { k in (bw * o.landmarks[10 * i + k] + d.x1 - 1, bh * o.landmarks[10 * i + 5 + k] + d.y1 - 1) }
-            return Self.regress(d)
+            return (i, Self.regress(d))
         }
-        final = Self.nms(final, 0.7, minimum: true)
-        return final.map { c in
-            let x1 = max(0, min(c.x1, w - 1)), y1 = max(0, min(c.y1, h - 1))
-            let x2 = max(x1 + 1, min(c.x2, w)), y2 = max(y1 + 1, min(c.y2, h))
-            return Face(box: FaceBox(x: Int(x1), y: Int(y1), width: Int(x2 - x1), height: Int(y2 - y1)), score: c.score, landmarks: c.landmarks)
-        }.sorted { $0.box.centerX < $1.box.centerX }
+    }
+
+    /// A candidate clipped to the image, as a `Face`.
+    static func face(_ c: Candidate, width w: Float, height h: Float) -> Face {
+        let x1 = max(0, min(c.x1, w - 1)), y1 = max(0, min(c.y1, h - 1))
+        let x2 = max(x1 + 1, min(c.x2, w)), y2 = max(y1 + 1, min(c.y2, h))
+        return Face(box: FaceBox(x: Int(x1), y: Int(y1), width: Int(x2 - x1), height: Int(y2 - y1)), score: c.score, landmarks: c.landmarks)
+    }
+
+    /// Video tracking: each face of the previous frame re-checked and re-fitted by O-Net alone on
+    /// this frame, all in one batch (a fraction of a millisecond, against a pyramid search per face);
+    /// nil where O-Net no longer sees a face there. The crop is the previous box made square, as
+    /// the detection's own O-Net input is, so a face that moved a few pixels is found again.
+    public func track(_ image: Image, previous: [FaceBox]) -> [FaceBox?] {
+        let img = image.bgr
+        let candidates = previous.map { b in
+            Self.square(Candidate(x1: Float(b.x), y1: Float(b.y), x2: Float(b.x + b.width), y2: Float(b.y + b.height), score: 0))
+        }
+        var out = [FaceBox?](repeating: nil, count: previous.count)
+        for (i, c) in outputStage(img, candidates) {
+            out[i] = Self.face(c, width: Float(img.width), height: Float(img.height)).box
+        }
+        return out
     }
 
     /// The box's pixels (clipped to the image, as facenet-pytorch's `pad`) resized to side x side.

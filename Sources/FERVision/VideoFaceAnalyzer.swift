@@ -6,8 +6,9 @@ import FERModels
 import FEREvaluation
 
 /// Video: faces are searched in the whole frame every `fullScanInterval` frames (and whenever no
-/// face is being followed); in between, only around where each tracked face was, at full
-/// resolution. That keeps detection, the costly stage, to a few small regions per frame.
+/// face is being followed); in between, each followed face is re-checked where it was by the
+/// detector's cheap tracking step (MTCNN: O-Net alone), and searched for again, at full resolution
+/// around where it was, only if that fails. That keeps detection, the costly stage, small.
 /// Probabilities are smoothed per track by a `FaceTracker`.
 public final class VideoFaceAnalyzer {
     public let analyzer: FaceAnalyzer
@@ -29,7 +30,12 @@ public final class VideoFaceAnalyzer {
             boxes = analyzer.detector.detect(image)
         } else {
             boxes = []
-            for b in last {
+            let tracked = analyzer.detector.track(image, previous: last)
+            for (b, t) in zip(last, tracked) {
+                if let t {
+                    if !boxes.contains(where: { $0.iou(t) > 0.3 }) { boxes.append(t) }
+                    continue
+                }
                 let roi = b.expanded(by: 0.5, within: image.width, image.height)
                 let found = analyzer.detector.detect(image.cropped(roi), minFace: max(24, b.width * 2 / 3),
                                                          maxFace: b.width * 3 / 2, fullResolution: true)

@@ -19,9 +19,13 @@ struct BenchOne: ParsableCommand {
     @Option var mode: Benchmark.Mode = .train
     @Option var batch: Int = 64
     @Option var steps: Int = 10
+    @Option var precision: String = "fp32"
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
+        guard ["fp32", "bf16", "int8"].contains(precision), !(mode == .train && precision == "int8") else {
+            throw ValidationError("--precision: fp32 or bf16 for training, fp32, bf16 or int8 for inference; got \(precision)")
+        }
         guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
         guard steps >= 1, steps <= 100_000 else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
         if mode == .train, batch < 2 { throw ValidationError("training needs a batch of at least 2 (batch norm)") }
@@ -30,7 +34,7 @@ struct BenchOne: ParsableCommand {
     func run() throws {
         threads.apply()
         let spec = architecture.spec
-        let r = Benchmark.run(spec: spec, mode: mode, batch: batch, steps: steps)
+        let r = try Benchmark.run(spec: spec, mode: mode, batch: batch, steps: steps, precision: precision)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         print(String(decoding: try e.encode(r), as: UTF8.self))
@@ -47,19 +51,24 @@ struct Bench: ParsableCommand {
 struct EngineBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine",
-        abstract: "Training and inference speed against PyTorch on the same work, in the same run.",
+        abstract: "Training and inference speed against PyTorch and ONNX Runtime on the same work, in the same run.",
         discussion: """
-        For each model: training at batch 64, inference at batch 1 and 64, on --threads threads, this
-        engine and PyTorch eager (benchmarks/peer_pytorch.py, torch.set_num_threads) side by side, and
-        for inference ONNX Runtime on the same network exported by fer export
-        (benchmarks/peer_onnxruntime.py). Each measurement runs in its own process, so peak memory is
-        that measurement's alone. The default model's network: --presets vgg --width 48 --fc-width 1024 --input-size 40.
+        For each model: training at batch 64, inference at batch 1 and 64, on --threads threads. This
+        engine in each --precisions (training: fp32, bf16; inference: fp32 layer by layer, and the
+        lowered network in bf16 and int8), PyTorch eager in fp32 and with bf16 autocast + channels_last
+        (benchmarks/peer_pytorch.py), and for inference ONNX Runtime in fp32 and with its own int8
+        static quantization, on the same network exported by fer export (benchmarks/peer_onnxruntime.py).
+        Each measurement runs in its own process, so peak memory is that measurement's alone. bf16
+        rows run only where the CPU has AVX-512 BF16 (elsewhere oneDNN and PyTorch emulate it, slowly).
+        The default model's network: --presets vgg --width 48 --fc-width 1024 --input-size 40.
         """)
 
     @Option(parsing: .upToNextOption, help: "Presets to measure.") var presets: [Preset] = [.cnn, .vgg]
     @Option(help: "First-stage width for every preset (default: each preset's).") var width: Int?
     @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
     @Option(help: "Input side (48, or a centre crop such as 40).") var inputSize: Int = 48
+    @Option(parsing: .upToNextOption, help: "This engine's precisions (default: fp32, int8, and bf16 where the CPU has it).")
+    var precisions: [String] = []
     @OptionGroup var threads: ThreadOptions
     @Option(help: "Timed training steps (inference runs 5x as many).") var steps: Int = 10
     @Option(help: "Python with torch installed.") var python: String = "python3"
@@ -70,13 +79,20 @@ struct EngineBench: ParsableCommand {
     func validate() throws {
         guard steps >= 1, steps <= 100_000 else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
         for p in presets { if let problem = spec(p).problem { throw ValidationError(problem) } }
+        for p in precisions where !["fp32", "bf16", "int8"].contains(p) { throw ValidationError("--precisions takes fp32, bf16, int8; got \(p)") }
     }
 
     func spec(_ preset: Preset) -> ModelSpec { ModelSpec(preset: preset, width: width, fcWidth: fcWidth, inputSize: inputSize) }
 
+    var ours: [String] { precisions.isEmpty ? (CPUFeatures.bf16 ? ["fp32", "bf16", "int8"] : ["fp32", "int8"]) : precisions }
+    /// The bf16 peers run where bf16 is native, or when bf16 was asked for.
+    var peerBF16: Bool { CPUFeatures.bf16 || precisions.contains("bf16") }
+
     struct Row: Codable {
-        var model: String; var work: String; var ours: Benchmark.Result; var peer: Benchmark.Result?; var ratio: Double?
-        var onnx: Benchmark.Result?; var onnxRatio: Double?
+        var model: String; var work: String; var result: Benchmark.Result
+        /// Images per second against the fastest peer measured for this work (nil: no peer).
+        var ratioToBestPeer: Double?
+        var isPeer: Bool
     }
 
     func measure(_ exe: String, _ args: [String]) -> Benchmark.Result? {
@@ -96,7 +112,9 @@ struct EngineBench: ParsableCommand {
     /// A peer script from benchmarks/ run by --python (a path, or a name found on PATH).
     func measurePeer(_ script: String, _ args: [String]) -> Benchmark.Result? {
         let path = (Bundled.packageRoot as NSString).appendingPathComponent("benchmarks/\(script)")
-        return python.hasPrefix("/") ? measure(python, [path] + args) : measure("/usr/bin/env", [python, path] + args)
+        let r = python.hasPrefix("/") ? measure(python, [path] + args) : measure("/usr/bin/env", [python, path] + args)
+        if r == nil { FileHandle.standardError.write(Data("warning: \(script) \(args.filter { $0.hasPrefix("--") && !$0.contains("=") }.joined(separator: " ")) failed (are torch and onnxruntime installed for \(python)?)\n".utf8)) }
+        return r
     }
 
     func run() throws {
@@ -116,39 +134,36 @@ struct EngineBench: ParsableCommand {
                 let n = mode == .train ? steps : (batch == 1 ? steps * 20 : steps * 3)
                 let sizes = (width.map { ["--width", "\($0)"] } ?? []) + ["--fc-width", "\(fcWidth)", "--input-size", "\(inputSize)"]
                 let common = ["--preset", m.rawValue, "--mode", mode.rawValue, "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads.threads)"] + sizes
-                guard let ours = measure(me, ["bench-one"] + common) else { throw ValidationError("bench-one failed for \(m) \(mode)") }
-                var peer: Benchmark.Result?
-                if !noPeer {
-                    peer = measurePeer("peer_pytorch.py", common)
-                    if peer == nil { FileHandle.standardError.write(Data("warning: the PyTorch peer failed (is torch installed for \(python)?)\n".utf8)) }
-                }
-                var onnx: Benchmark.Result?
-                if mode == .infer, !noOnnx {
-                    onnx = measurePeer("peer_onnxruntime.py", ["--model", onnxPath, "--preset", m.rawValue,
-                                                               "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads.threads)"])
-                    if onnx == nil { FileHandle.standardError.write(Data("warning: the ONNX Runtime peer failed (is onnxruntime installed for \(python)?)\n".utf8)) }
-                }
                 let work = mode == .train ? "train b\(batch)" : "infer b\(batch)"
-                rows.append(Row(model: m.rawValue, work: work, ours: ours, peer: peer, ratio: peer.map { ours.imagesPerSecond / $0.imagesPerSecond },
-                                onnx: onnx, onnxRatio: onnx.map { ours.imagesPerSecond / $0.imagesPerSecond }))
+                var mine: [Benchmark.Result] = [], peers: [Benchmark.Result] = []
+                for p in ours where !(mode == .train && p == "int8") {
+                    guard let r = measure(me, ["bench-one"] + common + ["--precision", p]) else { throw ValidationError("bench-one failed for \(m) \(work) \(p)") }
+                    mine.append(r)
+                }
+                if !noPeer {
+                    peers += [measurePeer("peer_pytorch.py", common)].compactMap { $0 }
+                    if peerBF16 { peers += [measurePeer("peer_pytorch.py", common + ["--bf16"])].compactMap { $0 } }
+                }
+                if mode == .infer, !noOnnx {
+                    let ort = ["--model", onnxPath, "--preset", m.rawValue, "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads.threads)"]
+                    peers += [measurePeer("peer_onnxruntime.py", ort), measurePeer("peer_onnxruntime.py", ort + ["--int8"])].compactMap { $0 }
+                }
+                let best = peers.map(\.imagesPerSecond).max()
+                rows += mine.map { r in Row(model: m.rawValue, work: work, result: r, ratioToBestPeer: best.map { r.imagesPerSecond / $0 }, isPeer: false) }
+                rows += peers.map { Row(model: m.rawValue, work: work, result: $0, ratioToBestPeer: nil, isPeer: true) }
                 if !json { FileHandle.standardError.write(Data("measured \(m.rawValue) \(work)\n".utf8)) }
             }
         }
         if json { try printJSON(rows); return }
         print("CPU: \(CPU.description)")
-        print("\(threads.threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process")
-        print("model  work        swift-fer img/s    ms/batch   peak MB |  PyTorch img/s   ms/batch   peak MB |  ratio | ORT img/s   ms/batch | ratio")
+        print("\(threads.threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process;")
+        print("x best peer: this engine's images/s over the fastest peer's on the same work")
+        print("model  work      engine                                                  img/s   ms/batch  peak MB  x best peer")
         for r in rows {
             var line = r.model.padding(toLength: 7, withPad: " ", startingAt: 0) + r.work.padding(toLength: 10, withPad: " ", startingAt: 0)
-            line += String(format: "%15.1f %11.2f %9.0f |", r.ours.imagesPerSecond, r.ours.millisecondsPerBatch, r.ours.peakMemoryMB)
-            if let p = r.peer, let ratio = r.ratio {
-                line += String(format: "%15.1f %10.2f %9.0f | %6.2fx", p.imagesPerSecond, p.millisecondsPerBatch, p.peakMemoryMB, ratio)
-            } else {
-                line += "              -          -         - |      -"
-            }
-            if let o = r.onnx, let ratio = r.onnxRatio {
-                line += String(format: " | %9.1f %10.2f | %5.2fx", o.imagesPerSecond, o.millisecondsPerBatch, ratio)
-            }
+            line += r.result.engine.padding(toLength: 52, withPad: " ", startingAt: 0)
+            line += String(format: "%10.1f %10.2f %8.0f", r.result.imagesPerSecond, r.result.millisecondsPerBatch, r.result.peakMemoryMB)
+            if let x = r.ratioToBestPeer { line += String(format: "  %6.2fx", x) }
             print(line)
         }
     }

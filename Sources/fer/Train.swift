@@ -58,6 +58,8 @@ struct Train: ParsableCommand {
     @Option(help: "Early stopping: epochs without a better validation accuracy (0: off).") var patience: Int = 0
     @Option(help: "Clip the global gradient norm.") var clip: Float?
     @OptionGroup var threads: ThreadOptions
+    @Option(help: "Arithmetic of the convolutions and dense layers: auto (bf16 where the CPU has AVX-512 BF16 or AMX, else fp32), fp32, bf16.")
+    var precision: TrainingPrecisionChoice = .auto
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(help: "Use only the first N validation images.") var valLimit: Int?
     @Flag(help: "Continue from OUT/last.safetensors.") var resume = false
@@ -104,12 +106,16 @@ struct Train: ParsableCommand {
         c.patience = patience
         c.clipNorm = clip
         c.threads = threads.threads
+        c.precision = precision.resolved
         c.limit = limit
         c.validationLimit = valLimit
         return c
     }
 
     func validate() throws {
+        if precision == .bf16, !CPUFeatures.bf16 {
+            throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 (or auto)")
+        }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
         if !resume, ferplus == nil, ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
         do { try config.validate() } catch let e as TrainingError { throw ValidationError("\(e)") }
@@ -160,5 +166,18 @@ struct Train: ParsableCommand {
             print(String(format: "allreduce: %.3f MB per rank in %.3f s", Double(world.reducedBytes) / 1e6, world.reduceSeconds))
         }
         if r.interrupted { throw ExitCode(130) }
+    }
+}
+
+/// `fer train --precision`.
+enum TrainingPrecisionChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto, fp32, bf16
+
+    var resolved: TrainingPrecision {
+        switch self {
+        case .fp32: return .fp32
+        case .bf16: return .bf16
+        case .auto: return CPUFeatures.bf16 ? .bf16 : .fp32
+        }
     }
 }

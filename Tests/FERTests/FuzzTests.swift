@@ -167,6 +167,20 @@ import Testing
             cases.append(Case(name: "evaluate with \(name)", args: ["evaluate", "--data", f.csv, "--model", m], expect: .fails))
             cases.append(Case(name: "export \(name)", args: ["export", m, f.dir + "/exported-\(cases.count).safetensors"], expect: .fails))
         }
+        // int8 ranges: missing, the wrong count, NaN or negative; a precision that does not exist.
+        let spec = ModelSpec(preset: .cnn, width: 4)  // the fixture's network
+        let ranges = { (values: [Float]) in try editedModel(f, "ranges-\(values.count)-\(values.first ?? 0)", tensors: { t in
+            t.append((name: Classifier.int8RangesTensor, shape: [values.count], values: values)) }) }
+        let layers = 2 * (InferenceNetwork.flatten(spec.build(seed: 1)).filter { $0 is Conv2D || $0 is Dense }.count)
+        for (name, m) in [("no int8 ranges", f.model), ("3 int8 ranges", try ranges([1, 2, 3])),
+                          ("NaN int8 ranges", try ranges([.nan] + .init(repeating: 1, count: layers - 1))),
+                          ("negative int8 ranges", try ranges([-1] + .init(repeating: 1, count: layers - 1)))] {
+            cases.append(Case(name: "evaluate --precision int8 with \(name)", args: ["evaluate", "--data", f.csv, "--model", m, "--precision", "int8"],
+                              expect: .fails, check: { _, _, e in e.contains("int8") ? nil : "the error does not say int8" }))
+        }
+        cases.append(Case(name: "evaluate --precision int8 with good ranges", args: ["evaluate", "--data", f.csv, "--model", try ranges(.init(repeating: 2, count: layers)),
+                                                                                      "--precision", "int8", "--json"], expect: .ok))
+        cases.append(Case(name: "predict --precision int9", args: ["predict", "--crop", "--model", f.model, "--precision", "int9", f.face], expect: .fails))
         // Gzip: several members are one file; a cut one is an error.
         let multi = f.dir + "/multi.csv.gz"
         let head = f.dir + "/head.csv", tail = f.dir + "/tail.csv"

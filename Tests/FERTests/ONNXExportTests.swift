@@ -64,7 +64,8 @@ import Testing
         let export = try run(Paths.ferBinary, ["export", "default", model])
         #expect(export.status == 0, "\(export.stderr)")
         #expect(export.stdout.contains("ONNX"))
-        let predict = try run(Paths.ferBinary, ["predict", faceDir, "--crop", "--json"])
+        // The export is the fp32 network; fer predict would run int8 by default on a VNNI CPU.
+        let predict = try run(Paths.ferBinary, ["predict", faceDir, "--crop", "--json", "--precision", "fp32"])
         #expect(predict.status == 0, "\(predict.stderr)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(predict.stdout.utf8)) as? [[String: Any]])
         let (theirs, _) = try Self.onnxRuntime(model, faces, side: 48)

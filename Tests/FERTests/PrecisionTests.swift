@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+@testable import FERTraining
+@testable import FEROptimizers
 @testable import FERData
 @testable import FEREngine
 @testable import FERIO
@@ -150,5 +152,63 @@ import Testing
         let a = try #require(full.first?.box), b = try #require(fromReduced.first?.box)
         #expect(a.iou(b) > 0.85, "full \(a), reduced \(b)")
         #expect(fromReduced.first?.emotion == full.first?.emotion)
+    }
+}
+
+/// bf16 mixed-precision training: the same gradients as fp32 within bf16's rounding, and it learns.
+@Suite("bf16 training", .serialized, .enabled(if: CPUFeatures.bf16Emulated, "oneDNN runs bf16 only on AVX-512 CPUs (natively with AVX-512 BF16)"))
+struct BF16TrainingTests {
+    init() { DNNL.setThreads(2) }
+
+    static func gradients(_ net: Sequential, _ batch: Batch) -> (loss: Float, grads: [[Float]]) {
+        for p in net.parameters { memset(p.grad.raw, 0, p.grad.desc.byteCount) }
+        let r = forwardBackward(net, batch, loss: SoftmaxCrossEntropy())
+        return (r.loss, net.parameters.map { Array($0.grads) })
+    }
+
+    /// x rounded to the nearest bf16 (ties to even), kept in a Float.
+    static func bf16(_ x: Float) -> Float { Float(bitPattern: (x.bitPattern &+ 0x7FFF &+ ((x.bitPattern >> 16) & 1)) & 0xFFFF_0000) }
+
+    /// Weight gradients of a batch-normalised network move a lot under tiny input changes (at
+    /// initialisation, rounding only the input images to bf16 moves the conv gradients by ~20%), so
+    /// bf16's error is measured against that floor: fp32 on bf16-rounded images.
+    @Test(arguments: [Preset.cnn, .vgg, .resnet])
+    func gradientsMatchFP32(_ preset: Preset) {
+        var rng = SplitMix64(seed: 21)
+        let images = (0..<(16 * 40 * 40)).map { _ in rng.unit() }, labels = (0..<16).map { $0 % 7 }
+        let batch = Batch(images: images, labels: labels, size: 40)
+        let rounded = Batch(images: images.map(Self.bf16), labels: labels, size: 40)
+        let spec = ModelSpec(preset: preset, width: 8, fcWidth: 32, inputSize: 40, dropout: 0)
+        let a = spec.build(seed: 5), b = spec.build(seed: 5)
+        b.use(.bf16)
+        let fp32 = Self.gradients(a, batch), floor = Self.gradients(a, rounded), mixed = Self.gradients(b, batch)
+        #expect(abs(fp32.loss - mixed.loss) < 0.02 * fp32.loss, "loss fp32 \(fp32.loss), bf16 \(mixed.loss)")
+        for (i, p) in a.parameters.enumerated() where p.decays {
+            let e = PrecisionTests.relativeError(mixed.grads[i], fp32.grads[i])
+            let f = PrecisionTests.relativeError(floor.grads[i], fp32.grads[i])
+            #expect(e < 4 * f + 0.05, "\(preset) \(p.name): bf16 relative error \(e), input rounding alone \(f)")
+        }
+    }
+
+    @Test func bf16TrainingMemorisesABatch() {
+        var rng = SplitMix64(seed: 3)
+        let batch = Batch(images: (0..<(32 * 24 * 24)).map { _ in rng.unit() }, labels: (0..<32).map { $0 % 7 }, size: 24)
+        let net = ModelSpec(preset: .cnn, width: 16, inputSize: 24, dropout: 0).build(seed: 2)
+        net.use(.bf16)
+        var cfg = OptimizerConfig()
+        cfg.learningRate = 3e-3
+        let opt = cfg.make(net.parameters)
+        var last = (loss: Float(0), correct: 0)
+        for _ in 0..<60 { last = trainStep(net, batch, loss: SoftmaxCrossEntropy(), optimizer: opt) }
+        #expect(last.correct == 32, "memorised \(last.correct)/32, loss \(last.loss)")
+    }
+
+    @Test func trainFlagSaysWhenTheCPUHasNoBF16() throws {
+        let r = try run(Paths.ferBinary, ["train", "--data", "/nonexistent.csv", "--out", Paths.temporaryDirectory("bf16") + "/run", "--precision", "bf16", "--epochs", "1"])
+        if CPUFeatures.bf16 {
+            #expect(!r.stderr.contains("AVX-512 BF16"))
+        } else {
+            #expect(r.status != 0 && r.stderr.contains("--precision bf16 needs a CPU with AVX-512 BF16"), "\(r.stderr)")
+        }
     }
 }

@@ -140,4 +140,35 @@ import Testing
         let l = f.landmarks
         #expect(l.count == 5 && l[0].0 < l[1].0 && l[0].1 < l[2].1 && l[2].1 < l[3].1)
     }
+
+    /// Frames of a 640x480 video in which the portrait drifts by a few pixels per frame.
+    static func drifting(_ photo: Image, frames: Int) -> [(frame: Image, dx: Int, dy: Int)] {
+        let portrait = photo.resized(width: 300, height: 300)
+        return (0..<frames).map { i in
+            let dx = 40 + 4 * i, dy = 60 + (i % 7)
+            var canvas = Image(width: 640, height: 480, channels: 3, fill: 90)
+            for y in 0..<300 { for x in 0..<300 { for c in 0..<3 { canvas.pixels[((dy + y) * 640 + dx + x) * 3 + c] = portrait.pixels[(y * 300 + x) * 3 + c] } } }
+            return (canvas, dx, dy)
+        }
+    }
+
+    /// Tracking (O-Net re-fitting last frame's box) follows a moving face as well as a full search.
+    @Test func trackingFollowsAMovingFace() throws {
+        let root = Paths.packageRoot as NSString
+        let d = try MTCNNDetector(weights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        let frames = Self.drifting(try Image.read(root.appendingPathComponent("samples/astronaut.png"), channels: 3), frames: 20)
+        var previous = d.detect(frames[0].frame)
+        #expect(previous.count == 1)
+        for (frame, dx, dy) in frames.dropFirst() {
+            let tracked = d.track(frame, previous: previous)
+            let t = try #require(tracked.first ?? nil, "lost the face at offset \(dx), \(dy)")
+            let full = try #require(d.detect(frame).first)
+            #expect(t.iou(full) > 0.75, "tracked \(t), searched \(full)")
+            // The face sits at about (224, 115) of the 512x512 portrait, scaled to 300.
+            #expect(abs(t.centerX - (Double(dx) + 224 * 300 / 512)) < 12 && abs(t.centerY - (Double(dy) + 115 * 300 / 512)) < 15, "\(t)")
+            previous = [t]
+        }
+        // Where there is no face, tracking says so (and the video analyzer searches again).
+        #expect(d.track(Image(width: 640, height: 480, channels: 3, fill: 90), previous: previous) == [nil])
+    }
 }

@@ -87,6 +87,13 @@ extension dnnl_memory_desc_t {
 
     var dataType: dnnl_data_type_t { data_type }
 
+    /// The same layout holding another element type (strides count elements, so they carry over).
+    func with(_ type: dnnl_data_type_t) -> MemoryDesc {
+        var d = self
+        d.data_type = type
+        return d
+    }
+
     /// The raw bytes, used as a dictionary key for primitive caches.
     var key: Data { withUnsafeBytes(of: self) { Data($0) } }
 }

@@ -16,12 +16,14 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable {
     case unsupportedLayer(String)
     case notCalibrated
     case calibrationMismatch(expected: Int, found: Int)
+    case badRange(index: Int, value: Float)
 
     public var description: String {
         switch self {
         case .unsupportedLayer(let s): return "\(s) cannot be lowered for bf16/int8 inference (conv, dense, batch norm, ReLU, pooling, dropout only)"
         case .notCalibrated: return "int8 needs activation ranges: run `fer calibrate-int8` on the model first"
         case .calibrationMismatch(let e, let f): return "the model's int8 ranges hold \(f) values; its network needs \(e)"
+        case .badRange(let i, let v): return "the model's int8 range \(i) is \(v); ranges must be finite and non-negative (run fer calibrate-int8 again)"
         }
     }
 }
@@ -81,6 +83,9 @@ public final class InferenceNetwork {
         if precision == .int8 {
             guard let r = ranges else { throw InferenceError.notCalibrated }
             guard r.count == 2 * weighted.count else { throw InferenceError.calibrationMismatch(expected: 2 * weighted.count, found: r.count) }
+            if let bad = r.firstIndex(where: { !($0.isFinite && $0 >= 0) }) { throw InferenceError.badRange(index: bad, value: r[bad]) }
+            // u8 activations hold no negative values: every hidden layer must end in a ReLU.
+            if weighted.dropLast().contains(where: { !$0.relu }) { throw InferenceError.unsupportedLayer("a hidden layer without a ReLU (int8 activations here are unsigned)") }
             for (i, w) in weighted.enumerated() { w.inputMax = r[2 * i]; w.outputMax = r[2 * i + 1] }
         }
     }

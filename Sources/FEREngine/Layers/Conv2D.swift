@@ -13,6 +13,12 @@ public final class Conv2D: Layer {
     public var skipInputGradient = false
 
     private let executor = WeightedExecutor()
+    public private(set) var precision = TrainingPrecision.fp32
+
+    public func use(_ precision: TrainingPrecision) {
+        if precision != self.precision { executor.reset() }
+        self.precision = precision
+    }
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int = 3, stride: Int = 1, padding: Int? = nil,
                 rng: inout SplitMix64, name: String = "conv") {
@@ -43,10 +49,12 @@ public final class Conv2D: Layer {
 
     private func makePlan(_ x: Tensor, _ mode: Mode) -> WeightedPrimitives {
         precondition(x.shape.count == 4 && x.shape[1] == inChannels, "Conv2D expects [N, \(inChannels), H, W], got \(x.shape)")
-        var src = MemoryDesc.any(x.shape)
-        var w = MemoryDesc.any(weight.value.shape)
+        let type = precision == .bf16 ? dnnl_bf16 : dnnl_f32
+        var src = MemoryDesc.any(x.shape, type)
+        var w = MemoryDesc.any(weight.value.shape, type)
         var b = MemoryDesc.plain([outChannels])
-        var dst = MemoryDesc.any(outputShape(x.shape))
+        var dst = MemoryDesc.any(outputShape(x.shape), type)
+        var dw = MemoryDesc.any(weight.value.shape)  // weight gradients in f32, for the f32 master weights
         let strides = [Int64(stride), Int64(stride)], pad = [Int64(padding), Int64(padding)]
         var fd = dnnl_convolution_desc_t()
         check(dnnl_convolution_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference,
@@ -59,7 +67,7 @@ public final class Conv2D: Layer {
         var bd = dnnl_convolution_desc_t()
         check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_auto, &src, &w, &dst, strides, pad, pad), "conv bwd data desc")
         var bw = dnnl_convolution_desc_t()
-        check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_auto, &src, &w, &b, &dst, strides, pad, pad),
+        check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_auto, &src, &dw, &b, &dst, strides, pad, pad),
               "conv bwd weights desc")
         return WeightedPrimitives(forward: fwd,
                                   backwardData: skipInputGradient ? nil : Primitive(&bd, hint: fwd, "conv backward data"),

@@ -14,6 +14,12 @@ public final class Dense: Layer {
     public var skipInputGradient = false
 
     private let executor = WeightedExecutor()
+    public private(set) var precision = TrainingPrecision.fp32
+
+    public func use(_ precision: TrainingPrecision) {
+        if precision != self.precision { executor.reset() }
+        self.precision = precision
+    }
 
     public init(_ inFeatures: Int, _ outFeatures: Int, rng: inout SplitMix64, name: String = "dense") {
         self.inFeatures = inFeatures
@@ -33,10 +39,13 @@ public final class Dense: Layer {
         let features = x.shape.dropFirst().reduce(1, *)
         precondition(features == inFeatures, "Dense expects \(inFeatures) features per sample, got \(x.shape)")
         let wShape = [outFeatures] + x.shape.dropFirst()
-        var src = MemoryDesc.any(x.shape)
-        var w = MemoryDesc.any(wShape)
+        let type = precision == .bf16 ? dnnl_bf16 : dnnl_f32
+        var src = MemoryDesc.any(x.shape, type)
+        var w = MemoryDesc.any(wShape, type)
         var b = MemoryDesc.plain([outFeatures])
-        var dst = MemoryDesc.plain([x.shape[0], outFeatures])
+        var dst = MemoryDesc.plain([x.shape[0], outFeatures])  // f32 out (logits, dropout); bf16 gradients in
+        var diffDst = MemoryDesc.plain([x.shape[0], outFeatures], type)
+        var dw = MemoryDesc.any(wShape)
         var fd = dnnl_inner_product_desc_t()
         check(dnnl_inner_product_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference,
                                                    &src, &w, &b, &dst), "inner product fwd desc")
@@ -44,10 +53,10 @@ public final class Dense: Layer {
         var bd: Primitive?, bw: Primitive?
         if mode == .training {
             var d = dnnl_inner_product_desc_t()
-            check(dnnl_inner_product_backward_data_desc_init(&d, &src, &w, &dst), "inner product bwd data desc")
+            check(dnnl_inner_product_backward_data_desc_init(&d, &src, &w, &diffDst), "inner product bwd data desc")
             if !skipInputGradient { bd = Primitive(&d, hint: fwd, "inner product backward data") }
             var g = dnnl_inner_product_desc_t()
-            check(dnnl_inner_product_backward_weights_desc_init(&g, &src, &w, &b, &dst), "inner product bwd weights desc")
+            check(dnnl_inner_product_backward_weights_desc_init(&g, &src, &dw, &b, &diffDst), "inner product bwd weights desc")
             bw = Primitive(&g, hint: fwd, "inner product backward weights")
         }
         // W is stored [out, F]; a 4-D input sees it as [out, C, H, W] (same bytes, NCHW order).

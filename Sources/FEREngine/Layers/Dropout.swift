@@ -1,3 +1,5 @@
+import CDNNL
+
 /// Inverted dropout: in training each element is zeroed with probability p and the rest scaled by
 /// 1/(1-p); in inference it is the identity. oneDNN 2.6 has no dropout primitive, so this is a plain
 /// elementwise loop over the physical buffer (layout-agnostic: padding stays zero).
@@ -23,6 +25,7 @@ public final class Dropout: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         guard mode == .training, probability > 0 else { return x }
+        let x = x.laidOut(as: x.desc.with(dnnl_f32))  // the mask loop reads f32 (a bf16 input is widened)
         let keep = 1 - probability, scale = 1 / keep
         let n = x.storageCount
         if mask.count != n { mask = .init(repeating: 0, count: n) }

@@ -21,6 +21,12 @@ final class WeightedExecutor {
     private var last: (plan: WeightedPrimitives, input: Tensor)?
     private let weights = WeightCache()
 
+    /// Forgets the primitives (the layer's precision changed).
+    func reset() {
+        plans = PlanCache()
+        last = nil
+    }
+
     func forward(_ x: Tensor, mode: Mode, weight: Parameter, bias: Parameter, make: () -> WeightedPrimitives) -> Tensor {
         let p = plans.plan(for: x, mode: mode, make: make)
         let src = x.laidOut(as: p.forward.desc(dnnl_query_src_md))
