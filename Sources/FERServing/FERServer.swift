@@ -50,15 +50,18 @@ public enum FERServer {
             let started = DispatchTime.now()
             let bytes = try await body(of: request, limit: settings.maxBodyBytes)
             let upload = try imageBytes(bytes, contentType: request.headers[.contentType])
-            let image = try decode(upload, settings: settings)
             let query = request.uri.queryParameters
-            let asCrop = try flag(query["crop"].map(String.init), "crop") || max(image.width, image.height) <= 96
-            let faces = try await queue.analyze(image, asCrop: asCrop)
-            if try flag(query["annotate"].map(String.init), "annotate") {
-                let png = try Annotator.annotate(image, faces, classNames: queue.classNames).encoded(".png")
+            let annotate = try flag(query["annotate"].map(String.init), "annotate")
+            let crop = try flag(query["crop"].map(String.init), "crop")
+            // A drawn answer is the full-size photo; labels alone need only the detector's side.
+            let photo = try decode(upload, settings: settings, minSide: annotate || crop ? 0 : queue.analyzer.decodeSide)
+            let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
+            let faces = try await queue.analyze(photo, asCrop: asCrop)
+            if annotate {
+                let png = try Annotator.annotate(photo.image, faces, classNames: queue.classNames).encoded(".png")
                 return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
             }
-            return try encoded(Prediction(faces, image, since: started, note: asCrop ? "classified whole, as a face crop" : nil))
+            return try encoded(Prediction(faces, photo, since: started, note: asCrop ? "classified whole, as a face crop" : nil))
         }
         router.ws("/v1/stream") { inbound, outbound, _ in
             // One message in, one message out: the page sends its next frame when this one is answered,
@@ -68,9 +71,9 @@ public enum FERServer {
                 let reply: String
                 do {
                     guard case .binary(let buffer) = message else { throw ServeError.unsupported("send each frame as a binary message holding a JPEG, PNG, BMP or WebP image") }
-                    let image = try decode(Array(buffer: buffer), settings: settings)
-                    let faces = try await queue.analyze(image, asCrop: false)
-                    reply = String(decoding: try jsonData(Prediction(faces, image, since: started)), as: UTF8.self)
+                    let photo = try decode(Array(buffer: buffer), settings: settings, minSide: queue.analyzer.decodeSide)
+                    let faces = try await queue.analyze(photo, asCrop: false)
+                    reply = String(decoding: try jsonData(Prediction(faces, photo, since: started)), as: UTF8.self)
                 } catch let e as ServeError {
                     metrics.error("websocket")
                     reply = e.json
@@ -108,10 +111,10 @@ public enum FERServer {
         var milliseconds: Double
         var note: String?
 
-        init(_ faces: [FaceResult], _ image: Image, since started: DispatchTime, note: String? = nil) {
+        init(_ faces: [FaceResult], _ photo: ScaledImage, since started: DispatchTime, note: String? = nil) {
             self.faces = faces
-            width = image.width
-            height = image.height
+            width = photo.originalWidth
+            height = photo.originalHeight
             milliseconds = FERVision.milliseconds(since: started)
             self.note = note
         }
@@ -172,8 +175,9 @@ public enum FERServer {
         return body
     }
 
-    /// Decodes an upload after checking its format and pixel count from its header.
-    static func decode(_ bytes: [UInt8], settings: ServeSettings) throws -> Image {
+    /// Decodes an upload after checking its format and pixel count from its header; a JPEG at the
+    /// smallest scale that still covers `minSide` (0: whole).
+    static func decode(_ bytes: [UInt8], settings: ServeSettings, minSide: Int = 0) throws -> ScaledImage {
         guard let header = ImageHeader.read(bytes) else {
             throw ServeError.unsupported("not a JPEG, PNG, BMP or WebP image (or its header is cut short)")
         }
@@ -184,7 +188,7 @@ public enum FERServer {
             throw ServeError.tooLarge("the image is \(header.width)x\(header.height) pixels; the limit is \(settings.maxPixels) pixels")
         }
         do {
-            return try Image.decode(bytes, channels: 3, name: "the \(header.format) image")
+            return try ScaledImage.decode(bytes, channels: 3, minSide: minSide, name: "the \(header.format) image")
         } catch {
             throw ServeError.unprocessable("\(error)")
         }

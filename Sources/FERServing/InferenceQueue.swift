@@ -10,7 +10,8 @@ public final class InferenceQueue: @unchecked Sendable {
     public typealias Completion = @Sendable (Result<[FaceResult], ServeError>) -> Void
 
     struct Job {
-        var image: Image
+        /// As decoded (a large JPEG at a fraction of its size); results are in the original's pixels.
+        var photo: ScaledImage
         var asCrop: Bool
         var deadline: DispatchTime
         var done: Completion
@@ -45,14 +46,19 @@ public final class InferenceQueue: @unchecked Sendable {
     /// The faces in `image` (or `image` itself as a face crop). Throws 503 when the queue is full or
     /// the image waited longer than the timeout.
     public func analyze(_ image: Image, asCrop: Bool) async throws -> [FaceResult] {
+        try await analyze(ScaledImage(image: image, originalWidth: image.width, originalHeight: image.height), asCrop: asCrop)
+    }
+
+    /// The faces in a photo decoded at reduced size (`ScaledImage`), boxes in the original's pixels.
+    public func analyze(_ photo: ScaledImage, asCrop: Bool) async throws -> [FaceResult] {
         let result = await withCheckedContinuation { (c: CheckedContinuation<Result<[FaceResult], ServeError>, Never>) in
-            submit(image, asCrop: asCrop) { c.resume(returning: $0) }
+            submit(photo, asCrop: asCrop) { c.resume(returning: $0) }
         }
         return try result.get()
     }
 
-    /// Queues `image`; `done` is called once, on the inference thread or at once if refused.
-    public func submit(_ image: Image, asCrop: Bool, done: @escaping Completion) {
+    /// Queues `photo`; `done` is called once, on the inference thread or at once if refused.
+    public func submit(_ photo: ScaledImage, asCrop: Bool, done: @escaping Completion) {
         condition.lock()
         guard !stopped, jobs.count < capacity else {
             let full = !stopped
@@ -61,7 +67,7 @@ public final class InferenceQueue: @unchecked Sendable {
             done(.failure(.busy(full ? "the server is busy: \(capacity) images are waiting; try again shortly" : "the server is shutting down")))
             return
         }
-        jobs.append(Job(image: image, asCrop: asCrop, deadline: .now() + timeout, done: done))
+        jobs.append(Job(photo: photo, asCrop: asCrop, deadline: .now() + timeout, done: done))
         metrics?.queueDepth.set(Double(jobs.count))
         condition.signal()
         condition.unlock()
@@ -105,10 +111,10 @@ public final class InferenceQueue: @unchecked Sendable {
         guard !live.isEmpty else { return }
         // A crop is its own single face; a photo's faces are what the detector finds.
         let boxes = live.map { job in
-            job.asCrop ? [FaceBox(x: 0, y: 0, width: job.image.width, height: job.image.height)] : analyzer.detector.detect(job.image)
+            job.asCrop ? [FaceBox(x: 0, y: 0, width: job.photo.image.width, height: job.photo.image.height)] : analyzer.detect(job.photo)
         }
         let inputs = zip(live, boxes).flatMap { job, found in
-            job.asCrop ? [job.image.faceInput(side: analyzer.classifier.sourceSide)] : found.map { analyzer.faceInput(job.image, $0) }
+            job.asCrop ? [job.photo.image.faceInput(side: analyzer.classifier.sourceSide)] : found.map { analyzer.faceInput(job.photo.image, $0) }
         }
         let probabilities = inputs.isEmpty ? [] : analyzer.classifier.classify(faces: inputs, tta: analyzer.tta)
         metrics?.batchFaces.record(Double(inputs.count))
@@ -118,7 +124,7 @@ public final class InferenceQueue: @unchecked Sendable {
         for (job, found) in zip(live, boxes) {
             job.done(.success(found.map { box in
                 defer { next += 1 }
-                return FaceResult(box: box, probabilities: probabilities[next], classNames: classNames)
+                return FaceAnalyzer.inOriginal(FaceResult(box: box, probabilities: probabilities[next], classNames: classNames), job.photo)
             }))
         }
     }

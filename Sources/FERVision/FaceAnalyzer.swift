@@ -121,20 +121,28 @@ public final class FaceAnalyzer {
         try ScaledImage.read(path, channels: 3, minSide: decodeSide)
     }
 
-    /// Faces in a photo decoded at reduced size, with boxes in the original's pixels. The smallest
-    /// face is still `settings.minFace` pixels of the original.
-    public func analyze(_ photo: ScaledImage, times: inout StageTimes) -> [FaceResult] {
+    /// The faces of a photo decoded at reduced size, in the decoded image's pixels; the smallest is
+    /// still `settings.minFace` pixels of the original.
+    public func detect(_ photo: ScaledImage) -> [FaceBox] {
         let scale = photo.scale
-        guard scale < 1 else { return analyze(photo.image, times: &times) }
+        guard scale < 1 else { return detector.detect(photo.image) }
+        return detector.detect(photo.image, minFace: max(1, Int(Double(detector.settings.minFace) * scale)), maxFace: 0, fullResolution: false)
+    }
+
+    /// A result found on the decoded copy, with its box in the original's pixels.
+    public static func inOriginal(_ r: FaceResult, _ photo: ScaledImage) -> FaceResult {
+        guard photo.scale < 1 else { return r }
+        var r = r
+        r.box = r.box.unscaled(photo.scale)
+        return r
+    }
+
+    /// Faces in a photo decoded at reduced size, with boxes in the original's pixels.
+    public func analyze(_ photo: ScaledImage, times: inout StageTimes) -> [FaceResult] {
         let t = DispatchTime.now()
-        let minFace = max(1, Int(Double(detector.settings.minFace) * scale))
-        let boxes = detector.detect(photo.image, minFace: minFace, maxFace: 0, fullResolution: false)
+        let boxes = detect(photo)
         times.detect += milliseconds(since: t)
-        return classify(photo.image, boxes, times: &times).map { r in
-            var r = r
-            r.box = r.box.unscaled(scale)
-            return r
-        }
+        return classify(photo.image, boxes, times: &times).map { Self.inOriginal($0, photo) }
     }
 
     public func analyze(_ photo: ScaledImage) -> [FaceResult] {

@@ -148,6 +148,25 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
         }
     }
 
+    /// A large JPEG is decoded at half size for the detector; the answer is in its own pixels.
+    @Test func aLargeJPEGIsAnsweredInItsOwnPixels() async throws {
+        let big = try Image.decode(Samples.photo, channels: 3).resized(width: 1536, height: 1536).encoded(".jpg")
+        try await TestServer().test { client in
+            try await client.execute(uri: "/v1/predict", method: .post, body: ByteBuffer(bytes: big)) { r in
+                #expect(r.status == .ok)
+                let body = try json(r.body)
+                #expect(body["width"] as? Int == 1536 && body["height"] as? Int == 1536)
+                let box = try #require((body["faces"] as? [[String: Any]])?.first?["box"] as? [String: Int])
+                // The portrait's face, at 3x the 512-pixel sample's (150...220, 30...100).
+                #expect((450...660).contains(box["x"] ?? 0) && (90...300).contains(box["y"] ?? 0), "\(box)")
+            }
+            try await client.execute(uri: "/v1/predict?annotate=1", method: .post, body: ByteBuffer(bytes: big)) { r in
+                let image = try Image.decode(Array(buffer: r.body), channels: 3)
+                #expect(image.width == 1536)  // drawn on the full-size photo
+            }
+        }
+    }
+
     @Test func annotatedImageAndFaceCrops() async throws {
         try await TestServer().test { client in
             try await client.execute(uri: "/v1/predict?annotate=1", method: .post, body: ByteBuffer(bytes: Samples.photo)) { r in
