@@ -157,6 +157,8 @@ final class WeightedOp {
         let dstScale: Float?
     }
     private var plans: [Data: Plan] = [:]
+    /// Weights in a primitive's layout and type, shared by the plans of every batch size.
+    private var laidOutWeights: [Data: Tensor] = [:]
 
     init(conv c: Conv2D) {
         kind = .conv(stride: c.stride, padding: c.padding)
@@ -197,6 +199,7 @@ final class WeightedOp {
     func forward(_ x: Tensor, scale: Float?, precision: InferencePrecision) -> (Tensor, Float?) {
         var key = x.desc.key
         key.append(contentsOf: precision.rawValue.utf8)
+        if plans[key] == nil, plans.count >= 64 { plans.removeAll() }  // endless batch sizes stay bounded
         let plan = plans[key] ?? makePlan(x, precision)
         plans[key] = plan
         let src: Tensor
@@ -270,23 +273,31 @@ final class WeightedOp {
             primitive = Primitive(&fd, attr: attr, "\(precision) inner product")
         }
 
-        // Weights into the primitive's layout and type (s8: scaled per output channel by oneDNN's reorder).
-        let plain = Tensor(shape: weightShape, values: weight)
         let wDesc = primitive.desc(dnnl_query_weights_md)
-        let weights = Tensor(desc: wDesc, zeroed: false)
-        if precision == .int8 {
-            var rattr: dnnl_primitive_attr_t?
-            check(dnnl_primitive_attr_create(&rattr), "attr create")
-            defer { dnnl_primitive_attr_destroy(rattr) }
-            check(dnnl_primitive_attr_set_output_scales(rattr, Int64(outChannels), 1 << 0, &weightScales), "weight scales")
-            var pd: dnnl_primitive_desc_t?
-            var s = plain.desc, d = wDesc
-            check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, rattr), "weight quantization")
-            Primitive(pd: pd!, "weight quantization").execute([(DNNL_ARG_FROM, plain), (DNNL_ARG_TO, weights)])
-        } else {
-            weights.assign(reordering: plain)
-        }
+        let weights = laidOutWeights[wDesc.key] ?? layOutWeights(wDesc, precision, weightScales)
+        laidOutWeights[wDesc.key] = weights  // batch sizes usually share one layout: laid out once
         return Plan(primitive: primitive, weights: weights, bias: Tensor(shape: [outChannels], values: biasValues),
                     srcScale: srcScale, dstScale: dstScale)
+    }
+
+    /// The folded weights in a primitive's layout and type; int8: s8, scaled per output channel
+    /// by oneDNN's reorder.
+    private func layOutWeights(_ desc: MemoryDesc, _ precision: InferencePrecision, _ scales: [Float]) -> Tensor {
+        let plain = Tensor(shape: weightShape, values: weight)
+        let weights = Tensor(desc: desc, zeroed: false)
+        guard precision == .int8 else {
+            weights.assign(reordering: plain)
+            return weights
+        }
+        var attr: dnnl_primitive_attr_t?
+        check(dnnl_primitive_attr_create(&attr), "attr create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        var scales = scales
+        check(dnnl_primitive_attr_set_output_scales(attr, Int64(outChannels), 1 << 0, &scales), "weight scales")
+        var pd: dnnl_primitive_desc_t?
+        var s = plain.desc, d = desc
+        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, attr), "weight quantization")
+        Primitive(pd: pd!, "weight quantization").execute([(DNNL_ARG_FROM, plain), (DNNL_ARG_TO, weights)])
+        return weights
     }
 }
