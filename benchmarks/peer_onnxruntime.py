@@ -5,7 +5,7 @@ prints. Used for comparison only; never on the product's path.
 --int8: ONNX Runtime's own static quantization first (QDQ, u8 activations, s8 per-channel weights,
 calibrated on random images like the benchmark's), if onnxruntime.quantization and onnx import.
 """
-import argparse, json, resource, time
+import argparse, json, os, resource, time
 
 import numpy as np
 import onnxruntime as ort
@@ -22,8 +22,10 @@ def quantize(path):
         def get_next(self):
             return next(self.batches, None)
 
-    shape = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()[0].shape
     out = path.replace(".onnx", ".int8.onnx")
+    if os.path.exists(out):  # quantized already for another batch size of this run
+        return out
+    shape = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()[0].shape
     quantize_static(path, out, Faces(shape), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return out

@@ -39,9 +39,6 @@ public final class Classifier {
     /// "fp32", "bf16" or "int8": what inference runs in.
     public var precisionName: String { compiled?.precision.rawValue ?? "fp32" }
 
-    /// Back to the layer-by-layer fp32 network.
-    public func decompile() { compiled = nil }
-
     /// Logits for a batch tensor [N, 1, size, size].
     public func logits(_ x: Tensor) -> Tensor { compiled?.forward(x) ?? network.forward(x, mode: .inference) }
 

@@ -91,13 +91,12 @@ public final class MTCNNDetector: FaceDetector {
         while side >= 12 { scales.append(s); s *= Self.pyramidFactor; side *= Self.pyramidFactor }
         // Each level is shrunk from the one before (area averaging of an area average), not from the
         // full image: 3-4x less resizing work for the same pyramid.
-        var pyramid = Pyramid(image: img)
         var levels: [Image] = []
         for (k, scale) in scales.enumerated() {
             let sw = Int(Double(img.width) * scale + 1), sh = Int(Double(img.height) * scale + 1)
             levels.append((k == 0 ? img : levels[k - 1]).resized(width: sw, height: sh))
-            pyramid.add(levels[k])
         }
+        let pyramid = Pyramid(image: img, levels: levels)
         // The small levels (at most 64 pixels a side) run as one padded batch: for them P-Net's
         // time is mostly per call, not per pixel. The others run alone, padded to multiples of 16.
         let small = levels.indices.filter { max(levels[$0].width, levels[$0].height) <= 64 }
@@ -174,7 +173,7 @@ public final class MTCNNDetector: FaceDetector {
             Self.square(Candidate(x1: Float(b.x), y1: Float(b.y), x2: Float(b.x + b.width), y2: Float(b.y + b.height), score: 0))
         }
         var out = [FaceBox?](repeating: nil, count: previous.count)
-        for (i, c) in outputStage(Pyramid(image: img), candidates) {
+        for (i, c) in outputStage(Pyramid(image: img, levels: []), candidates) {
             out[i] = Self.face(c, width: Float(img.width), height: Float(img.height)).box
         }
         return out
@@ -183,14 +182,13 @@ public final class MTCNNDetector: FaceDetector {
     /// The image and its shrunk copies (P-Net's pyramid), for cutting R-Net's and O-Net's inputs.
     struct Pyramid {
         let image: Image
-        /// Shrunk copies with their scale (copy pixels per image pixel), smallest scale first.
-        private(set) var levels: [(image: Image, scale: Double)] = []
+        /// The shrunk copies with their scale (copy pixels per image pixel), smallest scale first.
+        let levels: [(image: Image, scale: Double)]
 
-        init(image: Image) { self.image = image }
-
-        mutating func add(_ level: Image) {
-            let s = Double(level.width) / Double(image.width)
-            if s < 1 { levels.insert((level, s), at: levels.firstIndex { $0.scale > s } ?? levels.count) }
+        /// `levels`: P-Net's pyramid, largest first; those not smaller than the image are left out.
+        init(image: Image, levels: [Image]) {
+            self.image = image
+            self.levels = levels.map { ($0, Double($0.width) / Double(image.width)) }.filter { $0.1 < 1 }.reversed()
         }
 
         /// The box's pixels (clipped to the image, as facenet-pytorch's `pad`) resized to side x

@@ -19,8 +19,6 @@ struct ThreadOptions: ParsableArguments {
     func apply() { DNNL.setThreads(threads) }
 }
 
-extension InferencePrecision: ExpressibleByArgument {}
-
 /// `--precision` for inference: fp32, bf16, int8, or auto (the fastest this CPU and model allow).
 enum InferencePrecisionChoice: String, CaseIterable, ExpressibleByArgument {
     case auto, fp32, bf16, int8

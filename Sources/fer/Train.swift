@@ -113,7 +113,7 @@ struct Train: ParsableCommand {
     }
 
     func validate() throws {
-        if precision == .bf16, !CPUFeatures.bf16Emulated {
+        if precision == .bf16, !CPUFeatures.bf16Supported {
             throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 (or auto)")
         }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }

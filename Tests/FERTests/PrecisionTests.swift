@@ -64,7 +64,7 @@ import Testing
         #expect(got != expected)  // it really ran in int8
     }
 
-    @Test(.enabled(if: CPUFeatures.bf16Emulated, "oneDNN runs bf16 only on AVX-512 CPUs (natively with AVX-512 BF16)"))
+    @Test(.enabled(if: CPUFeatures.bf16Supported, "oneDNN runs bf16 only on AVX-512 CPUs (natively with AVX-512 BF16)"))
     func bf16IsCloseToFP32() throws {
         let (spec, net) = Self.network(.vgg)
         let x = Self.faces(8, side: spec.inputSize, seed: 5)
@@ -172,7 +172,7 @@ struct BF16TrainingTests {
     /// Weight gradients of a batch-normalised network move a lot under tiny input changes (at
     /// initialisation, rounding only the input images to bf16 moves the conv gradients by ~20%), so
     /// bf16's error is measured against that floor: fp32 on bf16-rounded images.
-    @Test(.enabled(if: CPUFeatures.bf16Emulated, "oneDNN runs bf16 only on AVX-512 CPUs"), arguments: [Preset.cnn, .vgg, .resnet])
+    @Test(.enabled(if: CPUFeatures.bf16Supported, "oneDNN runs bf16 only on AVX-512 CPUs"), arguments: [Preset.cnn, .vgg, .resnet])
     func gradientsMatchFP32(_ preset: Preset) {
         var rng = SplitMix64(seed: 21)
         let images = (0..<(16 * 40 * 40)).map { _ in rng.unit() }, labels = (0..<16).map { $0 % 7 }
@@ -190,7 +190,7 @@ struct BF16TrainingTests {
         }
     }
 
-    @Test(.enabled(if: CPUFeatures.bf16Emulated, "oneDNN runs bf16 only on AVX-512 CPUs"))
+    @Test(.enabled(if: CPUFeatures.bf16Supported, "oneDNN runs bf16 only on AVX-512 CPUs"))
     func bf16TrainingMemorisesABatch() {
         var rng = SplitMix64(seed: 3)
         let batch = Batch(images: (0..<(32 * 24 * 24)).map { _ in rng.unit() }, labels: (0..<32).map { $0 % 7 }, size: 24)
@@ -210,7 +210,7 @@ struct BF16TrainingTests {
         #expect(r.status != 0)  // the data is missing either way
         if CPUFeatures.bf16 {
             #expect(!r.stderr.contains("AVX-512 BF16"))
-        } else if CPUFeatures.bf16Emulated {
+        } else if CPUFeatures.bf16Supported {
             #expect(r.stderr.contains("warning: this CPU") && r.stderr.contains("emulates bf16"), "\(r.stderr)")
         } else {
             #expect(r.stderr.contains("--precision bf16 needs a CPU with AVX-512 BF16"), "\(r.stderr)")

@@ -162,20 +162,25 @@ final class ReorderCache: @unchecked Sendable {
         withUnsafeBytes(of: scale) { key.append(contentsOf: $0) }
         lock.lock(); defer { lock.unlock() }
         if let p = cache[key] { return p }
-        var pd: dnnl_primitive_desc_t?
-        var s = src, d = dst
-        var attr: dnnl_primitive_attr_t?
-        if scale != 1 {
-            check(dnnl_primitive_attr_create(&attr), "attr create")
-            var v = scale
-            check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &v), "reorder scale")
-        }
-        defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
-        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, attr),
-              "reorder \(src.shape)")
-        let p = Primitive(pd: pd!, "reorder")
+        let p = Self.make(from: src, to: dst, scales: scale == 1 ? [] : [scale])
         cache[key] = p
         return p
+    }
+
+    /// A reorder that multiplies by `scales` on the way: none (a plain copy), one for the whole
+    /// tensor, or one per index of dimension 0 (per output channel of a weight tensor).
+    static func make(from src: MemoryDesc, to dst: MemoryDesc, scales: [Float]) -> Primitive {
+        var attr: dnnl_primitive_attr_t?
+        if !scales.isEmpty {
+            check(dnnl_primitive_attr_create(&attr), "attr create")
+            var v = scales
+            check(dnnl_primitive_attr_set_output_scales(attr, Int64(v.count), v.count == 1 ? 0 : 1 << 0, &v), "reorder scales")
+        }
+        defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
+        var pd: dnnl_primitive_desc_t?
+        var s = src, d = dst
+        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, attr), "reorder \(src.shape)")
+        return Primitive(pd: pd!, "reorder")
     }
 }
 

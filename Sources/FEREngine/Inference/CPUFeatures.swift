@@ -14,6 +14,6 @@ public enum CPUFeatures {
             || isa & dnnl_cpu_isa_avx2_vnni.rawValue == dnnl_cpu_isa_avx2_vnni.rawValue
     }
 
-    /// oneDNN can run bf16 at all (AVX-512 emulates what it lacks; AVX2 alone cannot).
-    public static var bf16Emulated: Bool { isa & dnnl_cpu_isa_avx512_core.rawValue == dnnl_cpu_isa_avx512_core.rawValue }
+    /// oneDNN can run bf16 at all: natively, or emulated on AVX-512 without BF16 (AVX2 alone cannot).
+    public static var bf16Supported: Bool { isa & dnnl_cpu_isa_avx512_core.rawValue == dnnl_cpu_isa_avx512_core.rawValue }
 }

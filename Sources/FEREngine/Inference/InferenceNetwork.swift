@@ -8,7 +8,7 @@ public enum InferencePrecision: String, CaseIterable, Codable, Sendable {
     /// bf16 activations and weights in the convolutions and dense layers, f32 accumulation and logits.
     case bf16
     /// u8 activations and s8 weights (one scale per output channel), i32 accumulation, f32 logits;
-    /// activation ranges calibrated on training faces (`InferenceNetwork.calibrate`).
+    /// activation ranges calibrated on training faces (`InferenceNetwork.calibrationRanges`).
     case int8
 }
 
@@ -78,7 +78,7 @@ public final class InferenceNetwork {
         self.ops = ops
         self.precision = precision
         self.inputShape = inputShape
-        let weighted = ops.compactMap { if case .weighted(let w) = $0 { return w } else { return nil } }
+        let weighted = weightedOps
         weighted.last?.isLast = true
         if precision == .int8 {
             guard let r = ranges else { throw InferenceError.notCalibrated }
@@ -122,8 +122,7 @@ public final class InferenceNetwork {
             for op in ops {
                 switch op {
                 case .weighted(let w):
-                    let input = t.laidOut(as: t.desc)  // f32 here: the network runs in fp32
-                    ranges[2 * k] = max(ranges[2 * k], input.storage.max() ?? 0)
+                    ranges[2 * k] = max(ranges[2 * k], t.storage.max() ?? 0)  // f32: the network runs in fp32
                     t = w.forward(t, scale: nil, precision: .fp32).0
                     ranges[2 * k + 1] = max(ranges[2 * k + 1], t.storage.max() ?? 0)
                     k += 1
@@ -146,7 +145,8 @@ final class WeightedOp {
     var bias: [Float]
     var relu = false
     var isLast = false
-    /// int8 calibration: largest input and output values.
+    /// int8 calibration: largest input and output values. The input range is used when the input
+    /// arrives as f32 (the network's input); a u8 input brings the scale its producer wrote it with.
     var inputMax: Float = 0, outputMax: Float = 0
 
     private struct Plan {
@@ -200,20 +200,18 @@ final class WeightedOp {
         var key = x.desc.key
         key.append(contentsOf: precision.rawValue.utf8)
         if plans[key] == nil, plans.count >= 64 { plans.removeAll() }  // endless batch sizes stay bounded
-        let plan = plans[key] ?? makePlan(x, precision)
+        let plan = plans[key] ?? makePlan(x, inputScale: scale, precision)
         plans[key] = plan
-        let src: Tensor
-        if let s = plan.srcScale, x.desc.dataType != dnnl_u8 {
-            src = x.laidOut(as: plan.primitive.desc(dnnl_query_src_md), scale: s)  // quantize the f32 input
-        } else {
-            src = x.laidOut(as: plan.primitive.desc(dnnl_query_src_md))
-        }
+        // An f32 input is quantized on its way in; a u8 one already is.
+        let src = x.laidOut(as: plan.primitive.desc(dnnl_query_src_md), scale: x.desc.dataType == dnnl_u8 ? 1 : plan.srcScale ?? 1)
         let y = Tensor(desc: plan.primitive.desc(dnnl_query_dst_md), zeroed: false)
         plan.primitive.execute([(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, plan.weights), (DNNL_ARG_BIAS, plan.bias), (DNNL_ARG_DST, y)])
         return (y, plan.dstScale)
     }
 
-    private func makePlan(_ x: Tensor, _ precision: InferencePrecision) -> Plan {
+    /// `inputScale`: the scale a u8 input was written with (nil for an f32 input, which is then
+    /// quantized with its calibrated range).
+    private func makePlan(_ x: Tensor, inputScale: Float?, _ precision: InferencePrecision) -> Plan {
         let outShape = outputShape(x.shape)
         // Element types: the last layer always writes f32 logits; int8 hidden layers write u8, so
         // they need a ReLU (non-negative outputs) and otherwise write f32.
@@ -243,7 +241,7 @@ final class WeightedOp {
         var weightScales = [Float](repeating: 1, count: outChannels)
         var biasValues = bias
         if precision == .int8 {
-            let sIn = 255 / max(inputMax, 1e-6)
+            let sIn = inputScale ?? 255 / max(inputMax, 1e-6)
             let sOut: Float = dstType == dnnl_u8 ? 255 / max(outputMax, 1e-6) : 1
             let per = weight.count / outChannels
             var outputScales = [Float](repeating: 1, count: outChannels)
@@ -285,19 +283,8 @@ final class WeightedOp {
     private func layOutWeights(_ desc: MemoryDesc, _ precision: InferencePrecision, _ scales: [Float]) -> Tensor {
         let plain = Tensor(shape: weightShape, values: weight)
         let weights = Tensor(desc: desc, zeroed: false)
-        guard precision == .int8 else {
-            weights.assign(reordering: plain)
-            return weights
-        }
-        var attr: dnnl_primitive_attr_t?
-        check(dnnl_primitive_attr_create(&attr), "attr create")
-        defer { dnnl_primitive_attr_destroy(attr) }
-        var scales = scales
-        check(dnnl_primitive_attr_set_output_scales(attr, Int64(outChannels), 1 << 0, &scales), "weight scales")
-        var pd: dnnl_primitive_desc_t?
-        var s = plain.desc, d = desc
-        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, attr), "weight quantization")
-        Primitive(pd: pd!, "weight quantization").execute([(DNNL_ARG_FROM, plain), (DNNL_ARG_TO, weights)])
+        ReorderCache.make(from: plain.desc, to: desc, scales: precision == .int8 ? scales : [])
+            .execute([(DNNL_ARG_FROM, plain), (DNNL_ARG_TO, weights)])
         return weights
     }
 }
