@@ -1,5 +1,6 @@
 import Foundation
 import FERIO
+import FEREngine
 
 /// The face detectors: MTCNN (three small networks on this engine) or OpenCV's cascades.
 public enum DetectorKind: String, CaseIterable, Codable, Sendable {
@@ -20,6 +21,8 @@ public struct DetectorSettings: Codable, Sendable, Equatable {
     public var scaleFactor = 1.1
     /// Cascades: overlapping detections required per face (>= 1); larger rejects more false faces.
     public var minNeighbors = 5
+    /// MTCNN: the arithmetic its networks run in (int8 needs the ranges `fer calibrate-int8 --mtcnn` stores).
+    public var precision = InferencePrecision.fp32
 
     public init(kind: DetectorKind = .mtcnn) { self.kind = kind }
 
@@ -50,6 +53,8 @@ extension FaceDetector {
 
     public func detect(_ image: Image) -> [FaceBox] { detect(image, minFace: nil, maxFace: 0, fullResolution: false) }
     public var name: String { settings.kind.rawValue }
+    /// The name, with the arithmetic MTCNN runs in: "mtcnn int8", "haar".
+    public var summary: String { settings.kind == .mtcnn ? "\(name) \(settings.precision.rawValue)" : name }
 }
 
 /// The detector `settings` describe. `mtcnnWeights`: the converted MTCNN networks

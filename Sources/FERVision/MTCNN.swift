@@ -12,44 +12,119 @@ import FEREvaluation
 ///   P-Net: any size [N, 3, H, W] -> box offsets [N, 4, h, w], face probability map [N, 2, h, w]
 ///   R-Net: 24x24 crops [N, 3, 24, 24] -> offsets [N, 4], probabilities [N, 2]
 ///   O-Net: 48x48 crops [N, 3, 48, 48] -> offsets [N, 4], landmarks [N, 10], probabilities [N, 2]
+///
+/// Each network runs as an `InferenceNetwork` (fp32, bf16 or int8) whose last layer is its heads
+/// merged into one (P-Net: 2 scores + 4 offsets; R-Net the same; O-Net: + 10 landmarks): one
+/// primitive reads the trunk's features once instead of once per head.
 public final class MTCNNNetworks {
-    let pnetTrunk, rnetTrunk, onetTrunk: Sequential
-    let pnetBox, pnetScore: Conv2D
-    let rnetBox, rnetScore: Dense
-    let onetBox, onetLandmarks, onetScore: Dense
+    let pnetNetwork, rnetNetwork, onetNetwork: InferenceNetwork
+    public let precision: InferencePrecision
 
-    public init(weights path: String) throws {
+    /// The tensors that hold each network's int8 activation ranges in the weights file.
+    public static let rangesTensors = (pnet: "int8.ranges.pnet", rnet: "int8.ranges.rnet", onet: "int8.ranges.onet")
+
+    let weightsPath: String
+
+    public init(weights path: String, precision: InferencePrecision = .fp32) throws {
         var rng = SplitMix64(seed: 0)  // overwritten by the file
         func conv(_ i: Int, _ o: Int, _ k: Int, _ n: String) -> Conv2D { Conv2D(i, o, kernel: k, padding: 0, rng: &rng, name: n) }
         func dense(_ i: Int, _ o: Int, _ n: String) -> Dense { Dense(i, o, rng: &rng, name: n) }
-        pnetTrunk = Sequential([conv(3, 10, 3, "pnet.conv1"), PReLU(10, name: "pnet.prelu1"), Pool2D.maxPool(2, stride: 2, ceilMode: true),
-                                conv(10, 16, 3, "pnet.conv2"), PReLU(16, name: "pnet.prelu2"),
-                                conv(16, 32, 3, "pnet.conv3"), PReLU(32, name: "pnet.prelu3")])
-        pnetScore = conv(32, 2, 1, "pnet.conv4_1")
-        pnetBox = conv(32, 4, 1, "pnet.conv4_2")
-        rnetTrunk = Sequential([conv(3, 28, 3, "rnet.conv1"), PReLU(28, name: "rnet.prelu1"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
-                                conv(28, 48, 3, "rnet.conv2"), PReLU(48, name: "rnet.prelu2"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
-                                conv(48, 64, 2, "rnet.conv3"), PReLU(64, name: "rnet.prelu3"),
-                                dense(576, 128, "rnet.dense4"), PReLU(128, name: "rnet.prelu4")])
-        rnetScore = dense(128, 2, "rnet.dense5_1")
-        rnetBox = dense(128, 4, "rnet.dense5_2")
-        onetTrunk = Sequential([conv(3, 32, 3, "onet.conv1"), PReLU(32, name: "onet.prelu1"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
-                                conv(32, 64, 3, "onet.conv2"), PReLU(64, name: "onet.prelu2"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
-                                conv(64, 64, 3, "onet.conv3"), PReLU(64, name: "onet.prelu3"), Pool2D.maxPool(2, stride: 2, ceilMode: true),
-                                conv(64, 128, 2, "onet.conv4"), PReLU(128, name: "onet.prelu4"),
-                                dense(1152, 256, "onet.dense5"), PReLU(256, name: "onet.prelu5")])
-        onetScore = dense(256, 2, "onet.dense6_1")
-        onetBox = dense(256, 4, "onet.dense6_2")
-        onetLandmarks = dense(256, 10, "onet.dense6_3")
+        let pnetTrunk = Sequential([conv(3, 10, 3, "pnet.conv1"), PReLU(10, name: "pnet.prelu1"), Pool2D.maxPool(2, stride: 2, ceilMode: true),
+                                    conv(10, 16, 3, "pnet.conv2"), PReLU(16, name: "pnet.prelu2"),
+                                    conv(16, 32, 3, "pnet.conv3"), PReLU(32, name: "pnet.prelu3")])
+        let pnetHeads = [conv(32, 2, 1, "pnet.conv4_1"), conv(32, 4, 1, "pnet.conv4_2")]
+        let rnetTrunk = Sequential([conv(3, 28, 3, "rnet.conv1"), PReLU(28, name: "rnet.prelu1"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
+                                    conv(28, 48, 3, "rnet.conv2"), PReLU(48, name: "rnet.prelu2"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
+                                    conv(48, 64, 2, "rnet.conv3"), PReLU(64, name: "rnet.prelu3"),
+                                    dense(576, 128, "rnet.dense4"), PReLU(128, name: "rnet.prelu4")])
+        let rnetHeads = [dense(128, 2, "rnet.dense5_1"), dense(128, 4, "rnet.dense5_2")]
+        let onetTrunk = Sequential([conv(3, 32, 3, "onet.conv1"), PReLU(32, name: "onet.prelu1"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
+                                    conv(32, 64, 3, "onet.conv2"), PReLU(64, name: "onet.prelu2"), Pool2D.maxPool(3, stride: 2, ceilMode: true),
+                                    conv(64, 64, 3, "onet.conv3"), PReLU(64, name: "onet.prelu3"), Pool2D.maxPool(2, stride: 2, ceilMode: true),
+                                    conv(64, 128, 2, "onet.conv4"), PReLU(128, name: "onet.prelu4"),
+                                    dense(1152, 256, "onet.dense5"), PReLU(256, name: "onet.prelu5")])
+        let onetHeads = [dense(256, 2, "onet.dense6_1"), dense(256, 4, "onet.dense6_2"), dense(256, 10, "onet.dense6_3")]
 
         let st = try SafeTensors.read(path)
-        let layers: [Layer] = [pnetTrunk, pnetScore, pnetBox, rnetTrunk, rnetScore, rnetBox, onetTrunk, onetScore, onetBox, onetLandmarks]
+        let layers: [Layer] = [pnetTrunk, rnetTrunk, onetTrunk] + pnetHeads + rnetHeads + onetHeads
         for p in layers.flatMap(\.parameters) {
             guard let t = st[p.name] else { throw CheckpointError.missingTensor(path, p.name) }
             guard t.shape == p.value.shape else { throw CheckpointError.shapeMismatch(path, p.name, expected: p.value.shape, found: t.shape) }
             for i in 0..<p.count { p.values[i] = t.values[i] }
             p.changed()
         }
+        weightsPath = path
+
+        var ranges: (pnet: [Float]?, rnet: [Float]?, onet: [Float]?) = (nil, nil, nil)
+        if precision == .int8 {
+            let names = Self.rangesTensors
+            guard let p = st[names.pnet]?.values, let r = st[names.rnet]?.values, let o = st[names.onet]?.values else {
+                throw InferenceError.notCalibrated
+            }
+            ranges = (p, r, o)
+        }
+        self.precision = precision
+        pnetNetwork = try InferenceNetwork(Sequential([pnetTrunk, Self.merged(pnetHeads, &rng)]), inputShape: [1, 3, 12, 12],
+                                           precision: precision, ranges: ranges.pnet, signedInput: true)
+        rnetNetwork = try InferenceNetwork(Sequential([rnetTrunk, Self.merged(rnetHeads, &rng)]), inputShape: [1, 3, 24, 24],
+                                           precision: precision, ranges: ranges.rnet, signedInput: true)
+        onetNetwork = try InferenceNetwork(Sequential([onetTrunk, Self.merged(onetHeads, &rng)]), inputShape: [1, 3, 48, 48],
+                                           precision: precision, ranges: ranges.onet, signedInput: true)
+    }
+
+    /// Whether the weights file at `path` carries int8 ranges for all three networks.
+    public static func hasInt8Ranges(_ path: String) -> Bool {
+        guard let st = try? SafeTensors.read(path) else { return false }
+        return st[rangesTensors.pnet] != nil && st[rangesTensors.rnet] != nil && st[rangesTensors.onet] != nil
+    }
+
+    /// Heads that read the same features as one layer: their outputs stacked in order.
+    static func merged(_ heads: [Conv2D], _ rng: inout SplitMix64) -> Conv2D {
+        let c = Conv2D(heads[0].inChannels, heads.map(\.outChannels).reduce(0, +), kernel: heads[0].kernel, padding: 0, rng: &rng, name: "heads")
+        copyStacked(heads.map { ($0.weight, $0.bias) }, into: (c.weight, c.bias))
+        return c
+    }
+
+    static func merged(_ heads: [Dense], _ rng: inout SplitMix64) -> Dense {
+        let d = Dense(heads[0].inFeatures, heads.map(\.outFeatures).reduce(0, +), rng: &rng, name: "heads")
+        copyStacked(heads.map { ($0.weight, $0.bias) }, into: (d.weight, d.bias))
+        return d
+    }
+
+    /// Weights [out, ...] and biases [out] stacked along the output axis.
+    private static func copyStacked(_ parts: [(Parameter, Parameter)], into target: (Parameter, Parameter)) {
+        var w = 0, b = 0
+        for (weight, bias) in parts {
+            for i in 0..<weight.count { target.0.values[w + i] = weight.values[i] }
+            for i in 0..<bias.count { target.1.values[b + i] = bias.values[i] }
+            w += weight.count
+            b += bias.count
+        }
+        target.0.changed()
+        target.1.changed()
+    }
+
+    /// While set (on an fp32 instance), every call also records the int8 activation ranges of the
+    /// network it runs: what `fer calibrate-int8 --mtcnn` measures and stores.
+    public var recordedRanges: (pnet: [Float], rnet: [Float], onet: [Float])?
+
+    private func record(_ network: InferenceNetwork, _ x: Tensor, _ keyPath: WritableKeyPath<(pnet: [Float], rnet: [Float], onet: [Float]), [Float]>) {
+        guard var r = recordedRanges else { return }
+        let new = network.calibrationRanges([x])
+        r[keyPath: keyPath] = r[keyPath: keyPath].isEmpty ? new : zip(r[keyPath: keyPath], new).map { max($0, $1) }
+        recordedRanges = r
+    }
+
+    /// The weights file this instance was loaded from, with `ranges` (the recorded ones) in place
+    /// of any it had, written atomically to `path`.
+    public func save(_ path: String, ranges: (pnet: [Float], rnet: [Float], onet: [Float])) throws {
+        var st = try SafeTensors.read(weightsPath)
+        let names = Self.rangesTensors
+        st.tensors.removeAll { [names.pnet, names.rnet, names.onet].contains($0.name) }
+        st.add(names.pnet, shape: [ranges.pnet.count], values: ranges.pnet)
+        st.add(names.rnet, shape: [ranges.rnet.count], values: ranges.rnet)
+        st.add(names.onet, shape: [ranges.onet.count], values: ranges.onet)
+        try st.write(path)
     }
 
     /// Softmax over the channel axis of [N, 2, h, w] (or [N, 2]) scores: the face probability.
@@ -66,24 +141,37 @@ public final class MTCNNNetworks {
 
     /// P-Net on one scaled image: offsets [4, h, w] row-major and face probabilities [h, w].
     public func pnet(_ x: Tensor) -> (offsets: [Float], probability: [Float], height: Int, width: Int) {
-        let f = pnetTrunk.forward(x, mode: .inference)
-        let s = pnetScore.forward(f, mode: .inference), b = pnetBox.forward(f, mode: .inference)
-        let shape = s.shape
-        return (b.plainValues(), Self.faceProbability(s.plainValues(), n: shape[0], plane: shape[2] * shape[3]), shape[2], shape[3])
+        record(pnetNetwork, x, \.pnet)
+        let y = pnetNetwork.forward(x)  // [N, 6, h, w]: 2 scores, 4 offsets
+        let n = y.shape[0], h = y.shape[2], w = y.shape[3], plane = h * w
+        let v = y.plainValues()
+        var scores = [Float](), offsets = [Float]()
+        scores.reserveCapacity(n * 2 * plane); offsets.reserveCapacity(n * 4 * plane)
+        for i in 0..<n {
+            scores.append(contentsOf: v[(i * 6) * plane..<(i * 6 + 2) * plane])
+            offsets.append(contentsOf: v[(i * 6 + 2) * plane..<(i * 6 + 6) * plane])
+        }
+        return (offsets, Self.faceProbability(scores, n: n, plane: plane), h, w)
+    }
+
+    /// Columns [from, to) of each row of an [N, width] matrix.
+    static func columns(_ v: [Float], width: Int, _ range: Range<Int>) -> [Float] {
+        stride(from: 0, to: v.count, by: width).flatMap { v[($0 + range.lowerBound)..<($0 + range.upperBound)] }
     }
 
     /// R-Net on 24x24 crops: offsets [N, 4] and face probabilities [N].
     public func rnet(_ x: Tensor) -> (offsets: [Float], probability: [Float]) {
-        let f = rnetTrunk.forward(x, mode: .inference)
-        return (rnetBox.forward(f, mode: .inference).plainValues(),
-                Self.faceProbability(rnetScore.forward(f, mode: .inference).plainValues(), n: x.shape[0], plane: 1))
+        record(rnetNetwork, x, \.rnet)
+        let v = rnetNetwork.forward(x).plainValues()  // [N, 6]
+        return (Self.columns(v, width: 6, 2..<6), Self.faceProbability(Self.columns(v, width: 6, 0..<2), n: x.shape[0], plane: 1))
     }
 
     /// O-Net on 48x48 crops: offsets [N, 4], landmarks [N, 10] (5 x, then 5 y, relative to the box)
     /// and face probabilities [N].
     public func onet(_ x: Tensor) -> (offsets: [Float], landmarks: [Float], probability: [Float]) {
-        let f = onetTrunk.forward(x, mode: .inference)
-        return (onetBox.forward(f, mode: .inference).plainValues(), onetLandmarks.forward(f, mode: .inference).plainValues(),
-                Self.faceProbability(onetScore.forward(f, mode: .inference).plainValues(), n: x.shape[0], plane: 1))
+        record(onetNetwork, x, \.onet)
+        let v = onetNetwork.forward(x).plainValues()  // [N, 16]
+        return (Self.columns(v, width: 16, 2..<6), Self.columns(v, width: 16, 6..<16),
+                Self.faceProbability(Self.columns(v, width: 16, 0..<2), n: x.shape[0], plane: 1))
     }
 }

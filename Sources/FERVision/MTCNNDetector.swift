@@ -31,7 +31,7 @@ public final class MTCNNDetector: FaceDetector {
     public let settings: DetectorSettings
 
     public init(weights: String, settings: DetectorSettings = DetectorSettings()) throws {
-        networks = try MTCNNNetworks(weights: weights)
+        networks = try MTCNNNetworks(weights: weights, precision: settings.precision)
         self.settings = settings
     }
 

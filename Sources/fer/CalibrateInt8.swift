@@ -3,6 +3,7 @@ import FERData
 import FEREngine
 import FERIO
 import FERModels
+import FERVision
 import Foundation
 
 struct CalibrateInt8: ParsableCommand {
@@ -15,6 +16,12 @@ struct CalibrateInt8: ParsableCommand {
         value seen (tensor "int8.ranges"). With them, --precision int8 (or auto on a CPU with VNNI)
         runs u8 activations and s8 weights.
         Example: fer calibrate-int8 --data fer2013.csv.gz --model runs/x/best.safetensors --out runs/x/int8.safetensors
+
+        With --mtcnn it calibrates the face detector's three networks instead (the bundled weights,
+        models/mtcnn/mtcnn.safetensors): they run in fp32 over the bundled sample photo and --faces
+        Training faces pasted into larger images, and every layer's largest |value| is stored
+        (tensors "int8.ranges.pnet", "...rnet", "...onet") for --detector-precision int8.
+        Example: fer calibrate-int8 --mtcnn --data fer2013.csv.gz --out /tmp/mtcnn.safetensors
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
@@ -22,16 +29,23 @@ struct CalibrateInt8: ParsableCommand {
     @Option(help: "Training faces to measure (centre crops, no augmentation).") var faces: Int = 2048
     @Option(help: "Where to write the model with its ranges (.safetensors).") var out: String
     @Flag(help: "Store the weights as F16 (as the bundled models are).") var half = false
+    @Flag(help: "Calibrate the bundled MTCNN detector's networks, not a classifier.") var mtcnn = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
-        if AtomicFile.sameFile(model.path, out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+        if mtcnn {
+            if model.model != nil || half { throw ValidationError("--model and --half describe a classifier; --mtcnn calibrates the bundled detector") }
+            if AtomicFile.sameFile(Bundled.mtcnnWeights, out) { throw ValidationError("\(out) is the bundled MTCNN weights; refusing to overwrite them (write elsewhere, then move)") }
+        } else if AtomicFile.sameFile(model.path, out) {
+            throw ValidationError("\(out) is the input model; refusing to overwrite it")
+        }
         guard faces >= 64, faces <= 28_709 else { throw ValidationError("--faces must be between 64 and 28709, got \(faces)") }
     }
 
     func run() throws {
         threads.apply()
+        if mtcnn { return try calibrateMTCNN() }
         let (classifier, card, _) = try Checkpoint.load(try Bundled.resolve(model.model))
         guard let set = try DatasetLoader.load(data)[.training], set.count > 0 else { throw DataError.mismatch(data, reason: "no Training faces") }
         let lowered = try InferenceNetwork(classifier.network, inputShape: classifier.spec.inputShape, precision: .fp32)
@@ -46,5 +60,31 @@ struct CalibrateInt8: ParsableCommand {
         print("ranges of \(ranges.count / 2) layers from \(n) Training faces (input max, output max):")
         for k in 0..<ranges.count / 2 { print(String(format: "  %2d  %8.3f  %8.3f", k + 1, ranges[2 * k], ranges[2 * k + 1])) }
         print("written to \(out)")
+    }
+
+    /// The detector's ranges: P-Net over whole images' pyramids, R-Net and O-Net over the crops
+    /// the detection hands them, exactly as a photo is analysed.
+    func calibrateMTCNN() throws {
+        guard let set = try DatasetLoader.load(data)[.training], set.count > 0 else { throw DataError.mismatch(data, reason: "no Training faces") }
+        let detector = try MTCNNDetector(weights: Bundled.mtcnnWeights)
+        detector.networks.recordedRanges = ([], [], [])
+        _ = detector.faces(try Image.read(Bundled.samplePhoto, channels: 3))
+        let n = min(faces, set.count)
+        var rng = SplitMix64(seed: 1)
+        let bar = ProgressBar(total: n, label: "faces")
+        for (k, i) in TrainingBatches.order(count: set.count, seed: 1, epoch: 0).prefix(n).enumerated() {
+            let p = CropCalibration.paste(set, i, rng: &rng)
+            _ = detector.detect(p.image, minFace: Int(p.frameSide / 3), maxFace: 0, fullResolution: true)
+            bar.update(k + 1)
+        }
+        bar.finish()
+        guard let r = detector.networks.recordedRanges, !r.rnet.isEmpty, !r.onet.isEmpty else {
+            throw DataError.mismatch("calibration", reason: "MTCNN proposed no face to R-Net or O-Net in the sample photo and \(n) pasted faces")
+        }
+        try detector.networks.save(out, ranges: r)
+        for (name, v) in [("P-Net", r.pnet), ("R-Net", r.rnet), ("O-Net", r.onet)] {
+            print("\(name): \(v.count / 2) layers (input max, output max): " + stride(from: 0, to: v.count, by: 2).map { String(format: "%.2f/%.2f", v[$0], v[$0 + 1]) }.joined(separator: " "))
+        }
+        print("from the sample photo and \(n) pasted Training faces; written to \(out)")
     }
 }

@@ -90,7 +90,7 @@ struct Evaluate: ParsableCommand {
             return
         }
         let framing = analyzer.margin.map { "box + \($0) per side" } ?? "calibrated framing"
-        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.name), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
+        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.summary), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
         print(result.report.table)
         let wrong = result.wrong
         if !wrong.isEmpty {

@@ -23,15 +23,16 @@ struct ThreadOptions: ParsableArguments {
 enum InferencePrecisionChoice: String, CaseIterable, ExpressibleByArgument {
     case auto, fp32, bf16, int8
 
-    /// The precision to run `classifier` in, or an error saying why the one asked for cannot run.
-    func resolve(hasInt8Ranges: Bool) throws -> InferencePrecision {
+    /// The precision to run a network in, or an error saying why the one asked for cannot run;
+    /// `what` names the option in that error.
+    func resolve(hasInt8Ranges: Bool, what: String = "--precision") throws -> InferencePrecision {
         switch self {
         case .fp32: return .fp32
         case .bf16:
-            guard CPUFeatures.bf16 else { throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 or int8") }
+            guard CPUFeatures.bf16 else { throw ValidationError("\(what) bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 or int8") }
             return .bf16
         case .int8:
-            guard hasInt8Ranges else { throw ValidationError("--precision int8: \(InferenceError.notCalibrated)") }
+            guard hasInt8Ranges else { throw ValidationError("\(what) int8: \(InferenceError.notCalibrated)") }
             return .int8
         case .auto:
             if CPUFeatures.vnni && hasInt8Ranges { return .int8 }
@@ -63,6 +64,8 @@ struct DetectorOptions: ParsableArguments {
     @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = DetectorSettings().maxSide
     @Option(help: "Cascades only: pyramid step, above 1 (default 1.1).") var scaleFactor: Double?
     @Option(help: "Cascades only: overlapping hits needed per face, 1 or more (default 5).") var minNeighbors: Int?
+    @Option(help: "MTCNN's arithmetic: auto (int8 with VNNI when the weights carry int8 ranges, else bf16 where the CPU has it, else fp32), fp32, bf16, int8.")
+    var detectorPrecision: InferencePrecisionChoice = .auto
 
     var settings: DetectorSettings {
         var s = DetectorSettings(kind: detector)
@@ -77,10 +80,19 @@ struct DetectorOptions: ParsableArguments {
         if !detector.isCascade, scaleFactor != nil || minNeighbors != nil {
             throw ValidationError("--scale-factor and --min-neighbors tune the cascades (haar, haar-alt2, lbp), not --detector mtcnn")
         }
+        if detector.isCascade, detectorPrecision != .auto {
+            throw ValidationError("--detector-precision sets MTCNN's arithmetic; the \(detector.rawValue) cascade runs in OpenCV")
+        }
         if let p = settings.problem { throw ValidationError(p) }
     }
 
-    func make() throws -> FaceDetector { try makeFaceDetector(settings, mtcnnWeights: Bundled.mtcnnWeights) }
+    func make() throws -> FaceDetector {
+        var s = settings
+        if detector == .mtcnn {
+            s.precision = try detectorPrecision.resolve(hasInt8Ranges: MTCNNNetworks.hasInt8Ranges(Bundled.mtcnnWeights), what: "--detector-precision")
+        }
+        return try makeFaceDetector(s, mtcnnWeights: Bundled.mtcnnWeights)
+    }
 }
 
 /// Options shared by the commands that find and label faces.

@@ -53,7 +53,7 @@ struct PipelineBench: ParsableCommand {
         var videos: [VideoResult]
         var photo: String; var photoMilliseconds: Double; var photoStages: StageTimes
         var photoSet: PhotoSetResult?
-        var precision: String; var threads: Int
+        var precision: String; var detectorPrecision: String?; var threads: Int
         var cpu = CPU.description
     }
 
@@ -181,10 +181,12 @@ struct PipelineBench: ParsableCommand {
         }
         let set = try photos.map { try timePhotoSet($0, analyzer, names: names) }
         let r = Result(videos: videos, photo: "1350x1350 JPEG", photoMilliseconds: best, photoStages: bestStages, photoSet: set,
-                       precision: analyzer.classifier.precisionName, threads: face.threads.threads)
+                       precision: analyzer.classifier.precisionName,
+                       detectorPrecision: face.detection.detector == .mtcnn ? analyzer.detector.settings.precision.rawValue : nil,
+                       threads: face.threads.threads)
         if json { try printJSON(r); return }
         print("CPU: \(CPU.description)")
-        print("detector \(face.detection.detector.rawValue), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
+        print("detector \(face.detection.detector.rawValue)\(r.detectorPrecision.map { " " + $0 } ?? ""), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
         print("video                                             decode  detect  preproc classify  draw   total ms    FPS")
         for v in videos {
             let s = v.stageMilliseconds

@@ -50,7 +50,7 @@ struct Serve: ParsableCommand {
         let queue = InferenceQueue(analyzer: analyzer, settings: settings, metrics: metrics)
         let info = FERServer.ModelInfo(model: face.model.model ?? "default", classes: analyzer.classifier.classNames, detector: analyzer.detector.name)
         let app = FERServer.application(queue: queue, settings: settings, metrics: metrics, info: info) { [host] port in
-            print("fer serve: http://\(host):\(port)/ (model \(info.model), detector \(info.detector)); Ctrl-C stops")
+            print("fer serve: http://\(host):\(port)/ (model \(info.model), detector \(analyzer.detector.summary)); Ctrl-C stops")
             fflush(stdout)
         }
         // The server runs on Swift concurrency's threads; this (synchronous) command waits for it.

@@ -64,6 +64,94 @@ import Testing
         #expect(got != expected)  // it really ran in int8
     }
 
+    /// Signed (s8) activations through PReLUs, as MTCNN runs: slopes negative, zero, small and
+    /// above 1, an input in [-1, 1], a pooling and a dense layer after them.
+    @Test func int8WithPReLUAndSignedInputIsCloseToFP32() throws {
+        var rng = SplitMix64(seed: 5)
+        let prelu1 = PReLU(8, name: "p1"), prelu2 = PReLU(16, name: "p2")
+        for (i, a) in [-0.5, 0.1, 1.3, 0.25, 0, 0.7, -0.2, 0.9].enumerated() { prelu1.weight.values[i] = Float(a) }
+        prelu1.weight.changed()
+        let net = Sequential([Conv2D(3, 8, kernel: 3, padding: 0, rng: &rng, name: "c1"), prelu1, Pool2D.maxPool(2, stride: 2, ceilMode: true),
+                              Conv2D(8, 16, kernel: 3, padding: 0, rng: &rng, name: "c2"), prelu2, Dense(16 * 5 * 5, 6, rng: &rng, name: "d")])
+        func images(_ n: Int, seed: UInt64) -> Tensor {
+            var r = SplitMix64(seed: seed)
+            return Tensor(shape: [n, 3, 16, 16], values: (0..<n * 3 * 256).map { _ in r.uniform(-1, 1) })
+        }
+        let fp32 = try InferenceNetwork(net, inputShape: [1, 3, 16, 16], precision: .fp32, signedInput: true)
+        let x = images(16, seed: 2)
+        let expected = fp32.forward(x).plainValues()
+        #expect(Self.relativeError(expected, net.forward(x, mode: .inference).plainValues()) < 1e-5)
+        let ranges = fp32.calibrationRanges([images(64, seed: 1)])
+        #expect(ranges[0] > 0.9 && ranges[0] <= 1)  // the input's largest |value|
+        let int8 = try InferenceNetwork(net, inputShape: [1, 3, 16, 16], precision: .int8, ranges: ranges, signedInput: true)
+        let got = int8.forward(x).plainValues()
+        #expect(Self.relativeError(got, expected) < 0.06, "\(Self.relativeError(got, expected))")
+        #expect(got != expected)
+    }
+
+    /// MTCNN in int8 (the bundled weights carry their ranges) finds the faces fp32 finds, in the
+    /// same places, on photos it was not calibrated on.
+    @Test func mtcnnInInt8FindsWhatFP32Finds() throws {
+        let weights = (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+        var settings = DetectorSettings()
+        settings.precision = .int8
+        let fp32 = try MTCNNDetector(weights: weights), int8 = try MTCNNDetector(weights: weights, settings: settings)
+        DNNL.setThreads(2)
+        // The sample photo shrunk and pasted twice, off-centre, into a darker frame (calibration
+        // saw it only whole), and real photos when the shared data has them.
+        let small = try Image.read(VisionTests.photo, channels: 3).resized(width: 360, height: 360)
+        var collage = Image(width: 1000, height: 760, channels: 3, fill: 60)
+        for (ox, oy) in [(60, 40), (600, 380)] {
+            for y in 0..<360 {
+                for x in 0..<360 {
+                    for c in 0..<3 { collage.pixels[((y + oy) * 1000 + x + ox) * 3 + c] = small.pixels[(y * 360 + x) * 3 + c] }
+                }
+            }
+        }
+        var photos = [collage]
+        let london = (Paths.sharedData as NSString).appendingPathComponent("london-dev/happy")
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: london)) ?? []).sorted().prefix(4) {
+            photos.append(try Image.read(london + "/" + name, channels: 3))
+        }
+        for (k, photo) in photos.enumerated() {
+            let a = fp32.detect(photo), b = int8.detect(photo)
+            #expect(a.count == b.count && !a.isEmpty, "photo \(k): fp32 \(a), int8 \(b)")
+            for (f, g) in zip(a, b) { #expect(f.iou(g) > 0.8, "photo \(k): fp32 \(f), int8 \(g)") }
+        }
+    }
+
+    /// MTCNN's networks in bf16 and int8 against fp32 on the same input: P-Net's face/no-face
+    /// decisions (probability >= 0.6) over the sample photo, O-Net's landmarks and decisions
+    /// (>= 0.7) for crops of it. int8 moves P-Net's probabilities by ~30% in norm (8-bit
+    /// activations after each PReLU, one scale per tensor) but few cells cross the threshold.
+    @Test(arguments: [InferencePrecision.bf16, .int8])
+    func mtcnnNetworksAreCloseToFP32(_ precision: InferencePrecision) throws {
+        if precision == .bf16 && !CPUFeatures.bf16Supported { return }  // oneDNN runs bf16 only on AVX-512 CPUs
+        let weights = (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+        let fp32 = try MTCNNNetworks(weights: weights), other = try MTCNNNetworks(weights: weights, precision: precision)
+        DNNL.setThreads(2)
+        let photo = try Image.read(VisionTests.photo, channels: 3)
+        let x = MTCNNDetector.input([photo.resized(width: 200, height: 200)])
+        let a = fp32.pnet(x).probability, b = other.pnet(x).probability
+        let flips = zip(a, b).filter { ($0 >= 0.6) != ($1 >= 0.6) }.count, faces = a.filter { $0 >= 0.6 }.count
+        #expect(faces > 20 && flips * 100 <= a.count, "\(precision) P-Net: \(flips) of \(a.count) decisions differ (\(faces) faces)")
+        #expect(a != b)
+        let crops = MTCNNDetector.input((0..<8).map { k in photo.resized(x: 100 + 10 * k, y: 30, regionWidth: 200, regionHeight: 200, width: 48, height: 48) })
+        let c = fp32.onet(crops), d = other.onet(crops)
+        #expect(Self.relativeError(d.landmarks, c.landmarks) < 0.05, "\(precision) O-Net landmarks: \(Self.relativeError(d.landmarks, c.landmarks))")
+        #expect(zip(c.probability, d.probability).allSatisfy { ($0 >= 0.7) == ($1 >= 0.7) }, "\(precision) O-Net: \(c.probability) against \(d.probability)")
+    }
+
+    @Test func mtcnnInInt8WithoutRangesIsAClearError() throws {
+        var st = try SafeTensors.read((Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        st.tensors.removeAll { $0.name.hasPrefix("int8.") }
+        let path = Paths.temporaryDirectory("mtcnn") + "/plain.safetensors"
+        try st.write(path)
+        #expect(!MTCNNNetworks.hasInt8Ranges(path))
+        #expect(throws: InferenceError.notCalibrated) { try MTCNNNetworks(weights: path, precision: .int8) }
+        #expect(try MTCNNNetworks(weights: path, precision: .fp32).precision == .fp32)
+    }
+
     @Test(.enabled(if: CPUFeatures.bf16Supported, "oneDNN runs bf16 only on AVX-512 CPUs (natively with AVX-512 BF16)"))
     func bf16IsCloseToFP32() throws {
         let (spec, net) = Self.network(.vgg)
@@ -115,6 +203,10 @@ import Testing
         let auto = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--json"])
         #expect(auto.status == 0, "\(auto.stderr)")
         #expect(auto.stdout.contains("\"precision\" : \"\(CPUFeatures.bf16 ? "bf16" : "fp32")\""), "\(auto.stdout)")
+        let cascade = try run(Paths.ferBinary, ["predict", "--detector", "haar", "--detector-precision", "int8", VisionTests.photo])
+        #expect(cascade.status != 0 && cascade.stderr.contains("--detector-precision"), "\(cascade.stderr)")
+        let mixed = try run(Paths.ferBinary, ["calibrate-int8", "--mtcnn", "--data", dir + "/f.csv", "--model", model, "--out", dir + "/o.safetensors"])
+        #expect(mixed.status != 0 && mixed.stderr.contains("--mtcnn"), "\(mixed.stderr)")
         let bf16 = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--precision", "bf16"])
         if CPUFeatures.bf16 {
             #expect(bf16.status == 0, "\(bf16.stderr)")
