@@ -17,7 +17,7 @@ import FEREvaluation
 /// merged into one (P-Net: 2 scores + 4 offsets; R-Net the same; O-Net: + 10 landmarks): one
 /// primitive reads the trunk's features once instead of once per head.
 public final class MTCNNNetworks {
-    let pnetNetwork, rnetNetwork, onetNetwork: InferenceNetwork
+    public let pnetNetwork, rnetNetwork, onetNetwork: InferenceNetwork
     public let precision: InferencePrecision
 
     /// The tensors that hold each network's int8 activation ranges in the weights file.

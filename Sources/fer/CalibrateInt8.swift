@@ -57,8 +57,7 @@ struct CalibrateInt8: ParsableCommand {
         var calibrated = card
         calibrated.metrics["int8_calibration_faces"] = Double(n)
         try Checkpoint.save(classifier, card: calibrated, to: out, extra: extra, half: half)
-        print("ranges of \(ranges.count / 2) layers from \(n) Training faces (input max, output max):")
-        for k in 0..<ranges.count / 2 { print(String(format: "  %2d  %8.3f  %8.3f", k + 1, ranges[2 * k], ranges[2 * k + 1])) }
+        print("ranges from \(n) Training faces: \(Self.summary(ranges, lowered.outputChannels))")
         print("written to \(out)")
     }
 
@@ -82,9 +81,21 @@ struct CalibrateInt8: ParsableCommand {
             throw DataError.mismatch("calibration", reason: "MTCNN proposed no face to R-Net or O-Net in the sample photo and \(n) pasted faces")
         }
         try detector.networks.save(out, ranges: r)
-        for (name, v) in [("P-Net", r.pnet), ("R-Net", r.rnet), ("O-Net", r.onet)] {
-            print("\(name): \(v.count / 2) layers (input max, output max): " + stride(from: 0, to: v.count, by: 2).map { String(format: "%.2f/%.2f", v[$0], v[$0 + 1]) }.joined(separator: " "))
+        let n0 = detector.networks
+        for (name, v, channels) in [("P-Net", r.pnet, n0.pnetNetwork.outputChannels), ("R-Net", r.rnet, n0.rnetNetwork.outputChannels),
+                                    ("O-Net", r.onet, n0.onetNetwork.outputChannels)] {
+            print("\(name): \(Self.summary(v, channels))")
         }
         print("from the sample photo and \(n) pasted Training faces; written to \(out)")
+    }
+
+    /// Per layer: the input's range, then the smallest and largest of its output channels' ranges.
+    static func summary(_ ranges: [Float], _ channels: [Int]) -> String {
+        var at = 0
+        return channels.enumerated().map { k, c in
+            defer { at += 1 + c }
+            let out = ranges[(at + 1)...(at + c)]
+            return String(format: "layer %d in %.2f out %.2f-%.2f", k + 1, ranges[at], out.min() ?? 0, out.max() ?? 0)
+        }.joined(separator: "; ")
     }
 }

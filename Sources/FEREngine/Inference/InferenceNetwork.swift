@@ -35,10 +35,12 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable {
 ///   conv/dense [+ batch norm] [+ ReLU]  ->  one primitive     pooling, PReLU  ->  one primitive each
 ///
 /// int8: activations are u8 (scale 255/max) where a ReLU made them non-negative, s8 (scale 127/max)
-/// where they can be negative (a signed input, a PReLU's); max is the calibrated largest |value|.
+/// where they can be negative (a signed input, a PReLU's); max is the calibrated largest |value|
+/// of each channel, so every channel uses its 8 bits whatever the others' range.
 /// Weights are s8 with scale 127/max|W_o| per output channel, and the last layer writes f32
 /// logits. oneDNN folds all scales into one per channel:
-///   y_q = (s_out / (s_in * s_w[o])) * (sum x_q * w_q + b * s_in * s_w[o])
+///   y_q[o] = (s_out[o] / s_w[o]) * (sum_c x_q[c] * w_q[o, c] + b[o] * s_w[o]),
+///   w_q[o, c] = round(s_w[o] * w[o, c] / s_in[c])
 public final class InferenceNetwork {
     enum Op {
         case weighted(WeightedOp)
@@ -52,7 +54,8 @@ public final class InferenceNetwork {
 
     /// Lowers `network` (a trained `Sequential`; the weights are copied) for inputs of `inputShape`
     /// (batch dimension included; any batch size runs). `ranges`: int8 calibration
-    /// (`calibrationRanges` of a calibrated network), two values per weighted layer. `signedInput`:
+    /// (`calibrationRanges` of a calibrated network): per weighted layer, the input's range and one
+    /// per output channel (or one for all). `signedInput`:
     /// the input can be negative (int8 quantizes it to s8 rather than u8).
     public init(_ network: Sequential, inputShape: [Int], precision: InferencePrecision, ranges: [Float]? = nil,
                 signedInput: Bool = false) throws {
@@ -94,9 +97,22 @@ public final class InferenceNetwork {
         weighted.last?.isLast = true
         if precision == .int8 {
             guard let r = ranges else { throw InferenceError.notCalibrated }
-            guard r.count == 2 * weighted.count else { throw InferenceError.calibrationMismatch(expected: 2 * weighted.count, found: r.count) }
             if let bad = r.firstIndex(where: { !($0.isFinite && $0 >= 0) }) { throw InferenceError.badRange(index: bad, value: r[bad]) }
-            for (i, w) in weighted.enumerated() { w.inputMax = r[2 * i]; w.outputMax = r[2 * i + 1] }
+            // Per layer: the input's range, then one output range per channel (what
+            // `calibrationRanges` measures) or one for all channels (models calibrated before).
+            let perChannel = weighted.reduce(0) { $0 + 1 + $1.outChannels }
+            var at = 0
+            for w in weighted {
+                guard r.count == perChannel || r.count == 2 * weighted.count else {
+                    throw InferenceError.calibrationMismatch(expected: perChannel, found: r.count)
+                }
+                let n = r.count == perChannel ? w.outChannels : 1
+                w.inputMax = r[at]
+                // A channel calibration never saw active gets a usable scale all the same.
+                let outputs = r[(at + 1)...(at + n)], largest = outputs.max() ?? 0
+                w.outputMax = outputs.map { max($0, largest / 100, 1e-6) }
+                at += 1 + n
+            }
         }
     }
 
@@ -105,15 +121,18 @@ public final class InferenceNetwork {
         return [layer]
     }
 
+    /// Output channels of each convolution and dense layer, in order (how calibration ranges are laid out).
+    public var outputChannels: [Int] { weightedOps.map(\.outChannels) }
+
     var weightedOps: [WeightedOp] { ops.compactMap { if case .weighted(let w) = $0 { return w } else { return nil } } }
 
     /// Logits [N, classes] (f32, plain) for a batch [N, ...inputShape.dropFirst()] (f32).
     public func forward(_ x: Tensor) -> Tensor {
         var t = x
-        var scale: Float?  // the quantization scale of `t` when it holds u8
+        var scales: [Float]?  // the quantization scales of `t` when it holds u8 or s8
         for op in ops {
             switch op {
-            case .weighted(let w): (t, scale) = w.forward(t, scale: scale, precision: precision)
+            case .weighted(let w): (t, scales) = w.forward(t, scales: scales, precision: precision)
             case .pool(let p): t = p.forward(t, mode: .inference)
             case .prelu(let p): t = p.forward(t)
             }
@@ -122,34 +141,43 @@ public final class InferenceNetwork {
     }
 
     /// The int8 activation ranges: runs this (fp32) network over `batches` and records, for every
-    /// weighted layer, the largest input |value| and the largest output |value| (after its ReLU;
-    /// before and after the PReLU that follows it) seen.
+    /// weighted layer, the largest input |value|, then the largest output |value| of each output
+    /// channel (after its ReLU; before and after the PReLU that follows it).
     /// Stored with the model, they make `precision: .int8` possible.
     public func calibrationRanges(_ batches: [Tensor]) -> [Float] {
         let weighted = weightedOps
-        var ranges = [Float](repeating: 0, count: 2 * weighted.count)
+        var inputs = [Float](repeating: 0, count: weighted.count)
+        var outputs = weighted.map { [Float](repeating: 0, count: $0.outChannels) }
         for x in batches {
             var t = x
             var k = 0
             for op in ops {
                 switch op {
                 case .weighted(let w):
-                    ranges[2 * k] = max(ranges[2 * k], Self.largestMagnitude(t))
-                    t = w.forward(t, scale: nil, precision: .fp32).0
-                    ranges[2 * k + 1] = max(ranges[2 * k + 1], Self.largestMagnitude(t))
+                    inputs[k] = max(inputs[k], Self.channelMaxima(t).max() ?? 0)
+                    t = w.forward(t, scales: nil, precision: .fp32).0
+                    outputs[k] = zip(outputs[k], Self.channelMaxima(t)).map { max($0, $1) }
                     k += 1
                 case .pool(let p): t = p.forward(t, mode: .inference)
                 case .prelu(let p):
-                    // The layer before writes its output with one scale, and the PReLU keeps it:
-                    // the range must hold both sides (a slope above 1 makes the output larger).
+                    // The layer before writes its output with one scale per channel, and the
+                    // PReLU keeps it: the range must hold both sides (a slope above 1 enlarges).
                     t = p.forward(t)
-                    if k > 0 { ranges[2 * k - 1] = max(ranges[2 * k - 1], Self.largestMagnitude(t)) }
+                    if k > 0 { outputs[k - 1] = zip(outputs[k - 1], Self.channelMaxima(t)).map { max($0, $1) } }
                 }
             }
         }
-        return ranges
+        return zip(inputs, outputs).flatMap { [$0] + $1 }
     }
 
-    /// max |x| over an f32 tensor (calibration runs the network in fp32).
-    static func largestMagnitude(_ t: Tensor) -> Float { t.storage.reduce(0) { max($0, abs($1)) } }
+    /// max |x| per channel (axis 1) of an f32 tensor (calibration runs the network in fp32).
+    static func channelMaxima(_ t: Tensor) -> [Float] {
+        let v = t.plainValues(), channels = t.shape[1], spatial = t.shape.dropFirst(2).reduce(1, *)
+        var m = [Float](repeating: 0, count: channels)
+        for (i, x) in v.enumerated() {
+            let c = (i / spatial) % channels
+            m[c] = max(m[c], abs(x))
+        }
+        return m
+    }
 }

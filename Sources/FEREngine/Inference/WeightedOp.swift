@@ -14,16 +14,17 @@ final class WeightedOp {
     var isLast = false
     /// Whether the input can be negative: int8 then quantizes an f32 input to s8 rather than u8.
     var inputSigned = false
-    /// int8 calibration: largest input and output values. The input range is used when the input
-    /// arrives as f32 (the network's input); a u8 or s8 input brings the scale its producer wrote it with.
-    var inputMax: Float = 0, outputMax: Float = 0
+    /// int8 calibration: the largest input |value| (used when the input arrives as f32: the
+    /// network's input; a u8 or s8 input brings the scales its producer wrote it with), and the
+    /// largest output |value|, one per output channel or one for all.
+    var inputMax: Float = 0, outputMax: [Float] = [0]
 
     private struct Plan {
         let primitive: Primitive
         let weights: Tensor
         let bias: Tensor
         let srcScale: Float?
-        let dstScale: Float?
+        let dstScales: [Float]?
     }
     private var plans: [Data: Plan] = [:]
     /// Weights in a primitive's layout and type, shared by the plans of every batch size.
@@ -65,24 +66,26 @@ final class WeightedOp {
         }
     }
 
-    func forward(_ x: Tensor, scale: Float?, precision: InferencePrecision) -> (Tensor, Float?) {
+    /// `scales`: the quantization scales of a u8 or s8 `x` (one per channel, or one for all); the
+    /// result carries the scales of the output.
+    func forward(_ x: Tensor, scales: [Float]?, precision: InferencePrecision) -> (Tensor, [Float]?) {
         var key = x.desc.key
         key.append(contentsOf: precision.rawValue.utf8)
         if plans[key] == nil, plans.count >= 64 { plans.removeAll() }  // endless batch sizes stay bounded
-        let plan = plans[key] ?? makePlan(x, inputScale: scale, precision)
+        let plan = plans[key] ?? makePlan(x, inputScales: Self.isQuantized(x) ? scales : nil, precision)
         plans[key] = plan
         // An f32 input is quantized on its way in; a u8 or s8 one already is.
         let src = x.laidOut(as: plan.primitive.desc(dnnl_query_src_md), scale: Self.isQuantized(x) ? 1 : plan.srcScale ?? 1)
         let y = Tensor(desc: plan.primitive.desc(dnnl_query_dst_md), zeroed: false)
         plan.primitive.execute([(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, plan.weights), (DNNL_ARG_BIAS, plan.bias), (DNNL_ARG_DST, y)])
-        return (y, plan.dstScale)
+        return (y, plan.dstScales)
     }
 
     static func isQuantized(_ x: Tensor) -> Bool { x.desc.dataType == dnnl_u8 || x.desc.dataType == dnnl_s8 }
 
-    /// `inputScale`: the scale a u8 or s8 input was written with (nil for an f32 input, which is then
-    /// quantized with its calibrated range).
-    private func makePlan(_ x: Tensor, inputScale: Float?, _ precision: InferencePrecision) -> Plan {
+    /// `inputScales`: the scales a u8 or s8 input was written with (nil for an f32 input, which is
+    /// then quantized with its calibrated range).
+    private func makePlan(_ x: Tensor, inputScales: [Float]?, _ precision: InferencePrecision) -> Plan {
         let outShape = outputShape(x.shape)
         // Element types: the last layer always writes f32 logits; int8 hidden layers write u8 after
         // a ReLU (non-negative outputs) and s8 otherwise.
@@ -111,25 +114,32 @@ final class WeightedOp {
         if relu { check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0), "relu post-op") }
         check(dnnl_primitive_attr_set_post_ops(attr, postOps), "set post ops")
 
-        // int8 scales (see the type's comment).
-        var srcScale: Float?, dstScale: Float?
+        // int8 scales (see InferenceNetwork's comment). An input channel c quantized with its own
+        // scale sIn_c is undone in the weights: w'[o, c] = w[o, c] / sIn_c, then s8 per output channel.
+        var srcScale: Float?, dstScales: [Float]?
         var weightScales = [Float](repeating: 1, count: outChannels)
         var biasValues = bias
+        var quantizable = weight
+        var sIn: [Float] = []
         if precision == .int8 {
-            let sIn = inputScale ?? (srcType == dnnl_s8 ? 127 : 255) / max(inputMax, 1e-6)
-            let sOut: Float = isLast ? 1 : (dstType == dnnl_u8 ? 255 : 127) / max(outputMax, 1e-6)
-            let per = weight.count / outChannels
+            sIn = inputScales ?? [(srcType == dnnl_s8 ? 127 : 255) / max(inputMax, 1e-6)]
+            let sOut: [Float] = isLast ? [1] : outputMax.map { (dstType == dnnl_u8 ? 255 : 127) / $0 }
+            let per = weight.count / outChannels, spatial = per / sIn.count  // weights [out, C, ...]
             var outputScales = [Float](repeating: 1, count: outChannels)
             for o in 0..<outChannels {
                 var m: Float = 0
-                for i in 0..<per { m = max(m, abs(weight[o * per + i])) }
+                for i in 0..<per {
+                    quantizable[o * per + i] = weight[o * per + i] / sIn[i / spatial]
+                    m = max(m, abs(quantizable[o * per + i]))
+                }
+                // acc_o = sum_c x_q[c] * w'_q[o, c] = weightScales[o] * (W x)_o
                 weightScales[o] = m > 0 ? 127 / m : 1
-                outputScales[o] = sOut / (sIn * weightScales[o])
-                biasValues[o] = bias[o] * sIn * weightScales[o]
+                outputScales[o] = sOut[sOut.count == 1 ? 0 : o] / weightScales[o]
+                biasValues[o] = bias[o] * weightScales[o]
             }
             check(dnnl_primitive_attr_set_output_scales(attr, Int64(outChannels), 1 << 1, &outputScales), "output scales")
-            srcScale = sIn
-            dstScale = isLast ? nil : sOut
+            srcScale = sIn.count == 1 ? sIn[0] : nil
+            dstScales = isLast ? nil : sOut
         }
 
         let primitive: Primitive
@@ -146,17 +156,20 @@ final class WeightedOp {
             primitive = Primitive(&fd, attr: attr, "\(precision) inner product")
         }
 
+        // Batch sizes usually share one layout (and the input scales never change): laid out once.
         let wDesc = primitive.desc(dnnl_query_weights_md)
-        let weights = laidOutWeights[wDesc.key] ?? layOutWeights(wDesc, precision, weightScales)
-        laidOutWeights[wDesc.key] = weights  // batch sizes usually share one layout: laid out once
+        var wKey = wDesc.key
+        sIn.withUnsafeBytes { wKey.append(contentsOf: $0) }
+        let weights = laidOutWeights[wKey] ?? layOutWeights(quantizable, wDesc, precision, weightScales)
+        laidOutWeights[wKey] = weights
         return Plan(primitive: primitive, weights: weights, bias: Tensor(shape: [outChannels], values: biasValues),
-                    srcScale: srcScale, dstScale: dstScale)
+                    srcScale: srcScale, dstScales: dstScales)
     }
 
-    /// The folded weights in a primitive's layout and type; int8: s8, scaled per output channel
-    /// by oneDNN's reorder.
-    private func layOutWeights(_ desc: MemoryDesc, _ precision: InferencePrecision, _ scales: [Float]) -> Tensor {
-        let plain = Tensor(shape: weightShape, values: weight)
+    /// Weights (plain) in a primitive's layout and type; int8: s8, scaled per output channel by
+    /// oneDNN's reorder.
+    private func layOutWeights(_ values: [Float], _ desc: MemoryDesc, _ precision: InferencePrecision, _ scales: [Float]) -> Tensor {
+        let plain = Tensor(shape: weightShape, values: values)
         let weights = Tensor(desc: desc, zeroed: false)
         ReorderCache.make(from: plain.desc, to: desc, scales: precision == .int8 ? scales : [])
             .execute([(DNNL_ARG_FROM, plain), (DNNL_ARG_TO, weights)])
