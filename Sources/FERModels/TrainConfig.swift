@@ -24,6 +24,11 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var ferplusMode: FERPlus.Mode = .majority
     /// FER+ blend mode: the weight of the FER+ vote distribution against FER2013's one-hot label.
     public var ferplusWeight: Float? = nil
+    /// Distillation: trained models whose softened answers are blended into the training targets
+    /// (`Distillation`), the weight of their answers, and the softmax temperature.
+    public var teachers: [String]? = nil
+    public var teacherWeight: Float? = nil
+    public var teacherTemperature: Float? = nil
     /// Start from this checkpoint's weights (fine-tuning); nil: from the seeded initialisation.
     public var initFrom: String? = nil
     public var augmentation = Augmentation()
@@ -84,6 +89,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if let l = limit { guard l >= batchSize else { throw bad("--limit must be at least the batch size (\(batchSize)), got \(l)") } }
         if let l = validationLimit { guard l >= 1 else { throw bad("--val-limit must be at least 1, got \(l)") } }
         if let w = ferplusWeight { guard w >= 0, w <= 1 else { throw bad("FER+ weight must be in [0, 1], got \(w)") } }
+        if let w = teacherWeight { guard w > 0, w <= 1 else { throw bad("teacher weight must be in (0, 1], got \(w)") } }
+        if let t = teacherTemperature { guard t >= 0.1, t <= 20 else { throw bad("teacher temperature must be between 0.1 and 20, got \(t)") } }
+        if (teacherWeight != nil || teacherTemperature != nil) && (teachers ?? []).isEmpty { throw bad("a teacher weight or temperature needs teachers") }
     }
 }
 

@@ -46,6 +46,9 @@ struct Train: ParsableCommand {
     @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes).") var ferplusMode: FERPlus.Mode = .majority
     @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label.") var ferplusWeight: Float = 0.5
     @Option(help: "Start from this checkpoint's weights (fine-tuning; same architecture).") var initFrom: String?
+    @Option(help: "Distil from this trained model (file or bundled name); repeat for an ensemble.") var teacher: [String] = []
+    @Option(help: "Weight of the teachers' answers against the labels (default 0.5).") var teacherWeight: Float?
+    @Option(help: "Softmax temperature for the teachers' answers (default 2).") var teacherTemperature: Float?
     @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0: off).") var mixup: Float = 0
     @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling.") var photometric = false
     @Flag(help: "Turn all augmentation off.") var noAugment = false
@@ -91,6 +94,14 @@ struct Train: ParsableCommand {
         c.ferplusMode = ferplusMode
         if ferplusMode == .blend { c.ferplusWeight = ferplusWeight }
         c.initFrom = initFrom
+        if !teacher.isEmpty {
+            c.teachers = teacher.map { (try? Bundled.resolve($0)) ?? $0 }
+            c.teacherWeight = teacherWeight ?? 0.5
+            c.teacherTemperature = teacherTemperature ?? 2
+        } else {
+            c.teacherWeight = teacherWeight
+            c.teacherTemperature = teacherTemperature
+        }
         if mixup != 0 { c.mixup = mixup }
         if noAugment {
             c.augmentation = .none
@@ -118,6 +129,12 @@ struct Train: ParsableCommand {
         }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
         if !resume, ferplus == nil, ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
+        if !resume, teacher.isEmpty, teacherWeight != nil || teacherTemperature != nil {
+            throw ValidationError("--teacher-weight and --teacher-temperature need --teacher")
+        }
+        for t in teacher where !FileManager.default.fileExists(atPath: (try? Bundled.resolve(t)) ?? t) {
+            throw ValidationError("--teacher \(t): no such model file")
+        }
         do { try config.validate() } catch let e as TrainingError { throw ValidationError("\(e)") }
     }
 

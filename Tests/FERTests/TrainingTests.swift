@@ -89,6 +89,56 @@ import Testing
         #expect(a != c)
     }
 
+    /// Distillation: the targets are the stated blend of labels and the teacher's softened answers,
+    /// a student trained on them follows its teacher, and the recipe survives in the checkpoint.
+    @Test func distillationBlendsTheTeachersAnswers() throws {
+        let csv = syntheticCSV()
+        let teacherRun = Paths.temporaryDirectory("teacher")
+        var tc = tinyConfig(csv)
+        tc.epochs = 10
+        tc.optimizer.learningRate = 5e-3
+        let t = Trainer(config: tc, outDir: teacherRun)
+        t.showProgress = false; t.say = { _ in }
+        _ = try t.run()
+        let teacher = teacherRun + "/best.safetensors"
+
+        let train = try Trainer.datasets(tc).train
+        let soft = try Distillation.teacherProbabilities(train, teachers: [teacher], temperature: 2)
+        let sharp = try Distillation.teacherProbabilities(train, teachers: [teacher], temperature: 1)
+        let k = train.classNames.count
+        for i in 0..<train.count {
+            let row = soft[(i * k)..<((i + 1) * k)], sharpRow = sharp[(i * k)..<((i + 1) * k)]
+            #expect(abs(row.reduce(0, +) - 1) < 1e-4)
+            #expect((row.max() ?? 0) <= (sharpRow.max() ?? 0) + 1e-6)  // T = 2 is softer than T = 1
+        }
+        // The same teacher twice is the same as once (an ensemble averages).
+        #expect(try Distillation.teacherProbabilities(train, teachers: [teacher, teacher], temperature: 2).elementsEqual(soft) { abs($0 - $1) < 1e-5 })
+        let blended = Distillation.blend(train, teacher: soft, weight: 0.25)
+        for j in [0, 1, 7, 50] { #expect(abs(blended[j] - (0.75 * (train.labels[j / k] == j % k ? 1 : 0) + 0.25 * soft[j])) < 1e-6) }
+
+        // A student trained only on the teacher's answers (weight 1) agrees with it on most faces.
+        var sc = tc
+        sc.seed = 9
+        sc.teachers = [teacher]; sc.teacherWeight = 1; sc.teacherTemperature = 1
+        let studentRun = Paths.temporaryDirectory("student")
+        let st = Trainer(config: sc, outDir: studentRun)
+        st.showProgress = false; st.say = { _ in }
+        _ = try st.run()
+        let (student, card, _) = try Checkpoint.load(studentRun + "/last.safetensors")
+        #expect(card.training?.teachers == [teacher])
+        let teacherAnswers = try Checkpoint.load(teacher).0.classify(train).map(argmax)
+        let studentAnswers = student.classify(train).map(argmax)
+        let agree = zip(teacherAnswers, studentAnswers).filter { $0 == $1 }.count
+        #expect(Set(teacherAnswers).count >= 3, "the teacher learnt nothing: \(teacherAnswers)")
+        #expect(agree * 10 >= train.count * 7, "student agrees with its teacher on \(agree) of \(train.count)")
+
+        var bad = tinyConfig(csv)
+        bad.teacherWeight = 0.5
+        #expect(throws: TrainingError.self) { try bad.validate() }
+        bad.teachers = ["/nonexistent.safetensors"]
+        #expect(throws: (any Error).self) { _ = try Trainer.datasets(bad) }
+    }
+
     @Test func resumeContinuesExactly() throws {
         let csv = syntheticCSV()
         var cfg = tinyConfig(csv)

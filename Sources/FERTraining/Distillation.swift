@@ -1,0 +1,51 @@
+import Foundation
+import FEREngine
+import FERData
+import FERModels
+
+/// Knowledge distillation (Hinton et al. 2015), offline: trained teachers label every training face
+/// once, before training, and each face's target becomes
+///
+///   (1 - w) x its own target (one-hot label, or FER+ soft target) + w x mean over teachers of softmax(logits / T)
+///
+/// T > 1 softens the teachers' answers so that what they think of the other classes ("this Neutral
+/// looks a little Happy") carries over; an ensemble of teachers is distilled into one network.
+/// The teachers see each face's centre view; the student sees it augmented.
+public enum Distillation {
+    /// The teachers' mean softened probabilities, [faces x classes], row-major.
+    public static func teacherProbabilities(_ data: FaceDataset, teachers: [String], temperature: Float,
+                                            progress: ((Int) -> Void)? = nil) throws -> [Float] {
+        let k = data.classNames.count
+        var sum = [Float](repeating: 0, count: data.count * k)
+        var done = 0
+        for path in teachers {
+            let (model, _, _) = try Checkpoint.load(path)
+            guard model.spec.classes == k else {
+                throw TrainingError.invalidConfig("teacher \(path) has \(model.spec.classes) classes; the data has \(k)")
+            }
+            try model.compile(.fp32)  // batch norm folded: faster, and the same targets on every CPU
+            for r in evaluationRanges(data, batchSize: 256) {
+                let logits = model.logits(evaluationBatch(data, r, size: model.spec.inputSize).tensor()).plainValues()
+                for (j, i) in r.enumerated() {
+                    let row = logits[(j * k)..<((j + 1) * k)].map { $0 / temperature }
+                    let top = row.max() ?? 0
+                    let e = row.map { exp($0 - top) }, total = e.reduce(0, +)
+                    for c in 0..<k { sum[i * k + c] += e[c] / total }
+                }
+                done += r.count
+                progress?(done)
+            }
+        }
+        let n = Float(teachers.count)
+        return sum.map { $0 / n }
+    }
+
+    /// `data`'s targets blended with the teachers' probabilities (weight `weight`).
+    public static func blend(_ data: FaceDataset, teacher: [Float], weight: Float) -> [Float] {
+        let k = data.classNames.count
+        return (0..<data.count * k).map { j in
+            let own = data.targets?[j] ?? (data.labels[j / k] == j % k ? 1 : 0)
+            return (1 - weight) * own + weight * teacher[j]
+        }
+    }
+}
