@@ -7,8 +7,9 @@ public enum InferencePrecision: String, CaseIterable, Codable, Sendable {
     case fp32
     /// bf16 activations and weights in the convolutions and dense layers, f32 accumulation and logits.
     case bf16
-    /// u8 activations and s8 weights (one scale per output channel), i32 accumulation, f32 logits;
-    /// activation ranges calibrated on training faces (`InferenceNetwork.calibrationRanges`).
+    /// u8 activations (s8 where they can be negative) and s8 weights, one scale per channel,
+    /// i32 accumulation, f32 logits; activation ranges calibrated on representative inputs
+    /// (`InferenceNetwork.calibrationRanges`).
     case int8
 }
 
