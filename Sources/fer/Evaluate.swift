@@ -22,6 +22,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Folder of photos in emotion sub-folders: score the whole photo pipeline.") var photos: String?
     @Option(help: "With --data: Training, PublicTest or PrivateTest.") var split: Split = .privateTest
     @Option(help: "With --data: fer2013new.csv, to score against FER+ majority labels.") var ferplus: String?
+    @Flag(help: "With --data: leave out faces whose image is also in Training (FER2013 has such duplicates).") var withoutTrainingDuplicates = false
     @OptionGroup var face: FaceOptions
     @Option(help: "Write the confusion matrix image here (.png).") var confusion: String?
     @Flag(help: "Print JSON.") var json = false
@@ -29,6 +30,8 @@ struct Evaluate: ParsableCommand {
     func validate() throws {
         guard (data == nil) != (photos == nil) else { throw ValidationError("give one of --data (face crops) or --photos (photo folder)") }
         if photos != nil, ferplus != nil { throw ValidationError("--ferplus applies to --data, not --photos") }
+        if photos != nil, withoutTrainingDuplicates { throw ValidationError("--without-training-duplicates applies to --data, not --photos") }
+        if withoutTrainingDuplicates, split == .training { throw ValidationError("--without-training-duplicates leaves out Training images: evaluate PublicTest or PrivateTest") }
         let d = face.detection
         if data != nil, d.detector != .mtcnn || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil
             || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide {
@@ -40,6 +43,7 @@ struct Evaluate: ParsableCommand {
         var model: String; var data: String; var split: String; var tta: String
         var report: ClassificationReport; var seconds: Double
         var accuracy: Double; var precision: String
+        var trainingDuplicatesLeftOut: Int?
     }
 
     func run() throws {
@@ -53,7 +57,14 @@ struct Evaluate: ParsableCommand {
             let plus = try FERPlus.load(fp)
             for (k, v) in splits { splits[k] = try plus.relabel(v, mode: .majority) }
         }
-        guard let set = splits[split], set.count > 0 else { throw DataError.mismatch(data, reason: "no \(split.rawValue) faces") }
+        guard var set = splits[split], set.count > 0 else { throw DataError.mismatch(data, reason: "no \(split.rawValue) faces") }
+        var leftOut: Int?
+        if withoutTrainingDuplicates {
+            let kept = Self.withoutDuplicates(of: splits[.training], in: set)
+            leftOut = set.count - kept.count
+            set = set.subset(kept)
+            guard set.count > 0 else { throw DataError.mismatch(data, reason: "every \(split.rawValue) face is also in Training") }
+        }
         let bar = ProgressBar(total: set.count, label: "evaluate \(split.rawValue)")
         bar.enabled = !json
         let start = Date()
@@ -66,12 +77,20 @@ struct Evaluate: ParsableCommand {
         }
         if json {
             try printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy,
-                                  precision: classifier.precisionName))
+                                  precision: classifier.precisionName, trainingDuplicatesLeftOut: leftOut))
         } else {
-            print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces, TTA \(face.tta.rawValue), \(classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
+            let dropped = leftOut.map { ", \($0) with an identical Training image left out" } ?? ""
+            print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces\(dropped), TTA \(face.tta.rawValue), \(classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
             print(report.table)
             if let c = confusion { print("\nconfusion matrix image: \(c)") }
         }
+    }
+
+    /// Indices of the faces of `set` whose pixels are not those of any face of `training`.
+    static func withoutDuplicates(of training: FaceDataset?, in set: FaceDataset) -> [Int] {
+        guard let training, training.side == set.side else { return Array(0..<set.count) }
+        let seen = Set((0..<training.count).map { Array(training.image($0)) })
+        return (0..<set.count).filter { !seen.contains(Array(set.image($0))) }
     }
 
     func evaluatePhotos(_ root: String) throws {

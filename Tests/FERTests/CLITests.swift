@@ -62,6 +62,24 @@ import Testing
         #expect(face["emotion"] as? String == "Happy")
     }
 
+    /// `--without-training-duplicates` leaves out exactly the test faces whose pixels are in Training.
+    @Test func evaluateLeavesOutTrainingDuplicates() throws {
+        let dir = Paths.temporaryDirectory("dups")
+        let spec = ModelSpec(preset: .cnn, width: 8)
+        let model = dir + "/m.safetensors"
+        try Checkpoint.save(Classifier(spec: spec), card: ModelCard(spec: spec, classNames: Emotion.names), to: model)
+        writeCSV(dir + "/f.csv", rows: [("0", pixelString(value: 10), "Training"), ("1", pixelString(value: 20), "Training"),
+                                        ("0", pixelString(value: 10), "PrivateTest"), ("2", pixelString(value: 30), "PrivateTest"),
+                                        ("3", pixelString(value: 40), "PrivateTest")])
+        let r = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--without-training-duplicates", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(json?["trainingDuplicatesLeftOut"] as? Int == 1)
+        #expect(((json?["report"] as? [String: Any])?["classes"] as? [[String: Any]])?.compactMap { $0["support"] as? Int }.reduce(0, +) == 2)
+        let onTraining = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--split", "Training", "--without-training-duplicates"])
+        #expect(onTraining.status != 0 && onTraining.stderr.contains("PublicTest or PrivateTest"))
+    }
+
     @Test func predictReportsBadFilesAndFails() throws {
         let dir = Paths.temporaryDirectory("bad")
         _ = FileManager.default.createFile(atPath: dir + "/broken.png", contents: Data("garbage".utf8))
