@@ -56,6 +56,22 @@ public struct SafeTensors {
         return try decode(data, name: path)
     }
 
+    /// The tensor names in the file at `path`, from its header alone (the data is not read).
+    public static func names(_ path: String) throws -> Set<String> {
+        try DataError.checkReadable(path)
+        guard let file = FileHandle(forReadingAtPath: path) else { throw DataError.unreadable(path, reason: "I/O error") }
+        defer { try? file.close() }
+        let size = try file.seekToEnd()
+        try file.seek(toOffset: 0)
+        guard let prefix = try file.read(upToCount: 8), prefix.count == 8 else { throw DataError.unreadable(path, reason: "not a safetensors file") }
+        let claimed = prefix.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard claimed > 0, claimed <= size - 8, let header = try file.read(upToCount: Int(claimed)),
+              let json = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
+            throw DataError.unreadable(path, reason: "safetensors header is not a JSON object")
+        }
+        return Set(json.keys).subtracting(["__metadata__"])
+    }
+
     public static func decode(_ data: Data, name: String) throws -> SafeTensors {
         guard data.count >= 8 else { throw DataError.unreadable(name, reason: "\(data.count) bytes: not a safetensors file") }
         let claimed = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }

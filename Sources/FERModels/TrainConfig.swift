@@ -29,6 +29,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var teachers: [String]? = nil
     public var teacherWeight: Float? = nil
     public var teacherTemperature: Float? = nil
+    /// The teachers' weight and temperature, defaults filled in (0.5 and 2).
+    public var distillation: (weight: Float, temperature: Float) { (teacherWeight ?? 0.5, teacherTemperature ?? 2) }
     /// Start from this checkpoint's weights (fine-tuning); nil: from the seeded initialisation.
     public var initFrom: String? = nil
     public var augmentation = Augmentation()

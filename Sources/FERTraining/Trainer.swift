@@ -86,8 +86,8 @@ public final class Trainer {
         if let l = config.limit, l < train.count { train = train.subset(Array(0..<l)) }
         if let l = config.validationLimit, l < validation.count { validation = validation.subset(Array(0..<l)) }
         if let teachers = config.teachers, !teachers.isEmpty {
-            let probabilities = try Distillation.teacherProbabilities(train, teachers: teachers, temperature: config.teacherTemperature ?? 1)
-            train.targets = Distillation.blend(train, teacher: probabilities, weight: config.teacherWeight ?? 0.5)
+            let probabilities = try Distillation.teacherProbabilities(train, teachers: teachers, temperature: config.distillation.temperature)
+            train.targets = Distillation.blend(train, teacher: probabilities, weight: config.distillation.weight)
         }
         guard train.count >= config.batchSize else {
             throw TrainingError.noTrainingData("\(train.count) training images, fewer than one batch of \(config.batchSize)")
@@ -141,7 +141,7 @@ public final class Trainer {
         let (train, validation) = try Self.datasets(config)
         say("data: \(train.count) training, \(validation.count) validation images from \(config.data)")
         if let t = config.teachers, !t.isEmpty {
-            say("targets: labels blended with \(t.count) teacher(s) (weight \(config.teacherWeight ?? 0.5), temperature \(config.teacherTemperature ?? 1))")
+            say("targets: labels blended with \(t.count) teacher(s) (weight \(config.distillation.weight), temperature \(config.distillation.temperature))")
         }
         try checkRanksAgree(train, validation)
         let spec = config.modelSpec

@@ -72,10 +72,11 @@ public final class MTCNNNetworks {
                                            precision: precision, ranges: ranges.onet, signedInput: true)
     }
 
-    /// Whether the weights file at `path` carries int8 ranges for all three networks.
+    /// Whether the weights file at `path` carries int8 ranges for all three networks (its header
+    /// alone is read: the weights are read once, by `init`).
     public static func hasInt8Ranges(_ path: String) -> Bool {
-        guard let st = try? SafeTensors.read(path) else { return false }
-        return st[rangesTensors.pnet] != nil && st[rangesTensors.rnet] != nil && st[rangesTensors.onet] != nil
+        guard let names = try? SafeTensors.names(path) else { return false }
+        return names.isSuperset(of: [rangesTensors.pnet, rangesTensors.rnet, rangesTensors.onet])
     }
 
     /// Heads that read the same features as one layer: their outputs stacked in order.

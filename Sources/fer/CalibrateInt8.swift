@@ -81,9 +81,9 @@ struct CalibrateInt8: ParsableCommand {
             throw DataError.mismatch("calibration", reason: "MTCNN proposed no face to R-Net or O-Net in the sample photo and \(n) pasted faces")
         }
         try detector.networks.save(out, ranges: r)
-        let n0 = detector.networks
-        for (name, v, channels) in [("P-Net", r.pnet, n0.pnetNetwork.outputChannels), ("R-Net", r.rnet, n0.rnetNetwork.outputChannels),
-                                    ("O-Net", r.onet, n0.onetNetwork.outputChannels)] {
+        let nets = detector.networks
+        for (name, v, channels) in [("P-Net", r.pnet, nets.pnetNetwork.outputChannels), ("R-Net", r.rnet, nets.rnetNetwork.outputChannels),
+                                    ("O-Net", r.onet, nets.onetNetwork.outputChannels)] {
             print("\(name): \(Self.summary(v, channels))")
         }
         print("from the sample photo and \(n) pasted Training faces; written to \(out)")

@@ -186,7 +186,7 @@ struct PipelineBench: ParsableCommand {
                        threads: face.threads.threads)
         if json { try printJSON(r); return }
         print("CPU: \(CPU.description)")
-        print("detector \(face.detection.detector.rawValue)\(r.detectorPrecision.map { " " + $0 } ?? ""), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
+        print("detector \(analyzer.detector.summary), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
         print("video                                             decode  detect  preproc classify  draw   total ms    FPS")
         for v in videos {
             let s = v.stageMilliseconds

@@ -94,14 +94,9 @@ struct Train: ParsableCommand {
         c.ferplusMode = ferplusMode
         if ferplusMode == .blend { c.ferplusWeight = ferplusWeight }
         c.initFrom = initFrom
-        if !teacher.isEmpty {
-            c.teachers = teacher.map { (try? Bundled.resolve($0)) ?? $0 }
-            c.teacherWeight = teacherWeight ?? 0.5
-            c.teacherTemperature = teacherTemperature ?? 2
-        } else {
-            c.teacherWeight = teacherWeight
-            c.teacherTemperature = teacherTemperature
-        }
+        c.teachers = teacher.isEmpty ? nil : teacher.map { (try? Bundled.resolve($0)) ?? $0 }
+        c.teacherWeight = teacherWeight
+        c.teacherTemperature = teacherTemperature
         if mixup != 0 { c.mixup = mixup }
         if noAugment {
             c.augmentation = .none
@@ -129,9 +124,6 @@ struct Train: ParsableCommand {
         }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
         if !resume, ferplus == nil, ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
-        if !resume, teacher.isEmpty, teacherWeight != nil || teacherTemperature != nil {
-            throw ValidationError("--teacher-weight and --teacher-temperature need --teacher")
-        }
         for t in teacher where !FileManager.default.fileExists(atPath: (try? Bundled.resolve(t)) ?? t) {
             throw ValidationError("--teacher \(t): no such model file")
         }

@@ -31,7 +31,8 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable {
 
 /// A trained network lowered for inference: each batch norm folded into the convolution or dense
 /// layer before it, each ReLU fused into that layer as a post-op, dropout removed, and every
-/// convolution and dense layer run as one oneDNN primitive in fp32, bf16 or int8.
+/// convolution and dense layer run as one oneDNN primitive in fp32, bf16 or int8 (pooling and
+/// PReLU run the trained layers' own inference primitives, on whatever type they are given).
 ///
 ///   conv/dense [+ batch norm] [+ ReLU]  ->  one primitive     pooling, PReLU  ->  one primitive each
 ///
@@ -46,7 +47,7 @@ public final class InferenceNetwork {
     enum Op {
         case weighted(WeightedOp)
         case pool(Pool2D)
-        case prelu(PReLUOp)
+        case prelu(PReLU)
     }
 
     let ops: [Op]
@@ -56,8 +57,8 @@ public final class InferenceNetwork {
     /// Lowers `network` (a trained `Sequential`; the weights are copied) for inputs of `inputShape`
     /// (batch dimension included; any batch size runs). `ranges`: int8 calibration
     /// (`calibrationRanges` of a calibrated network): per weighted layer, the input's range and one
-    /// per output channel (or one for all). `signedInput`:
-    /// the input can be negative (int8 quantizes it to s8 rather than u8).
+    /// per output channel (or one for all). `signedInput`: the input can be negative (int8
+    /// quantizes it to s8 rather than u8).
     public init(_ network: Sequential, inputShape: [Int], precision: InferencePrecision, ranges: [Float]? = nil,
                 signedInput: Bool = false) throws {
         var ops: [Op] = []
@@ -77,7 +78,10 @@ public final class InferenceNetwork {
             case let p as Pool2D:
                 ops.append(.pool(p))
             case let p as PReLU:
-                ops.append(.prelu(PReLUOp(p)))
+                // Its own primitive, the trained layer's: oneDNN 2.6 runs a PReLU post-op on a
+                // convolution with its reference kernel (~200x slower) and not at all on an inner
+                // product. PReLU(s x) = s PReLU(x) for s > 0, so an s8 input's scales carry over.
+                ops.append(.prelu(p))
             case is Dropout, is Flatten:
                 continue  // identity in inference; dense layers read 4-D inputs directly, so the shape stays
             default:
@@ -102,11 +106,11 @@ public final class InferenceNetwork {
             // Per layer: the input's range, then one output range per channel (what
             // `calibrationRanges` measures) or one for all channels (models calibrated before).
             let perChannel = weighted.reduce(0) { $0 + 1 + $1.outChannels }
+            guard r.count == perChannel || r.count == 2 * weighted.count else {
+                throw InferenceError.calibrationMismatch(expected: perChannel, found: r.count)
+            }
             var at = 0
             for w in weighted {
-                guard r.count == perChannel || r.count == 2 * weighted.count else {
-                    throw InferenceError.calibrationMismatch(expected: perChannel, found: r.count)
-                }
                 let n = r.count == perChannel ? w.outChannels : 1
                 w.inputMax = r[at]
                 // A channel calibration never saw active gets a usable scale all the same.
@@ -135,7 +139,7 @@ public final class InferenceNetwork {
             switch op {
             case .weighted(let w): (t, scales) = w.forward(t, scales: scales, precision: precision)
             case .pool(let p): t = p.forward(t, mode: .inference)
-            case .prelu(let p): t = p.forward(t)
+            case .prelu(let p): t = p.forward(t, mode: .inference)
             }
         }
         return t.laidOut(as: .plain(t.shape))
@@ -163,7 +167,7 @@ public final class InferenceNetwork {
                 case .prelu(let p):
                     // The layer before writes its output with one scale per channel, and the
                     // PReLU keeps it: the range must hold both sides (a slope above 1 enlarges).
-                    t = p.forward(t)
+                    t = p.forward(t, mode: .inference)
                     if k > 0 { outputs[k - 1] = zip(outputs[k - 1], Self.channelMaxima(t)).map { max($0, $1) } }
                 }
             }
