@@ -29,6 +29,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var teachers: [String]? = nil
     public var teacherWeight: Float? = nil
     public var teacherTemperature: Float? = nil
+    /// The views each teacher averages (nil: the centre view only).
+    public var teacherTTA: TestTimeAugmentation? = nil
     /// The teachers' weight and temperature, defaults filled in (0.5 and 2).
     public var distillation: (weight: Float, temperature: Float) { (teacherWeight ?? 0.5, teacherTemperature ?? 2) }
     /// Start from this checkpoint's weights (fine-tuning); nil: from the seeded initialisation.
@@ -93,7 +95,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if let w = ferplusWeight { guard w >= 0, w <= 1 else { throw bad("FER+ weight must be in [0, 1], got \(w)") } }
         if let w = teacherWeight { guard w > 0, w <= 1 else { throw bad("teacher weight must be in (0, 1], got \(w)") } }
         if let t = teacherTemperature { guard t >= 0.1, t <= 20 else { throw bad("teacher temperature must be between 0.1 and 20, got \(t)") } }
-        if (teacherWeight != nil || teacherTemperature != nil) && (teachers ?? []).isEmpty { throw bad("a teacher weight or temperature needs teachers") }
+        if (teacherWeight != nil || teacherTemperature != nil || teacherTTA != nil) && (teachers ?? []).isEmpty { throw bad("a teacher weight, temperature or TTA needs teachers") }
     }
 }
 

@@ -10,11 +10,12 @@ import FERModels
 ///
 /// T > 1 softens the teachers' answers so that what they think of the other classes ("this Neutral
 /// looks a little Happy") carries over; an ensemble of teachers is distilled into one network.
-/// The teachers see each face's centre view; the student sees it augmented.
+/// The teachers see each face's centre view, or the mean over test-time views (`tta`: the mirror
+/// image, or ten crops), which makes a stronger teacher; the student sees it augmented.
 public enum Distillation {
     /// The teachers' mean softened probabilities, [faces x classes], row-major.
     public static func teacherProbabilities(_ data: FaceDataset, teachers: [String], temperature: Float,
-                                            progress: ((Int) -> Void)? = nil) throws -> [Float] {
+                                            tta: TestTimeAugmentation = .none, progress: ((Int) -> Void)? = nil) throws -> [Float] {
         let k = data.classNames.count
         var sum = [Float](repeating: 0, count: data.count * k)
         var done = 0
@@ -24,13 +25,16 @@ public enum Distillation {
                 throw TrainingError.invalidConfig("teacher \(path) has \(model.spec.classes) classes; the data has \(k)")
             }
             try model.compile(.fp32)  // batch norm folded: faster, and the same targets on every CPU
-            for r in evaluationRanges(data, batchSize: 256) {
-                let logits = model.logits(evaluationBatch(data, r, size: model.spec.inputSize).tensor()).plainValues()
+            let views = tta.views
+            for r in evaluationRanges(data, batchSize: max(1, 256 / views)) {
+                let logits = model.logits(evaluationBatch(data, r, size: model.spec.inputSize, tta: tta).tensor()).plainValues()
                 for (j, i) in r.enumerated() {
-                    let row = logits[(j * k)..<((j + 1) * k)].map { $0 / temperature }
-                    let top = row.max() ?? 0
-                    let e = row.map { exp($0 - top) }, total = e.reduce(0, +)
-                    for c in 0..<k { sum[i * k + c] += e[c] / total }
+                    for v in 0..<views {
+                        let row = logits[((j * views + v) * k)..<((j * views + v + 1) * k)].map { $0 / temperature }
+                        let top = row.max() ?? 0
+                        let e = row.map { exp($0 - top) }, total = e.reduce(0, +)
+                        for c in 0..<k { sum[i * k + c] += e[c] / (total * Float(views)) }
+                    }
                 }
                 done += r.count
                 progress?(done)

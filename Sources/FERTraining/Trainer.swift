@@ -86,7 +86,8 @@ public final class Trainer {
         if let l = config.limit, l < train.count { train = train.subset(Array(0..<l)) }
         if let l = config.validationLimit, l < validation.count { validation = validation.subset(Array(0..<l)) }
         if let teachers = config.teachers, !teachers.isEmpty {
-            let probabilities = try Distillation.teacherProbabilities(train, teachers: teachers, temperature: config.distillation.temperature)
+            let probabilities = try Distillation.teacherProbabilities(train, teachers: teachers, temperature: config.distillation.temperature,
+                                                                          tta: config.teacherTTA ?? .none)
             train.targets = Distillation.blend(train, teacher: probabilities, weight: config.distillation.weight)
         }
         guard train.count >= config.batchSize else {
@@ -141,7 +142,7 @@ public final class Trainer {
         let (train, validation) = try Self.datasets(config)
         say("data: \(train.count) training, \(validation.count) validation images from \(config.data)")
         if let t = config.teachers, !t.isEmpty {
-            say("targets: labels blended with \(t.count) teacher(s) (weight \(config.distillation.weight), temperature \(config.distillation.temperature))")
+            say("targets: labels blended with \(t.count) teacher(s) (weight \(config.distillation.weight), temperature \(config.distillation.temperature), views \((config.teacherTTA ?? .none).rawValue))")
         }
         try checkRanksAgree(train, validation)
         let spec = config.modelSpec

@@ -49,6 +49,7 @@ struct Train: ParsableCommand {
     @Option(help: "Distil from this trained model (file or bundled name); repeat for an ensemble.") var teacher: [String] = []
     @Option(help: "Weight of the teachers' answers against the labels (default 0.5).") var teacherWeight: Float?
     @Option(help: "Softmax temperature for the teachers' answers (default 2).") var teacherTemperature: Float?
+    @Option(help: "Views each teacher averages: none (centre), flip, tencrop (default none).") var teacherTta: TestTimeAugmentation?
     @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0: off).") var mixup: Float = 0
     @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling.") var photometric = false
     @Flag(help: "Turn all augmentation off.") var noAugment = false
@@ -97,6 +98,7 @@ struct Train: ParsableCommand {
         c.teachers = teacher.isEmpty ? nil : teacher.map { (try? Bundled.resolve($0)) ?? $0 }
         c.teacherWeight = teacherWeight
         c.teacherTemperature = teacherTemperature
+        c.teacherTTA = teacherTta
         if mixup != 0 { c.mixup = mixup }
         if noAugment {
             c.augmentation = .none

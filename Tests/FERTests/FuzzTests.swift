@@ -239,7 +239,7 @@ import Testing
              ["--width", "--fc-width", "--input-size", "--dropout", "--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay",
               "--warmup", "--step-epochs", "--gamma", "--plateau-patience", "--label-smoothing", "--rotation", "--shift", "--scale",
               "--erasing", "--seed", "--patience", "--clip", "--threads", "--limit", "--val-limit", "--ferplus-weight",
-              "--teacher-weight", "--teacher-temperature"]),
+              "--teacher-weight", "--teacher-temperature", "--teacher-tta"]),
             (["predict", "--crop", "--model", f.model, f.face], ["--threads", "--min-size", "--detect-side", "--margin"]),
             (["predict", "--model", f.model, f.photo], ["--min-size", "--detect-side", "--margin", "--threads"]),
             (["models"], ["--input-size"]),

@@ -113,6 +113,17 @@ import Testing
         }
         // The same teacher twice is the same as once (an ensemble averages).
         #expect(try Distillation.teacherProbabilities(train, teachers: [teacher, teacher], temperature: 2).elementsEqual(soft) { abs($0 - $1) < 1e-5 })
+        // A flip-view teacher's answer is the mean of its answers on the face and on its mirror image.
+        let s = train.side
+        var mirrored = train
+        mirrored.images = train.images.indices.map { p in
+            let (i, y, x) = (p / (s * s), p % (s * s) / s, p % s)
+            return train.images[i * s * s + y * s + (s - 1 - x)]
+        }
+        let mirrorSoft = try Distillation.teacherProbabilities(mirrored, teachers: [teacher], temperature: 2)
+        let flip = try Distillation.teacherProbabilities(train, teachers: [teacher], temperature: 2, tta: .flip)
+        #expect(flip.indices.allSatisfy { abs(flip[$0] - (soft[$0] + mirrorSoft[$0]) / 2) < 1e-5 })
+        #expect(!flip.elementsEqual(soft) { abs($0 - $1) < 1e-4 }, "the mirror view changed nothing: the test would pass without it")
         let blended = Distillation.blend(train, teacher: soft, weight: 0.25)
         for j in [0, 1, 7, 50] { #expect(abs(blended[j] - (0.75 * (train.labels[j / k] == j % k ? 1 : 0) + 0.25 * soft[j])) < 1e-6) }
 
@@ -134,6 +145,8 @@ import Testing
 
         var bad = tinyConfig(csv)
         bad.teacherWeight = 0.5
+        #expect(throws: TrainingError.self) { try bad.validate() }
+        bad.teacherWeight = nil; bad.teacherTTA = .flip
         #expect(throws: TrainingError.self) { try bad.validate() }
         bad.teachers = ["/nonexistent.safetensors"]
         #expect(throws: (any Error).self) { _ = try Trainer.datasets(bad) }
