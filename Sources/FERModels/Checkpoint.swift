@@ -17,6 +17,8 @@ public struct ModelCard: Codable, Sendable {
     public var training: TrainConfig?
     public var epoch: Int = 0
     public var metrics: [String: Double] = [:]
+    /// For a model soup (`fer soup`): the files whose weights were averaged into it.
+    public var soup: [String]? = nil
 
     public init(spec: ModelSpec, classNames: [String], training: TrainConfig? = nil) {
         self.spec = spec

@@ -80,6 +80,37 @@ import Testing
         #expect(onTraining.status != 0 && onTraining.stderr.contains("PublicTest or PrivateTest"))
     }
 
+    /// `fer soup` writes the averaged model with its ingredients on the card, and refuses what it cannot do.
+    @Test func soupAveragesModelsAndRefusesMismatches() throws {
+        let dir = Paths.temporaryDirectory("soup-cli")
+        let spec = ModelSpec(preset: .cnn, width: 8)
+        let a = dir + "/a.safetensors", b = dir + "/b.safetensors", narrow = dir + "/narrow.safetensors"
+        try Checkpoint.save(Classifier(spec: spec), card: ModelCard(spec: spec, classNames: Emotion.names), to: a)
+        try Checkpoint.save(Classifier(spec: spec), card: ModelCard(spec: spec, classNames: Emotion.names), to: b)
+        let small = ModelSpec(preset: .cnn, width: 4)
+        try Checkpoint.save(Classifier(spec: small), card: ModelCard(spec: small, classNames: Emotion.names), to: narrow)
+        writeCSV(dir + "/f.csv", rows: [("0", pixelString(value: 10), "Training"), ("1", pixelString(value: 20), "Training"),
+                                        ("3", pixelString(value: 40), "PublicTest"), ("2", pixelString(value: 30), "PublicTest")])
+
+        let r = try run(fer, ["soup", a, b, "--data", dir + "/f.csv", "--greedy", "--out", dir + "/soup.safetensors", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect((json?["steps"] as? [Any])?.count == 2)
+        #expect(json?["publicTestAccuracy"] is Double)
+        let (_, card, _) = try Checkpoint.load(dir + "/soup.safetensors")
+        #expect(card.soup?.isEmpty == false && card.soup?.allSatisfy { [a, b].contains($0) } == true)
+
+        let mismatch = try run(fer, ["soup", a, narrow, "--out", dir + "/x.safetensors"])
+        #expect(mismatch.status != 0 && mismatch.stderr.contains("architectures differ"), "\(mismatch.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.safetensors"))
+        let overwrite = try run(fer, ["soup", a, b, "--out", a])
+        #expect(overwrite.status != 0 && overwrite.stderr.contains("refusing to overwrite"))
+        let one = try run(fer, ["soup", a, "--out", dir + "/y.safetensors"])
+        #expect(one.status != 0 && one.stderr.contains("at least two"))
+        let greedyWithoutData = try run(fer, ["soup", a, b, "--greedy", "--out", dir + "/z.safetensors"])
+        #expect(greedyWithoutData.status != 0 && greedyWithoutData.stderr.contains("need --data"))
+    }
+
     @Test func predictReportsBadFilesAndFails() throws {
         let dir = Paths.temporaryDirectory("bad")
         _ = FileManager.default.createFile(atPath: dir + "/broken.png", contents: Data("garbage".utf8))

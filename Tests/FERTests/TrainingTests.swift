@@ -152,6 +152,74 @@ import Testing
         #expect(throws: (any Error).self) { _ = try Trainer.datasets(bad) }
     }
 
+    /// Model soups: the soup is the element-wise mean; the greedy soup keeps what helps and leaves
+    /// out what hurts; fresh batch-norm statistics repair statistics that do not fit the weights.
+    @Test func modelSoupAveragesWeightsAndKeepsWhatHelps() throws {
+        let csv = syntheticCSV()
+        var tc = tinyConfig(csv)
+        tc.epochs = 10
+        tc.optimizer.learningRate = 5e-3
+        let runA = Paths.temporaryDirectory("soup-a"), runB = Paths.temporaryDirectory("soup-b")
+        let a = Trainer(config: tc, outDir: runA)
+        a.showProgress = false; a.say = { _ in }
+        _ = try a.run()
+        var fine = tc
+        fine.initFrom = runA + "/best.safetensors"; fine.epochs = 3; fine.seed = 5; fine.optimizer.learningRate = 1e-3
+        let b = Trainer(config: fine, outDir: runB)
+        b.showProgress = false; b.say = { _ in }
+        _ = try b.run()
+
+        // A saboteur: model A with its last layer's weights times -5; in a soup with A and B it turns the answers round.
+        let (bad, badCard, _) = try Checkpoint.load(runA + "/best.safetensors")
+        let last = try #require(bad.network.parameters.last { $0.name.hasSuffix("weight") && $0.value.shape.count == 2 })
+        for i in 0..<last.count { last.values[i] *= -5 }
+        last.changed()
+        let badPath = Paths.temporaryDirectory("soup-bad") + "/bad.safetensors"
+        try Checkpoint.save(bad, card: badCard, to: badPath)
+
+        let ingredients = try ModelSoup.load([runA + "/best.safetensors", runB + "/best.safetensors", badPath])
+        let soup = try ModelSoup.average(Array(ingredients.prefix(2)))
+        let pa = ingredients[0].model.network.parameters + ingredients[0].model.network.buffers
+        let pb = ingredients[1].model.network.parameters + ingredients[1].model.network.buffers
+        let ps = soup.network.parameters + soup.network.buffers
+        var differs = false
+        for j in ps.indices {
+            for i in 0..<ps[j].count { #expect(abs(ps[j].values[i] - (pa[j].values[i] + pb[j].values[i]) / 2) < 1e-6) }
+            differs = differs || (0..<ps[j].count).contains { pa[j].values[$0] != pb[j].values[$0] }
+        }
+        #expect(differs, "the two ingredients are the same network: the test would pass without averaging")
+
+        let validation = try Trainer.datasets(tc).validation
+        let (greedy, steps) = try ModelSoup.greedy(ingredients, validation: validation)
+        #expect(steps.count == 3)
+        #expect(steps.first { $0.path == badPath }?.kept == false, "the saboteur was kept: \(steps)")
+        #expect(steps.allSatisfy { $0.soup <= ModelSoup.accuracy(greedy, on: validation) + 1e-9 || !$0.kept })
+        #expect(ModelSoup.accuracy(greedy, on: validation) >= steps.map(\.alone).max() ?? 1)
+
+        // Statistics that do not fit the weights ruin the network; measuring them afresh repairs it.
+        let (model, _, _) = try Checkpoint.load(runA + "/best.safetensors")
+        let train = try Trainer.datasets(tc).train
+        let before = ModelSoup.accuracy(model, on: train)
+        for b in model.network.buffers {
+            for c in 0..<b.count { b.values[c] = b.name.hasSuffix("running_var") ? b.values[c] * 50 : b.values[c] + 3 }
+            b.changed()
+        }
+        let broken = ModelSoup.accuracy(model, on: train)
+        ModelSoup.refreshBatchNorm(model, on: train, augmentation: .none, batches: 100, batchSize: 32)
+        let repaired = ModelSoup.accuracy(model, on: train)
+        #expect(broken < before - 0.2, "the broken statistics did not hurt (\(before) -> \(broken))")
+        #expect(repaired > before - 0.1, "accuracy \(before), broken \(broken), repaired \(repaired)")
+
+        // Different architectures are a clear error, not a crash.
+        var other = tc
+        other.width = 4; other.epochs = 1
+        let runC = Paths.temporaryDirectory("soup-c")
+        let c = Trainer(config: other, outDir: runC)
+        c.showProgress = false; c.say = { _ in }
+        _ = try c.run()
+        #expect(throws: ModelSoup.SoupError.self) { _ = try ModelSoup.load([runA + "/best.safetensors", runC + "/best.safetensors"]) }
+    }
+
     @Test func resumeContinuesExactly() throws {
         let csv = syntheticCSV()
         var cfg = tinyConfig(csv)
