@@ -1,5 +1,6 @@
 #include "CVBridge.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -127,6 +128,47 @@ int cvb_resize_region(const uint8_t *src, int width, int height, int channels, i
         cv::Mat out = wrap(dst, dstWidth, dstHeight, channels);
         int interp = (dstWidth < w || dstHeight < h) ? cv::INTER_AREA : cv::INTER_LINEAR;
         cv::resize(wrap(src, width, height, channels)(cv::Rect(x, y, w, h)), out, cv::Size(dstWidth, dstHeight), 0, 0, interp);
+        return 0;
+    });
+}
+
+int cvb_gray_frame_rotated(const uint8_t *src, int width, int height, int channels, double cx, double cy, double side,
+                           double degrees, uint8_t *dst, int out) {
+    return guarded([&] {
+        if (width < 1 || height < 1 || out < 1 || !(side >= 1) || !std::isfinite(cx) || !std::isfinite(cy) || !std::isfinite(degrees))
+            return fail("bad frame");
+        // The axis-aligned square that holds the turned frame, cut out with the border repeated.
+        double turn = degrees * CV_PI / 180, reach = side * (std::fabs(std::cos(turn)) + std::fabs(std::sin(turn)));
+        int n = std::max(1, (int)std::ceil(reach)) + 2;
+        int x0 = (int)std::lround(cx - n / 2.0), y0 = (int)std::lround(cy - n / 2.0);
+        cv::Rect inside = cv::Rect(x0, y0, n, n) & cv::Rect(0, 0, width, height);
+        if (inside.empty()) return fail("frame outside the image");
+        cv::Mat region;
+        cv::copyMakeBorder(wrap(src, width, height, channels)(inside), region, inside.y - y0, y0 + n - inside.y - inside.height,
+                           inside.x - x0, x0 + n - inside.x - inside.width, cv::BORDER_REPLICATE);
+        cv::Mat gray;
+        if (channels == 3) cv::cvtColor(region, gray, cv::COLOR_BGR2GRAY); else gray = region;
+        // Shrink so that the frame is `out` pixels, then turn about the centre at that size.
+        int m = std::max(out, (int)std::lround(n * out / side));
+        cv::Mat small;
+        cv::resize(gray, small, cv::Size(m, m), 0, 0, m < n ? cv::INTER_AREA : cv::INTER_LINEAR);
+        double c = (cx - x0) * m / n, r = (cy - y0) * m / n;
+        // (c, r) counts from the region's corner; warpAffine's pixel j is centred on j: hence the 0.5.
+        cv::Mat t = cv::getRotationMatrix2D(cv::Point2f((float)(c - 0.5), (float)(r - 0.5)), degrees, 1.0);
+        t.at<double>(0, 2) += out / 2.0 - c;
+        t.at<double>(1, 2) += out / 2.0 - r;
+        cv::Mat result = wrap(dst, out, out, 1);
+        cv::warpAffine(small, result, t, cv::Size(out, out), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+        return 0;
+    });
+}
+
+int cvb_rotate(const uint8_t *src, int width, int height, int channels, double cx, double cy, double degrees, uint8_t *dst) {
+    return guarded([&] {
+        if (!std::isfinite(cx) || !std::isfinite(cy) || !std::isfinite(degrees)) return fail("bad rotation");
+        cv::Mat t = cv::getRotationMatrix2D(cv::Point2f((float)cx, (float)cy), degrees, 1.0);
+        cv::Mat result = wrap(dst, width, height, channels);
+        cv::warpAffine(wrap(src, width, height, channels), result, t, cv::Size(width, height), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
         return 0;
     });
 }

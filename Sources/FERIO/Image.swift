@@ -75,6 +75,31 @@ public struct Image: Sendable {
         return Image(width: w, height: h, channels: channels, pixels: out)
     }
 
+    /// The square of `side` pixels centred at (centerX, centerY), turned by `degrees` (counter-
+    /// clockwise on screen) about its centre, as an out x out gray image; past the edges the border
+    /// repeats. Nil when the square lies wholly outside the image.
+    public func grayFrame(centerX: Double, centerY: Double, side: Double, degrees: Double, out: Int) -> [UInt8]? {
+        var dst = [UInt8](repeating: 0, count: out * out)
+        let status = pixels.withUnsafeBufferPointer { src in
+            dst.withUnsafeMutableBufferPointer { d in
+                cvb_gray_frame_rotated(src.baseAddress, Int32(width), Int32(height), Int32(channels), centerX, centerY, side, degrees, d.baseAddress, Int32(out))
+            }
+        }
+        return status == 0 ? dst : nil
+    }
+
+    /// The image turned by `degrees` (counter-clockwise on screen) about (centerX, centerY); same
+    /// size, border repeated.
+    public func rotated(degrees: Double, centerX: Double, centerY: Double) -> Image {
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                _ = cvb_rotate(src.baseAddress, Int32(width), Int32(height), Int32(channels), centerX, centerY, degrees, dst.baseAddress)
+            }
+        }
+        return Image(width: width, height: height, channels: channels, pixels: out)
+    }
+
     /// The rectangle at (x, y) of size regionWidth x regionHeight, clipped to the image, resized to
     /// width x height (the rectangle is not copied out first).
     public func resized(x: Int, y: Int, regionWidth: Int, regionHeight: Int, width w: Int, height h: Int) -> Image {

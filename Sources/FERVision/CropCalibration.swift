@@ -16,12 +16,13 @@ public enum CropCalibration {
     }
 
     /// Face `i` of `data` upscaled and pasted at a random place; the background is noise around the
-    /// mean of the face's border, so nothing but the face looks like one.
-    public static func paste(_ data: FaceDataset, _ i: Int, rng: inout SplitMix64) -> Pasted {
+    /// mean of the face's border, so nothing but the face looks like one. With `maxTilt` the face is
+    /// also turned by a random angle in ±maxTilt degrees about its centre (heads tilt in photos).
+    public static func paste(_ data: FaceDataset, _ i: Int, rng: inout SplitMix64, maxTilt: Double = 0) -> Pasted {
         let side = data.side
         let faceSide = side * (3 + Int(rng.unit() * 4))          // 144-288 px for 48x48 faces
         let canvas = faceSide * 5 / 2
-        let face = Image(width: side, height: side, channels: 1, pixels: Array(data.image(i))).resized(width: faceSide, height: faceSide)
+        var face = Image(width: side, height: side, channels: 1, pixels: Array(data.image(i))).resized(width: faceSide, height: faceSide)
         let src = data.image(i)
         var border = 0, count = 0
         for k in 0..<side {
@@ -32,6 +33,10 @@ public enum CropCalibration {
         let mean = Float(border) / Float(count)
         var px = (0..<canvas * canvas).map { _ in UInt8(min(max(mean + rng.uniform(-20, 20), 0), 255)) }
         let ox = Int(rng.unit() * Float(canvas - faceSide)), oy = Int(rng.unit() * Float(canvas - faceSide))
+        if maxTilt > 0 {
+            let c = Double(faceSide) / 2
+            face = face.rotated(degrees: Double(rng.uniform(-Float(maxTilt), Float(maxTilt))), centerX: c, centerY: c)
+        }
         for r in 0..<faceSide {
             for c in 0..<faceSide { px[(oy + r) * canvas + ox + c] = face.pixels[r * faceSide + c] }
         }
@@ -49,11 +54,11 @@ public enum CropCalibration {
 
     /// Pastes `count` faces of `data` (a seeded sample) and calls `body` with each face's index, the
     /// pasted image and the detector's box over it (nil when not found).
-    static func forEachPasted(_ data: FaceDataset, detector: FaceDetector, count: Int, seed: UInt64,
+    static func forEachPasted(_ data: FaceDataset, detector: FaceDetector, count: Int, seed: UInt64, maxTilt: Double = 0,
                               _ body: (Int, Pasted, FaceBox?) -> Void) {
         var rng = SplitMix64(seed: seed)
         for i in TrainingBatches.order(count: data.count, seed: seed, epoch: 0).prefix(count) {
-            let p = paste(data, i, rng: &rng)
+            let p = paste(data, i, rng: &rng, maxTilt: maxTilt)
             body(i, p, box(over: p, detector: detector))
         }
     }
@@ -107,10 +112,12 @@ public enum CropCalibration {
     }
 
     /// The whole pipeline on pasted faces: the share of `count` faces of `data` that are found and
-    /// get their label (a face not found counts as wrong), with `analyzer`'s crop rule.
-    public static func pipelineAccuracy(_ data: FaceDataset, analyzer: FaceAnalyzer, count: Int, seed: UInt64) -> (accuracy: Double, found: Int) {
+    /// get their label (a face not found counts as wrong), with `analyzer`'s crop rule; faces turned
+    /// by up to `maxTilt` degrees.
+    public static func pipelineAccuracy(_ data: FaceDataset, analyzer: FaceAnalyzer, count: Int, seed: UInt64,
+                                        maxTilt: Double = 0) -> (accuracy: Double, found: Int) {
         var correct = 0, found = 0, tried = 0
-        forEachPasted(data, detector: analyzer.detector, count: count, seed: seed) { i, p, b in
+        forEachPasted(data, detector: analyzer.detector, count: count, seed: seed, maxTilt: maxTilt) { i, p, b in
             tried += 1
             guard let b else { return }
             found += 1

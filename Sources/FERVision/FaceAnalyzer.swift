@@ -69,6 +69,9 @@ public final class FaceAnalyzer {
     /// Instead of the calibrated framing: the box grown by this fraction of its size per side.
     public var margin: Double?
     public var tta: TestTimeAugmentation = .none
+    /// Level the eyes before classifying: the frame is turned by the box's `roll` (MTCNN's eye
+    /// landmarks). Applies to the calibrated framing; boxes without a roll are cropped as they are.
+    public var align = false
 
     public init(detector: FaceDetector, classifier: Classifier, margin: Double? = nil) {
         self.detector = detector
@@ -84,6 +87,10 @@ public final class FaceAnalyzer {
             return image.cropped(box.expanded(by: m, within: image.width, image.height)).faceInput(side: classifier.sourceSide)
         }
         let f = framing.frame(box)
+        if align, let roll = box.roll,
+           let turned = image.grayFrame(centerX: f.x + f.side / 2, centerY: f.y + f.side / 2, side: f.side, degrees: roll, out: classifier.sourceSide) {
+            return turned
+        }
         return image.grayFrame(x: f.x, y: f.y, side: f.side, out: classifier.sourceSide)
     }
 

@@ -160,7 +160,9 @@ public final class MTCNNDetector: FaceDetector {
     static func face(_ c: Candidate, width w: Float, height h: Float) -> Face {
         let x1 = max(0, min(c.x1, w - 1)), y1 = max(0, min(c.y1, h - 1))
         let x2 = max(x1 + 1, min(c.x2, w)), y2 = max(y1 + 1, min(c.y2, h))
-        return Face(box: FaceBox(x: Int(x1), y: Int(y1), width: Int(x2 - x1), height: Int(y2 - y1)), score: c.score, landmarks: c.landmarks)
+        // Landmarks 0 and 1 are the eyes, left and right on screen.
+        let roll = c.landmarks.count >= 2 ? atan2(Double(c.landmarks[1].1 - c.landmarks[0].1), Double(c.landmarks[1].0 - c.landmarks[0].0)) * 180 / .pi : nil
+        return Face(box: FaceBox(x: Int(x1), y: Int(y1), width: Int(x2 - x1), height: Int(y2 - y1), roll: roll), score: c.score, landmarks: c.landmarks)
     }
 
     /// Video tracking: each face of the previous frame re-checked and re-fitted by O-Net alone on

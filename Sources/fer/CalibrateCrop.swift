@@ -18,18 +18,21 @@ struct CalibrateCrop: ParsableCommand {
         median framing (CropFraming: left, top, side in box units). Then compares, on PublicTest faces
         pasted the same way, how far the old rule (box plus 10% per side) and the measured framing land
         from the true frame, in pixels of the 48x48 face, and the model's accuracy through the whole
-        pipeline with each crop on those pasted faces.
+        pipeline with each crop on those pasted faces. Last, the same with the eyes levelled (--align,
+        MTCNN only) on those faces upright and turned by up to --max-tilt degrees.
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz).") var data: String
     @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: DetectorKind = .mtcnn
     @Option(help: "Faces to measure on (and to check on).") var count: Int = 2000
     @Option var seed: UInt64 = 1
+    @Option(help: "For the --align check: turn the pasted faces by up to this many degrees.") var maxTilt: Double = 20
     @OptionGroup var model: ModelOptions
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard maxTilt >= 0, maxTilt <= 45 else { throw ValidationError("--max-tilt must be between 0 and 45 degrees, got \(maxTilt)") }
     }
 
     struct Output: Codable {
@@ -39,6 +42,10 @@ struct CalibrateCrop: ParsableCommand {
         var publicTestCalibrated: CropCalibration.FramingError
         var accuracyMargin10: Double
         var accuracyCalibrated: Double
+        /// MTCNN only: calibrated framing, eyes levelled; then both on faces turned by up to maxTilt.
+        var accuracyAligned: Double?
+        var accuracyTiltedCalibrated: Double?
+        var accuracyTiltedAligned: Double?
     }
 
     func run() throws {
@@ -67,9 +74,19 @@ struct CalibrateCrop: ParsableCommand {
         calibrated.framing = f
         let accOld = CropCalibration.pipelineAccuracy(check, analyzer: withMargin, count: count, seed: seed ^ 0xC4EC).accuracy
         let accNew = CropCalibration.pipelineAccuracy(check, analyzer: calibrated, count: count, seed: seed ^ 0xC4EC).accuracy
+        var aligned: (upright: Double, tilted: Double, tiltedAligned: Double)?
+        if detector == .mtcnn {
+            let levelled = FaceAnalyzer(detector: det, classifier: classifier)
+            levelled.framing = f
+            levelled.align = true
+            aligned = (CropCalibration.pipelineAccuracy(check, analyzer: levelled, count: count, seed: seed ^ 0xC4EC).accuracy,
+                       CropCalibration.pipelineAccuracy(check, analyzer: calibrated, count: count, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy,
+                       CropCalibration.pipelineAccuracy(check, analyzer: levelled, count: count, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy)
+        }
         if json {
             try printJSON(Output(detector: det.name, measurement: m, publicTestMargin10: old, publicTestCalibrated: new,
-                                 accuracyMargin10: accOld, accuracyCalibrated: accNew))
+                                 accuracyMargin10: accOld, accuracyCalibrated: accNew, accuracyAligned: aligned?.upright,
+                                 accuracyTiltedCalibrated: aligned?.tilted, accuracyTiltedAligned: aligned?.tiltedAligned))
         } else {
             print("\(det.name): found \(m.found) of \(m.tried) pasted Training faces")
             print(String(format: "framing: left %.3f, top %.3f, side %.3f (box units)", f.left, f.top, f.side))
@@ -78,6 +95,10 @@ struct CalibrateCrop: ParsableCommand {
             print(String(format: "  calibrated framing  %.2f / %.2f", new.meanEdgeError, new.medianEdgeError))
             print(String(format: "accuracy of %@ on these pasted faces (not found = wrong): box + 10%% %.2f%%, calibrated %.2f%%",
                          model.path, 100 * accOld, 100 * accNew))
+            if let a = aligned {
+                print(String(format: "eyes levelled (--align): upright %.2f%%; turned by up to %.0f degrees: calibrated %.2f%%, levelled %.2f%%",
+                             100 * a.upright, maxTilt, 100 * a.tilted, 100 * a.tiltedAligned))
+            }
         }
     }
 }

@@ -101,16 +101,20 @@ struct FaceOptions: ParsableArguments {
     @OptionGroup var detection: DetectorOptions
     @Option(help: "Crop the detected box plus this fraction of its size per side, instead of the calibrated FER2013 framing.") var margin: Double?
     @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
+    @Flag(help: "Level the eyes (MTCNN's landmarks) before classifying.") var align = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         if let m = margin, !(m >= 0 && m <= 1) { throw ValidationError("--margin must be between 0 and 1, got \(m)") }
+        if align, margin != nil { throw ValidationError("--align turns the calibrated framing; it does not apply with --margin") }
+        if align, detection.detector != .mtcnn { throw ValidationError("--align needs the eye landmarks of --detector mtcnn") }
     }
 
     func analyzer() throws -> FaceAnalyzer {
         threads.apply()
         let a = FaceAnalyzer(detector: try detection.make(), classifier: try model.load(), margin: margin)
         a.tta = tta
+        a.align = align
         return a
     }
 }

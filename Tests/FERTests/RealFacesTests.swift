@@ -143,6 +143,56 @@ import Testing
         #expect(calibrated.meanEdgeError < old.meanEdgeError, "calibrated \(calibrated.meanEdgeError) vs box+10% \(old.meanEdgeError)")
     }
 
+    /// The turned frame with no turn is the plain frame (up to resampling), and past the edges it
+    /// repeats the border too.
+    @Test func turnedFrameWithoutATurnIsThePlainFrame() throws {
+        let face = try Image.read(Self.photo, channels: 3)
+        let plain = face.grayFrame(x: 100, y: 80, side: 240, out: 48)
+        let turned = try #require(face.grayFrame(centerX: 220, centerY: 200, side: 240, degrees: 0, out: 48))
+        let diff = zip(plain, turned).map { abs(Int($0) - Int($1)) }
+        #expect(Double(diff.reduce(0, +)) / Double(diff.count) < 5, "mean difference \(Double(diff.reduce(0, +)) / Double(diff.count))")
+        let img = Image(width: 4, height: 4, channels: 1, pixels: [10, 10, 200, 200, 10, 10, 200, 200, 10, 10, 200, 200, 10, 10, 200, 200])
+        #expect(img.grayFrame(centerX: -2, centerY: 2, side: 4, degrees: 30, out: 4)?.allSatisfy { $0 == 10 } == true)
+        #expect(img.grayFrame(centerX: -100, centerY: -100, side: 4, degrees: 0, out: 4) == nil)
+    }
+
+    /// Eye alignment: FER2013 faces pasted upright and turned by ±15 degrees; MTCNN's eyes see the
+    /// turn, and the levelled crops of the two pastes are closer to each other than the plain crops.
+    @Test func alignmentLevelsTurnedFaces() throws {
+        guard let splits = SharedFER2013.splits, let faces = splits[.publicTest] else { return }
+        let detector = try MTCNNDetector(weights: Self.mtcnnWeights)
+        let classifier = try Checkpoint.load(Self.bundledModel).0
+        let plain = FaceAnalyzer(detector: detector, classifier: classifier), levelled = FaceAnalyzer(detector: detector, classifier: classifier)
+        levelled.align = true
+        func pasted(_ i: Int, turnedBy angle: Double) -> Image {
+            let big = Image(width: 48, height: 48, channels: 1, pixels: Array(faces.image(i))).resized(width: 240, height: 240)
+            let turned = big.rotated(degrees: angle, centerX: 120, centerY: 120)
+            var canvas = Image(width: 600, height: 600, channels: 1, fill: 128)
+            for y in 0..<240 { for x in 0..<240 { canvas.pixels[(y + 180) * 600 + x + 180] = turned.pixels[y * 240 + x] } }
+            return canvas.bgr
+        }
+        func box(_ photo: Image) -> FaceBox? { detector.detect(photo, minFace: 80, maxFace: 0, fullResolution: true).max { $0.width < $1.width } }
+        func distance(_ a: [UInt8], _ b: [UInt8]) -> Double { Double(zip(a, b).map { abs(Int($0) - Int($1)) }.reduce(0, +)) / Double(a.count) }
+        var found = 0, rollError = 0.0, plainDistance = 0.0, levelledDistance = 0.0
+        for k in 0..<16 {
+            let angle = k % 2 == 0 ? 15.0 : -15.0, i = k * 97
+            let upright = pasted(i, turnedBy: 0), turned = pasted(i, turnedBy: angle)
+            guard let b0 = box(upright), let b1 = box(turned), let r0 = b0.roll, let r1 = b1.roll else { continue }
+            found += 1
+            // Turning the picture counter-clockwise (on screen) by `angle` lowers its left eye: the roll drops by `angle`.
+            rollError += abs(r1 - r0 + angle)
+            plainDistance += distance(plain.faceInput(upright, b0), plain.faceInput(turned, b1))
+            levelledDistance += distance(levelled.faceInput(upright, b0), levelled.faceInput(turned, b1))
+        }
+        #expect(found >= 10, "MTCNN found \(found) of 16 face pairs")
+        #expect(rollError / Double(max(found, 1)) < 4, "mean roll error \(rollError / Double(max(found, 1))) degrees")
+        #expect(levelledDistance < plainDistance * 0.85, "levelled \(levelledDistance / Double(found)), plain \(plainDistance / Double(found)) grey levels")
+        let r = try run(Paths.ferBinary, ["predict", "--align", "--margin", "0.1", Self.photo])
+        #expect(r.status != 0 && r.stderr.contains("--align"))
+        let c = try run(Paths.ferBinary, ["predict", "--align", "--detector", "haar", Self.photo])
+        #expect(c.status != 0 && c.stderr.contains("landmarks"))
+    }
+
     /// A small labelled photo folder: the astronaut pasted into a larger canvas (one face, Happy),
     /// and a picture with no face, which counts as wrong and is listed.
     static func makePhotoSet() throws -> String {

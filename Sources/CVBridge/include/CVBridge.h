@@ -33,6 +33,13 @@ int cvb_resize(const uint8_t *src, int width, int height, int channels, uint8_t 
 /// (area averaging when shrinking), without copying the rectangle out first.
 int cvb_resize_region(const uint8_t *src, int width, int height, int channels, int x, int y, int w, int h,
                       uint8_t *dst, int dstWidth, int dstHeight);
+/// The square of side `side` centred at (cx, cy), turned by `degrees` (counter-clockwise on screen)
+/// about its centre, as an out x out gray image: the pixels past the image's edges repeat its
+/// border; the region is shrunk with area averaging first, then turned (bilinear).
+int cvb_gray_frame_rotated(const uint8_t *src, int width, int height, int channels, double cx, double cy, double side,
+                           double degrees, uint8_t *dst, int out);
+/// `src` turned by `degrees` (counter-clockwise on screen) about (cx, cy), same size, border repeated.
+int cvb_rotate(const uint8_t *src, int width, int height, int channels, double cx, double cy, double degrees, uint8_t *dst);
 /// Converts BGR to gray (OpenCV's weights).
 int cvb_bgr_to_gray(const uint8_t *src, int width, int height, uint8_t *dst);
 
