@@ -40,7 +40,7 @@ public final class VideoFaceAnalyzer {
                 let found = analyzer.detector.detect(image.cropped(roi), minFace: max(24, b.width * 2 / 3),
                                                          maxFace: b.width * 3 / 2, fullResolution: true)
                 for f in found {
-                    let g = FaceBox(x: f.x + roi.x, y: f.y + roi.y, width: f.width, height: f.height)
+                    let g = FaceBox(x: f.x + roi.x, y: f.y + roi.y, width: f.width, height: f.height, roll: f.roll)
                     if !boxes.contains(where: { $0.iou(g) > 0.3 }) { boxes.append(g) }
                 }
             }
