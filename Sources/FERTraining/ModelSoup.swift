@@ -81,12 +81,6 @@ public enum ModelSoup {
         }
     }
 
-    /// Validation accuracy of a network, centre view.
-    public static func accuracy(_ model: Classifier, on data: FaceDataset) -> Double {
-        let predictions = model.classify(data, batchSize: 256).map(argmax)
-        return Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(max(data.count, 1))
-    }
-
     public struct GreedyStep: Codable, Sendable {
         public let path: String
         /// The ingredient's own validation accuracy.
@@ -101,7 +95,7 @@ public enum ModelSoup {
     public static func greedy(_ ingredients: [Ingredient], validation: FaceDataset,
                               progress: ((String) -> Void)? = nil) throws -> (Classifier, [GreedyStep]) {
         guard ingredients.count >= 2 else { throw SoupError.tooFew }
-        let alone = ingredients.map { accuracy($0.model, on: validation) }
+        let alone = ingredients.map { Trainer.evaluate($0.model, validation).accuracy }
         let order = ingredients.indices.sorted { alone[$0] > alone[$1] }
         var chosen = [ingredients[order[0]]]
         var best = alone[order[0]], soup = ingredients[order[0]].model
@@ -109,7 +103,7 @@ public enum ModelSoup {
         progress?(String(format: "start with %@: %.2f%%", ingredients[order[0]].path, 100 * best))
         for k in order.dropFirst() {
             let candidate = try average(chosen + [ingredients[k]])
-            let a = accuracy(candidate, on: validation)
+            let a = Trainer.evaluate(candidate, validation).accuracy
             let kept = a >= best
             steps.append(GreedyStep(path: ingredients[k].path, alone: alone[k], soup: a, kept: kept))
             progress?(String(format: "%@ %@ (%.2f%% alone): soup %.2f%%", kept ? "add " : "skip", ingredients[k].path, 100 * alone[k], 100 * a))

@@ -224,7 +224,7 @@ public final class Trainer {
         var s = run.state
         defer { run.state = s }
         try averageRunningStatistics(run.model)
-        let (valLoss, valAcc) = try rootsFigures(evaluate(run.model, run.validation))
+        let (valLoss, valAcc) = try rootsFigures(Self.evaluate(run.model, run.validation))
         let seen = max(s.partialSeen, 1), epochSeconds = s.partialSeconds
         let record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
                                  trainLoss: s.partialLoss / Double(seen), trainAccuracy: Double(s.partialCorrect) / Double(seen),
@@ -316,7 +316,7 @@ public final class Trainer {
     }
 
     /// Mean cross-entropy and accuracy on a labelled set (inference mode, centre crop).
-    public func evaluate(_ model: Classifier, _ data: FaceDataset) -> (loss: Double, accuracy: Double) {
+    public static func evaluate(_ model: Classifier, _ data: FaceDataset) -> (loss: Double, accuracy: Double) {
         let probs = model.classify(data, batchSize: 256)
         var nll = 0.0, correct = 0
         for (p, y) in zip(probs, data.labels) {

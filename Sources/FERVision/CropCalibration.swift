@@ -111,19 +111,23 @@ public enum CropCalibration {
                             medianEdgeError: sorted.isEmpty ? .nan : sorted[sorted.count / 2])
     }
 
-    /// The whole pipeline on pasted faces: the share of `count` faces of `data` that are found and
-    /// get their label (a face not found counts as wrong), with `analyzer`'s crop rule; faces turned
-    /// by up to `maxTilt` degrees.
-    public static func pipelineAccuracy(_ data: FaceDataset, analyzer: FaceAnalyzer, count: Int, seed: UInt64,
-                                        maxTilt: Double = 0) -> (accuracy: Double, found: Int) {
-        var correct = 0, found = 0, tried = 0
-        forEachPasted(data, detector: analyzer.detector, count: count, seed: seed, maxTilt: maxTilt) { i, p, b in
+    /// The whole pipeline on pasted faces: for each crop rule (`analyzers`, which share one
+    /// detector), the share of `count` faces of `data` that are found and get their label (a face
+    /// not found counts as wrong); faces turned by up to `maxTilt` degrees. Each face is pasted and
+    /// detected once for all the rules.
+    public static func pipelineAccuracy(_ data: FaceDataset, analyzers: [FaceAnalyzer], count: Int, seed: UInt64,
+                                        maxTilt: Double = 0) -> (accuracy: [Double], found: Int) {
+        guard let detector = analyzers.first?.detector else { return ([], 0) }
+        var correct = [Int](repeating: 0, count: analyzers.count), found = 0, tried = 0
+        forEachPasted(data, detector: detector, count: count, seed: seed, maxTilt: maxTilt) { i, p, b in
             tried += 1
             guard let b else { return }
             found += 1
-            var times = StageTimes()
-            if let r = analyzer.classify(p.image, [b], times: &times).first, argmax(r.probabilities) == data.labels[i] { correct += 1 }
+            for (k, analyzer) in analyzers.enumerated() {
+                var times = StageTimes()
+                if let r = analyzer.classify(p.image, [b], times: &times).first, argmax(r.probabilities) == data.labels[i] { correct[k] += 1 }
+            }
         }
-        return (Double(correct) / Double(max(tried, 1)), found)
+        return (correct.map { Double($0) / Double(max(tried, 1)) }, found)
     }
 }

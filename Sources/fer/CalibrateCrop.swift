@@ -67,21 +67,21 @@ struct CalibrateCrop: ParsableCommand {
             let fr = f.frame(b)
             return (fr.x, fr.y, fr.side, fr.side)
         }
-        // The classifier through the whole pipeline on the same pasted PublicTest faces, both crops.
+        // The classifier through the whole pipeline on the same pasted PublicTest faces, each crop rule.
         let classifier = try model.load()
         let withMargin = FaceAnalyzer(detector: det, classifier: classifier, margin: 0.1)
         let calibrated = FaceAnalyzer(detector: det, classifier: classifier)
         calibrated.framing = f
-        let accOld = CropCalibration.pipelineAccuracy(check, analyzer: withMargin, count: count, seed: seed ^ 0xC4EC).accuracy
-        let accNew = CropCalibration.pipelineAccuracy(check, analyzer: calibrated, count: count, seed: seed ^ 0xC4EC).accuracy
+        let levelled = FaceAnalyzer(detector: det, classifier: classifier)
+        levelled.framing = f
+        levelled.align = true
+        let upright = CropCalibration.pipelineAccuracy(check, analyzers: [withMargin, calibrated] + (detector == .mtcnn ? [levelled] : []),
+                                                       count: count, seed: seed ^ 0xC4EC).accuracy
+        let (accOld, accNew) = (upright[0], upright[1])
         var aligned: (upright: Double, tilted: Double, tiltedAligned: Double)?
         if detector == .mtcnn {
-            let levelled = FaceAnalyzer(detector: det, classifier: classifier)
-            levelled.framing = f
-            levelled.align = true
-            aligned = (CropCalibration.pipelineAccuracy(check, analyzer: levelled, count: count, seed: seed ^ 0xC4EC).accuracy,
-                       CropCalibration.pipelineAccuracy(check, analyzer: calibrated, count: count, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy,
-                       CropCalibration.pipelineAccuracy(check, analyzer: levelled, count: count, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy)
+            let tilted = CropCalibration.pipelineAccuracy(check, analyzers: [calibrated, levelled], count: count, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy
+            aligned = (upright[2], tilted[0], tilted[1])
         }
         if json {
             try printJSON(Output(detector: det.name, measurement: m, publicTestMargin10: old, publicTestCalibrated: new,

@@ -68,7 +68,7 @@ struct Soup: ParsableCommand {
             let augmentation = ingredients[0].card.training?.augmentation ?? Augmentation()
             ModelSoup.refreshBatchNorm(soup, on: train, augmentation: augmentation)
         }
-        let accuracy = publicTest.map { ModelSoup.accuracy(soup, on: $0) }
+        let accuracy = publicTest.map { Trainer.evaluate(soup, $0).accuracy }
 
         var card = ModelCard(spec: ingredients[0].card.spec, classNames: ingredients[0].card.classNames, training: ingredients[0].card.training)
         card.sourceSide = ingredients[0].card.sourceSide

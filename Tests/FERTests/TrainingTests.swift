@@ -193,20 +193,20 @@ import Testing
         let (greedy, steps) = try ModelSoup.greedy(ingredients, validation: validation)
         #expect(steps.count == 3)
         #expect(steps.first { $0.path == badPath }?.kept == false, "the saboteur was kept: \(steps)")
-        #expect(steps.allSatisfy { $0.soup <= ModelSoup.accuracy(greedy, on: validation) + 1e-9 || !$0.kept })
-        #expect(ModelSoup.accuracy(greedy, on: validation) >= steps.map(\.alone).max() ?? 1)
+        #expect(steps.allSatisfy { $0.soup <= Trainer.evaluate(greedy, validation).accuracy + 1e-9 || !$0.kept })
+        #expect(Trainer.evaluate(greedy, validation).accuracy >= steps.map(\.alone).max() ?? 1)
 
         // Statistics that do not fit the weights ruin the network; measuring them afresh repairs it.
         let (model, _, _) = try Checkpoint.load(runA + "/best.safetensors")
         let train = try Trainer.datasets(tc).train
-        let before = ModelSoup.accuracy(model, on: train)
+        let before = Trainer.evaluate(model, train).accuracy
         for b in model.network.buffers {
             for c in 0..<b.count { b.values[c] = b.name.hasSuffix("running_var") ? b.values[c] * 50 : b.values[c] + 3 }
             b.changed()
         }
-        let broken = ModelSoup.accuracy(model, on: train)
+        let broken = Trainer.evaluate(model, train).accuracy
         ModelSoup.refreshBatchNorm(model, on: train, augmentation: .none, batches: 100, batchSize: 32)
-        let repaired = ModelSoup.accuracy(model, on: train)
+        let repaired = Trainer.evaluate(model, train).accuracy
         #expect(broken < before - 0.2, "the broken statistics did not hurt (\(before) -> \(broken))")
         #expect(repaired > before - 0.1, "accuracy \(before), broken \(broken), repaired \(repaired)")
 
