@@ -43,9 +43,11 @@ public final class Classifier {
     public func logits(_ x: Tensor) -> Tensor { compiled?.forward(x) ?? network.forward(x, mode: .inference) }
 
     /// Class probabilities for a prepared batch whose rows are `views` consecutive views per face,
-    /// averaged over the views.
-    public func probabilities(_ batch: Batch, views: Int = 1) -> [[Float]] {
-        let p = LogSoftmax.shared.probabilities(logits(batch.tensor()))
+    /// averaged over the views; `temperature` divides the logits first (distillation softens with T > 1).
+    public func probabilities(_ batch: Batch, views: Int = 1, temperature: Float = 1) -> [[Float]] {
+        var z = logits(batch.tensor())
+        if temperature != 1 { z = Tensor(shape: z.shape, values: z.plainValues().map { $0 / temperature }) }
+        let p = LogSoftmax.shared.probabilities(z)
         let k = spec.classes, faces = batch.images.count / (spec.inputSize * spec.inputSize) / views
         return (0..<faces).map { f in
             (0..<k).map { c in (0..<views).reduce(Float(0)) { $0 + p[(f * views + $1) * k + c] } / Float(views) }

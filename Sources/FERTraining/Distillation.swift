@@ -25,16 +25,10 @@ public enum Distillation {
                 throw TrainingError.invalidConfig("teacher \(path) has \(model.spec.classes) classes; the data has \(k)")
             }
             try model.compile(.fp32)  // batch norm folded: faster, and the same targets on every CPU
-            let views = tta.views
-            for r in evaluationRanges(data, batchSize: max(1, 256 / views)) {
-                let logits = model.logits(evaluationBatch(data, r, size: model.spec.inputSize, tta: tta).tensor()).plainValues()
+            for r in evaluationRanges(data, batchSize: max(1, 256 / tta.views)) {
+                let p = model.probabilities(evaluationBatch(data, r, size: model.spec.inputSize, tta: tta), views: tta.views, temperature: temperature)
                 for (j, i) in r.enumerated() {
-                    for v in 0..<views {
-                        let row = logits[((j * views + v) * k)..<((j * views + v + 1) * k)].map { $0 / temperature }
-                        let top = row.max() ?? 0
-                        let e = row.map { exp($0 - top) }, total = e.reduce(0, +)
-                        for c in 0..<k { sum[i * k + c] += e[c] / (total * Float(views)) }
-                    }
+                    for c in 0..<k { sum[i * k + c] += p[j][c] }
                 }
                 done += r.count
                 progress?(done)

@@ -33,7 +33,7 @@ struct Evaluate: ParsableCommand {
         if photos != nil, withoutTrainingDuplicates { throw ValidationError("--without-training-duplicates applies to --data, not --photos") }
         if withoutTrainingDuplicates, split == .training { throw ValidationError("--without-training-duplicates leaves out Training images: evaluate PublicTest or PrivateTest") }
         let d = face.detection
-        if data != nil, d.detector != .mtcnn || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil
+        if data != nil, d.detector != .mtcnn || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil || face.align
             || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide {
             throw ValidationError("the detector and crop options apply to --photos; --data holds faces already cropped")
         }
