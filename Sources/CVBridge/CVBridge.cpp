@@ -112,6 +112,20 @@ int cvb_encode(const char *ext, const uint8_t *pixels, int width, int height, in
 
 void cvb_buffer_free(uint8_t *buffer) { std::free(buffer); }
 
+int cvb_jpeg_roundtrip(const uint8_t *src, int width, int height, int channels, int quality, uint8_t *dst) {
+    return guarded([&] {
+        if (width < 1 || height < 1 || (channels != 1 && channels != 3)) return fail("bad image");
+        if (quality < 1 || quality > 100) return fail("JPEG quality must be in 1-100");
+        std::vector<uint8_t> buf;
+        if (!cv::imencode(".jpg", wrap(src, width, height, channels), buf, {cv::IMWRITE_JPEG_QUALITY, quality}))
+            return fail("cannot encode JPEG");
+        cv::Mat decoded = cv::imdecode(buf, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+        if (decoded.empty() || decoded.cols != width || decoded.rows != height) return fail("cannot decode JPEG");
+        decoded.copyTo(wrap(dst, width, height, channels));
+        return 0;
+    });
+}
+
 int cvb_resize(const uint8_t *src, int width, int height, int channels, uint8_t *dst, int dstWidth, int dstHeight) {
     return guarded([&] {
         cv::Mat out = wrap(dst, dstWidth, dstHeight, channels);

@@ -3,7 +3,7 @@ import FEREngine
 import FERIO
 
 /// Photometric augmentation: the ways a real photo's face differs from a FER2013 face besides its
-/// pose (light, exposure, camera softness, sensor noise, resolution). Applied after the geometric
+/// pose (light, exposure, camera softness, sensor noise, resolution, compression). Applied after the geometric
 /// warp to a size x size image in [0, 1]; the result stays in [0, 1]. All randomness comes from the
 /// generator passed in. A field of 0 turns that transform off.
 public struct Photometric: Codable, Sendable, Equatable {
@@ -19,12 +19,27 @@ public struct Photometric: Codable, Sendable, Equatable {
     public var noise: Float = 0.3
     /// Probability of shrinking to 35-80% of the side and back (low-resolution faces).
     public var downscale: Float = 0.2
+    /// Probability of a JPEG encode and decode at a quality uniform in 20-70 (last, as a camera or
+    /// a website compresses the finished picture).
+    public var jpeg: Float = 0.3
 
     public init() {}
 
+    /// Cards written before `jpeg` existed decode with it off, which is what those runs did.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        brightness = try c.decode(Float.self, forKey: .brightness)
+        contrast = try c.decode(Float.self, forKey: .contrast)
+        gamma = try c.decode(Float.self, forKey: .gamma)
+        blur = try c.decode(Float.self, forKey: .blur)
+        noise = try c.decode(Float.self, forKey: .noise)
+        downscale = try c.decode(Float.self, forKey: .downscale)
+        jpeg = try c.decodeIfPresent(Float.self, forKey: .jpeg) ?? 0
+    }
+
     public static var none: Photometric {
         var p = Photometric()
-        p.brightness = 0; p.contrast = 0; p.gamma = 0; p.blur = 0; p.noise = 0; p.downscale = 0
+        p.brightness = 0; p.contrast = 0; p.gamma = 0; p.blur = 0; p.noise = 0; p.downscale = 0; p.jpeg = 0
         return p
     }
 
@@ -35,7 +50,7 @@ public struct Photometric: Codable, Sendable, Equatable {
         for (name, v) in [("brightness", brightness), ("contrast", contrast), ("gamma", gamma)] where !(v >= 0 && v <= 1) {
             return "\(name) must be in [0, 1], got \(v)"
         }
-        for (name, v) in [("blur", blur), ("noise", noise), ("downscale", downscale)] where !(v >= 0 && v <= 1) {
+        for (name, v) in [("blur", blur), ("noise", noise), ("downscale", downscale), ("jpeg", jpeg)] where !(v >= 0 && v <= 1) {
             return "\(name) probability must be in [0, 1], got \(v)"
         }
         return nil
@@ -76,6 +91,20 @@ public struct Photometric: Codable, Sendable, Equatable {
             }
         }
         for i in 0..<n { img[i] = min(max(img[i], 0), 1) }
+        // Drawn only when on, so that runs from before JPEG existed see the same numbers.
+        if jpeg > 0 {
+            let compress = rng.unit() < jpeg, quality = Int(rng.uniform(20, 70).rounded())
+            if compress { Self.jpegRoundTrip(img, size: size, quality: quality) }
+        }
+    }
+
+    /// Quantises to 8 bits, encodes and decodes as JPEG, and writes the result back in [0, 1].
+    static func jpegRoundTrip(_ img: UnsafeMutablePointer<Float>, size: Int, quality: Int) {
+        let n = size * size
+        let bytes = (0..<n).map { UInt8((min(max(img[$0], 0), 1) * 255).rounded()) }
+        // The codec does not fail on a valid gray buffer; if it ever did, the face stays as it was.
+        guard let out = try? Image(width: size, height: size, channels: 1, pixels: bytes).jpegRoundTrip(quality: quality) else { return }
+        for i in 0..<n { img[i] = Float(out.pixels[i]) / 255 }
     }
 
     /// Separable Gaussian blur with replicated borders.

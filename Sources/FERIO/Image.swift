@@ -53,6 +53,18 @@ public struct Image: Sendable {
         try AtomicFile.write(Data(data), to: path)
     }
 
+    /// The image after a JPEG encode and decode at `quality` (1-100).
+    public func jpegRoundTrip(quality: Int) throws -> Image {
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        let status = pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                cvb_jpeg_roundtrip(src.baseAddress, Int32(width), Int32(height), Int32(channels), Int32(quality), dst.baseAddress)
+            }
+        }
+        guard status == 0 else { throw DataError.unreadable("JPEG round trip", reason: Image.lastError) }
+        return Image(width: width, height: height, channels: channels, pixels: out)
+    }
+
     public func encoded(_ ext: String) throws -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>?
         var count = 0

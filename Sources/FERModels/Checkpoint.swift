@@ -19,6 +19,8 @@ public struct ModelCard: Codable, Sendable {
     public var metrics: [String: Double] = [:]
     /// For a model soup (`fer soup`): the files whose weights were averaged into it.
     public var soup: [String]? = nil
+    /// Their shares of the mean, when not equal (`fer soup --weights`).
+    public var soupWeights: [Float]? = nil
 
     public init(spec: ModelSpec, classNames: [String], training: TrainConfig? = nil) {
         self.spec = spec

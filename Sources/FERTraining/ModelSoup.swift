@@ -20,11 +20,13 @@ public enum ModelSoup {
     public enum SoupError: Error, CustomStringConvertible {
         case tooFew
         case mismatch(String, String, String)
+        case badWeights(String)
 
         public var description: String {
             switch self {
             case .tooFew: return "a soup needs at least two models"
             case .mismatch(let a, let b, let what): return "\(b) cannot be averaged with \(a): \(what) differ"
+            case .badWeights(let why): return "soup weights: \(why)"
             }
         }
     }
@@ -44,23 +46,34 @@ public enum ModelSoup {
         return ingredients
     }
 
-    /// A new network whose every weight and batch-norm statistic is the mean of the ingredients'.
-    public static func average(_ ingredients: [Ingredient]) throws -> Classifier {
+    /// A new network whose every weight and batch-norm statistic is the mean of the ingredients',
+    /// or, given `weights` (one per ingredient, >= 0, not all 0), their weighted mean: with two
+    /// models, a point on the straight line between them (as WiSE-FT interpolates).
+    public static func average(_ ingredients: [Ingredient], weights: [Float]? = nil) throws -> Classifier {
         guard let first = ingredients.first else { throw SoupError.tooFew }
+        let w = try normalised(weights ?? Array(repeating: 1, count: ingredients.count), count: ingredients.count)
         let soup = Classifier(spec: first.card.spec, classNames: first.card.classNames, sourceSide: first.card.sourceSide)
         let targets = soup.network.parameters + soup.network.buffers
         let sources = ingredients.map { $0.model.network.parameters + $0.model.network.buffers }
-        let n = Float(ingredients.count)
         for (j, p) in targets.enumerated() {
             let dst = p.values
             for i in 0..<dst.count { dst[i] = 0 }
-            for s in sources {
+            for (s, wk) in zip(sources, w) {
                 let src = s[j].values
-                for i in 0..<dst.count { dst[i] += src[i] / n }
+                for i in 0..<dst.count { dst[i] += wk * src[i] }
             }
             p.changed()
         }
         return soup
+    }
+
+    /// `weights` scaled to sum to 1, after checking there is one per model, each finite and >= 0.
+    public static func normalised(_ weights: [Float], count: Int) throws -> [Float] {
+        guard weights.count == count else { throw SoupError.badWeights("\(weights.count) weights for \(count) models") }
+        if let bad = weights.first(where: { !($0.isFinite && $0 >= 0) }) { throw SoupError.badWeights("each must be a finite number >= 0, got \(bad)") }
+        let total = weights.reduce(0, +)
+        guard total > 0 else { throw SoupError.badWeights("at least one must be above 0") }
+        return weights.map { $0 / total }
     }
 
     /// Batch-norm running statistics measured afresh for the averaged weights (as SWA does): training-

@@ -14,7 +14,8 @@ struct Soup: ParsableCommand {
         the models are visited best first on PublicTest and each stays only if the soup's PublicTest
         accuracy does not fall. --refresh-batch-norm measures the batch-norm statistics afresh on
         Training faces (in our runs it helped soups of models trained without --mixup, and hurt those with). PublicTest is the only split scored: never PrivateTest, never a photo set.
-        The soup is written as F32 without int8 ranges (run fer calibrate-int8 on it for int8).
+        --weights gives each model a share of the mean instead of an equal one (with two models, a
+        point on the line between them). The soup is written as F32 without int8 ranges (run fer calibrate-int8 on it for int8).
         Example: fer soup runs/a/best.safetensors runs/b/best.safetensors --data fer2013.csv.gz --greedy --out soup.safetensors
         """)
 
@@ -22,6 +23,7 @@ struct Soup: ParsableCommand {
     @Option(help: "Where to write the soup (.safetensors).") var out: String
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root: PublicTest scores, Training for --refresh-batch-norm.") var data: String?
     @Flag(help: "Keep a model only if it does not lower the soup's PublicTest accuracy (needs --data).") var greedy = false
+    @Option(parsing: .upToNextOption, help: "One weight per model (>= 0; scaled to sum to 1). Default: equal.") var weights: [Float] = []
     @Flag(help: "Measure batch-norm statistics afresh on Training faces (needs --data).") var refreshBatchNorm = false
     @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print JSON.") var json = false
@@ -30,6 +32,10 @@ struct Soup: ParsableCommand {
         guard models.count >= 2 else { throw ValidationError("give at least two models to average") }
         guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
         if (greedy || refreshBatchNorm) && data == nil { throw ValidationError("--greedy and --refresh-batch-norm need --data") }
+        if !weights.isEmpty {
+            if greedy { throw ValidationError("--weights and --greedy exclude each other: the greedy soup weighs the models it keeps equally") }
+            do { _ = try ModelSoup.normalised(weights, count: models.count) } catch { throw ValidationError("--weights: \(error)") }
+        }
         for m in models {
             let path = (try? Bundled.resolve(m)) ?? m
             if AtomicFile.sameFile(path, out) { throw ValidationError("\(out) is one of the input models; refusing to overwrite it") }
@@ -40,6 +46,7 @@ struct Soup: ParsableCommand {
         var out: String
         var ingredients: [String]
         var steps: [ModelSoup.GreedyStep]?
+        var weights: [Float]?
         var publicTestAccuracy: Double?
         var batchNormRefreshed: Bool
     }
@@ -61,7 +68,7 @@ struct Soup: ParsableCommand {
             soup = r.0; steps = r.1
             kept = r.1.filter(\.kept).map(\.path)
         } else {
-            soup = try ModelSoup.average(ingredients)
+            soup = try ModelSoup.average(ingredients, weights: weights.isEmpty ? nil : weights)
         }
         if refreshBatchNorm {
             guard let train = splits?[.training], train.count > 0 else { throw DataError.mismatch(data ?? "", reason: "no Training faces") }
@@ -73,11 +80,12 @@ struct Soup: ParsableCommand {
         var card = ModelCard(spec: ingredients[0].card.spec, classNames: ingredients[0].card.classNames, training: ingredients[0].card.training)
         card.sourceSide = ingredients[0].card.sourceSide
         card.soup = kept
+        if !weights.isEmpty { card.soupWeights = try ModelSoup.normalised(weights, count: models.count) }
         if let accuracy { card.metrics["publictest_accuracy"] = accuracy }
         try Checkpoint.save(soup, card: card, to: out)
 
         if json {
-            try printJSON(Output(out: out, ingredients: kept, steps: steps, publicTestAccuracy: accuracy, batchNormRefreshed: refreshBatchNorm))
+            try printJSON(Output(out: out, ingredients: kept, steps: steps, weights: weights.isEmpty ? nil : try ModelSoup.normalised(weights, count: models.count), publicTestAccuracy: accuracy, batchNormRefreshed: refreshBatchNorm))
             return
         }
         say("soup of \(kept.count) of \(paths.count) models\(refreshBatchNorm ? ", batch norm measured afresh" : "")")

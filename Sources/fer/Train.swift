@@ -51,7 +51,7 @@ struct Train: ParsableCommand {
     @Option(help: "Softmax temperature for the teachers' answers (default 2).") var teacherTemperature: Float?
     @Option(help: "Views each teacher averages: none (centre), flip, tencrop (default none).") var teacherTta: TestTimeAugmentation?
     @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0: off).") var mixup: Float = 0
-    @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling.") var photometric = false
+    @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling, JPEG.") var photometric = false
     @Flag(help: "Turn all augmentation off.") var noAugment = false
     @Flag(help: "No horizontal flips.") var noFlip = false
     @Option(help: "Max rotation, degrees.") var rotation: Float = 10

@@ -109,6 +109,13 @@ import Testing
         #expect(one.status != 0 && one.stderr.contains("at least two"))
         let greedyWithoutData = try run(fer, ["soup", a, b, "--greedy", "--out", dir + "/z.safetensors"])
         #expect(greedyWithoutData.status != 0 && greedyWithoutData.stderr.contains("need --data"))
+        let weighted = try run(fer, ["soup", a, b, "--weights", "3", "1", "--out", dir + "/w.safetensors"])
+        #expect(weighted.status == 0, "\(weighted.stderr)")
+        #expect(try Checkpoint.load(dir + "/w.safetensors").1.soupWeights == [0.75, 0.25])
+        let wrongCount = try run(fer, ["soup", a, b, "--weights", "1", "--out", dir + "/v.safetensors"])
+        #expect(wrongCount.status != 0 && wrongCount.stderr.contains("1 weights for 2 models"), "\(wrongCount.stderr)")
+        let withGreedy = try run(fer, ["soup", a, b, "--weights", "1", "1", "--greedy", "--data", dir + "/f.csv", "--out", dir + "/v.safetensors"])
+        #expect(withGreedy.status != 0 && withGreedy.stderr.contains("exclude each other"))
     }
 
     @Test func predictReportsBadFilesAndFails() throws {

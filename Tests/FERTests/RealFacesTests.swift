@@ -56,6 +56,38 @@ import Testing
         #expect(abs(dot.reduce(0, +) - 1) < 1e-4 && dot[20 * 40 + 20] < 0.3 && dot[20 * 40 + 21] > 0.05)
     }
 
+    @Test func jpegCompressionIsSeededBoundedAndLossy() throws {
+        var p = Photometric.none
+        p.jpeg = 1
+        var a = Self.pattern(), b = Self.pattern()
+        var r1 = SplitMix64(seed: 11), r2 = SplitMix64(seed: 11)
+        p.apply(&a, size: 40, rng: &r1)
+        p.apply(&b, size: 40, rng: &r2)
+        #expect(a == b)
+        #expect(a.allSatisfy { $0 >= 0 && $0 <= 1 })
+        // Lossy: the sharp square's edges ring, but the picture survives (mean error a few levels).
+        let error = zip(a, Self.pattern()).map { abs($0 - $1) }
+        #expect(error.max()! > 0.02)
+        #expect(error.reduce(0, +) / Float(error.count) < 0.03)
+        // Quality matters: 10 loses more than 95.
+        var low = Self.pattern(), high = Self.pattern()
+        Photometric.jpegRoundTrip(&low, size: 40, quality: 10)
+        Photometric.jpegRoundTrip(&high, size: 40, quality: 95)
+        let err = { (x: [Float]) in zip(x, Self.pattern()).map { abs($0 - $1) }.reduce(0, +) }
+        #expect(err(low) > 2 * err(high))
+        // The codec refuses a quality out of range with an error, not a trap.
+        #expect(throws: DataError.self) { _ = try Image(width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 9, count: 16)).jpegRoundTrip(quality: 0) }
+        #expect(Photometric().jpeg == 0.3 && Photometric.none.jpeg == 0)
+    }
+
+    @Test func cardsFromBeforeJPEGDecodeWithItOff() throws {
+        let old = #"{"brightness":0.15,"contrast":0.3,"gamma":0.3,"blur":0.3,"noise":0.3,"downscale":0.2}"#
+        let p = try JSONDecoder().decode(Photometric.self, from: Data(old.utf8))
+        #expect(p.jpeg == 0 && p.blur == 0.3)
+        let round = try JSONDecoder().decode(Photometric.self, from: JSONEncoder().encode(Photometric()))
+        #expect(round == Photometric())
+    }
+
     @Test func photometricRangesAreValidated() throws {
         var c = TrainConfig()
         c.augmentation.photometric = Photometric()

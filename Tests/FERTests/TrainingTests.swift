@@ -189,6 +189,19 @@ import Testing
         }
         #expect(differs, "the two ingredients are the same network: the test would pass without averaging")
 
+        // Weights: 3 to 1 is the point a quarter of the way from A to B.
+        let tilted = try ModelSoup.average(Array(ingredients.prefix(2)), weights: [3, 1])
+        let pt = tilted.network.parameters + tilted.network.buffers
+        for j in pt.indices {
+            for i in 0..<pt[j].count {
+                let expected: Float = 0.75 * pa[j].values[i] + 0.25 * pb[j].values[i]
+                #expect(abs(pt[j].values[i] - expected) < 1e-5)
+            }
+        }
+        for bad: [Float] in [[1], [1, -1], [0, 0], [1, .nan]] {
+            #expect(throws: ModelSoup.SoupError.self) { _ = try ModelSoup.average(Array(ingredients.prefix(2)), weights: bad) }
+        }
+
         let validation = try Trainer.datasets(tc).validation
         let (greedy, steps) = try ModelSoup.greedy(ingredients, validation: validation)
         #expect(steps.count == 3)

@@ -26,6 +26,9 @@ int cvb_write(const char *path, const uint8_t *pixels, int width, int height, in
 /// Encodes to memory (ext like ".png" or ".jpg"); *out is malloc'd, release with cvb_buffer_free.
 int cvb_encode(const char *ext, const uint8_t *pixels, int width, int height, int channels, uint8_t **out, size_t *count);
 void cvb_buffer_free(uint8_t *buffer);
+/// `src` encoded as JPEG at `quality` (1-100) and decoded again into `dst` (same size): the
+/// blocking and ringing a camera or a website leaves on a face.
+int cvb_jpeg_roundtrip(const uint8_t *src, int width, int height, int channels, int quality, uint8_t *dst);
 
 /// Resizes with area averaging when shrinking and bilinear when growing.
 int cvb_resize(const uint8_t *src, int width, int height, int channels, uint8_t *dst, int dstWidth, int dstHeight);
