@@ -12,7 +12,7 @@ import SwiftProtobuf
 ///            ... one node group per layer: Conv, BatchNormalization (+ Relu), MaxPool,
 ///                GlobalAveragePool, Flatten, Gemm, Relu, PRelu, Add (residual blocks) ...
 ///     output "logits"        float [N, classes]
-///     output "probabilities" float [N, classes]  (Softmax over the classes)
+///     output "probabilities" float [N, classes]  (Softmax over the classes, of logits / T when the card has a temperature)
 ///
 /// `metadata_props` carries the class names, the preprocessing and the model card.
 public enum ONNXExport {
@@ -37,7 +37,13 @@ public enum ONNXExport {
         x = try builder.add(classifier.network, x, &shape)
         x = builder.flattened(x, shape)
         builder.nodes.append(node("Identity", [x], ["logits"], name: "logits"))
-        builder.nodes.append(node("Softmax", ["logits"], ["probabilities"], name: "softmax", attributes: [Attr.int("axis", 1)]))
+        var scores = "logits"
+        if classifier.temperature != 1 {  // the calibrated temperature divides the logits before the softmax, as in fer
+            var inverse = [1 / classifier.temperature]
+            let t = inverse.withUnsafeMutableBufferPointer { builder.tensor("temperature.inverse", [], $0) }
+            scores = builder.node("Mul", ["logits", t], name: "calibrated")
+        }
+        builder.nodes.append(node("Softmax", [scores], ["probabilities"], name: "softmax", attributes: [Attr.int("axis", 1)]))
 
         var graph = Onnx_GraphProto()
         graph.name = "swift-fer \(classifier.spec.preset.rawValue)"

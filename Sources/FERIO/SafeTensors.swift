@@ -7,6 +7,8 @@ import Foundation
 public struct SafeTensors {
     public var tensors: [(name: String, shape: [Int], values: [Float])] = []
     public var metadata: [String: String] = [:]
+    /// The storage of a file read whose tensors all share one (nil if mixed or not read from a file).
+    public var storedAs: DType?
 
     public enum DType: String, Sendable { case f32 = "F32", f16 = "F16", bf16 = "BF16"
         var size: Int { self == .f32 ? 4 : 2 }
@@ -118,6 +120,8 @@ public struct SafeTensors {
             }
             st.tensors.append((key, shape, values))
         }
+        let types = Set(entries.map { $0.4 })
+        st.storedAs = types.count == 1 ? types.first : nil
         return st
     }
 }

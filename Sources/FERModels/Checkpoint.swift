@@ -21,6 +21,9 @@ public struct ModelCard: Codable, Sendable {
     public var soup: [String]? = nil
     /// Their shares of the mean, when not equal (`fer soup --weights`).
     public var soupWeights: [Float]? = nil
+    /// Divides the logits before the softmax, fitted on PublicTest so that confidences mean what they
+    /// say (`fer calibrate-temperature`); nil is 1. It never changes which class wins.
+    public var temperature: Float? = nil
 
     public init(spec: ModelSpec, classNames: [String], training: TrainConfig? = nil) {
         self.spec = spec
@@ -75,6 +78,7 @@ public enum Checkpoint {
         try validate(card, path: path)
         let model = Classifier(spec: card.spec, classNames: card.classNames, sourceSide: card.sourceSide)
         try restore(model, from: st, path: path)
+        model.temperature = card.temperature ?? 1
         return (model, card, st)
     }
 
@@ -86,6 +90,9 @@ public enum Checkpoint {
         }
         guard Set(card.classNames).count == card.classNames.count, card.classNames.allSatisfy({ !$0.isEmpty && $0.count <= 64 }) else {
             throw CheckpointError.invalid(path, "class names must be distinct, non-empty and short: \(card.classNames.prefix(8))")
+        }
+        if let t = card.temperature, !(t.isFinite && t >= 0.05 && t <= 20) {
+            throw CheckpointError.invalid(path, "temperature \(t) is outside 0.05-20")
         }
         guard card.sourceSide >= card.spec.inputSize, card.sourceSide <= 256 else {
             throw CheckpointError.invalid(path, "source side \(card.sourceSide) does not fit input size \(card.spec.inputSize)")

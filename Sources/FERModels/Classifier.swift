@@ -21,6 +21,9 @@ public final class Classifier {
         self.sourceSide = sourceSide
     }
 
+    /// What the logits are divided by before the softmax (the card's calibrated temperature; 1 if none).
+    public var temperature: Float = 1
+
     public var parameterCount: Int { network.parameters.reduce(0) { $0 + $1.count } }
     public var multiplyAdds: Int { network.multiplyAdds(spec.inputShape) }
 
@@ -43,8 +46,10 @@ public final class Classifier {
     public func logits(_ x: Tensor) -> Tensor { compiled?.forward(x) ?? network.forward(x, mode: .inference) }
 
     /// Class probabilities for a prepared batch whose rows are `views` consecutive views per face,
-    /// averaged over the views; `temperature` divides the logits first (distillation softens with T > 1).
-    public func probabilities(_ batch: Batch, views: Int = 1, temperature: Float = 1) -> [[Float]] {
+    /// averaged over the views; `temperature` divides the logits first (the model's own by default;
+    /// distillation softens with its own T > 1 instead).
+    public func probabilities(_ batch: Batch, views: Int = 1, temperature: Float? = nil) -> [[Float]] {
+        let temperature = temperature ?? self.temperature
         var z = logits(batch.tensor())
         if temperature != 1 { z = Tensor(shape: z.shape, values: z.plainValues().map { $0 / temperature }) }
         let p = LogSoftmax.shared.probabilities(z)

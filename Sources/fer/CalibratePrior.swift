@@ -48,7 +48,8 @@ struct CalibratePrior: ParsableCommand {
             heldOut += PriorCalibration.correct(check.map { logp[$0] }, check.map { set.labels[$0] }, b)
         }
         let crossFitted = Double(heldOut) / Double(set.count)
-        for (c, b) in bias.enumerated() { last.bias.values[c] += b }
+        // The offsets were fitted on log-probabilities, logits / T: in the bias they are worth T times as much.
+        for (c, b) in bias.enumerated() { last.bias.values[c] += b * classifier.temperature }
         last.bias.changed()
         var calibrated = card
         for (name, b) in zip(classifier.classNames, bias) { calibrated.metrics["prior_offset_\(name)"] = Double(b) }

@@ -44,6 +44,9 @@ struct Evaluate: ParsableCommand {
         var report: ClassificationReport; var seconds: Double
         var accuracy: Double; var precision: String
         var trainingDuplicatesLeftOut: Int?
+        /// Expected calibration error (15 bins) and mean negative log-likelihood of the labels.
+        var calibrationError: Double; var negativeLogLikelihood: Double
+        var temperature: Float
     }
 
     func run() throws {
@@ -72,16 +75,20 @@ struct Evaluate: ParsableCommand {
         bar.finish()
         let seconds = Date().timeIntervalSince(start)
         let report = ClassificationReport(labels: set.labels, predictions: probs.map(argmax), classNames: classifier.classNames)
+        let ece = TemperatureCalibration.expectedCalibrationError(probabilities: probs, labels: set.labels)
+        let nll = TemperatureCalibration.negativeLogLikelihood(logits: probs.map { $0.map { log(max($0, 1e-30)) } }, labels: set.labels, temperature: 1)
         if let c = confusion {
             try Plots.confusionMatrix(report, title: "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(face.tta.rawValue))").write(c)
         }
         if json {
             try printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy,
-                                  precision: classifier.precisionName, trainingDuplicatesLeftOut: leftOut))
+                                  precision: classifier.precisionName, trainingDuplicatesLeftOut: leftOut,
+                                  calibrationError: ece, negativeLogLikelihood: nll, temperature: classifier.temperature))
         } else {
             let dropped = leftOut.map { ", \($0) with an identical Training image left out" } ?? ""
             print("model \(path)\nsplit \(split.rawValue) of \(data), \(set.count) faces\(dropped), TTA \(face.tta.rawValue), \(classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
             print(report.table)
+            print(String(format: "\nconfidence: expected calibration error %.2f%%, negative log-likelihood %.4f (temperature %.3f)", 100 * ece, nll, classifier.temperature))
             if let c = confusion { print("\nconfusion matrix image: \(c)") }
         }
     }

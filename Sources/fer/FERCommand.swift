@@ -14,7 +14,7 @@ struct FERCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fer",
         abstract: "Facial expression recognition: train, evaluate and run FER2013 models.",
-        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Video.self, Live.self, Models.self, Export.self, Serve.self, CalibrateCrop.self, CalibratePrior.self, CalibrateInt8.self, Soup.self, Bench.self, BenchOne.self],
+        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Video.self, Live.self, Models.self, Export.self, Serve.self, CalibrateCrop.self, CalibratePrior.self, CalibrateTemperature.self, CalibrateInt8.self, Soup.self, Bench.self, BenchOne.self],
         defaultSubcommand: Demo.self
     )
 

@@ -118,6 +118,42 @@ import Testing
         #expect(withGreedy.status != 0 && withGreedy.stderr.contains("exclude each other"))
     }
 
+    /// `fer calibrate-temperature` writes the same weights, storage and int8 ranges with a temperature
+    /// on the card; the temperature changes confidences, never the predicted class.
+    @Test func calibrateTemperatureKeepsTheFileAndChangesOnlyConfidence() throws {
+        let dir = Paths.temporaryDirectory("temperature")
+        let spec = ModelSpec(preset: .cnn, width: 8)
+        let model = dir + "/m.safetensors", out = dir + "/t.safetensors"
+        var extra = SafeTensors()
+        extra.add(Classifier.int8RangesTensor, shape: [3], values: [1, 2, 3])
+        try Checkpoint.save(Classifier(spec: spec, seed: 4), card: ModelCard(spec: spec, classNames: Emotion.names), to: model, extra: extra, half: true)
+        var rows: [(String, String, String)] = []
+        for i in 0..<40 { rows.append(("\(i % 7)", pixelString(value: (i * 37) % 256), i < 20 ? "Training" : "PublicTest")) }
+        writeCSV(dir + "/f.csv", rows: rows)
+
+        let r = try run(fer, ["calibrate-temperature", "--data", dir + "/f.csv", "--model", model, "--precision", "fp32", "--out", out, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let t = try #require(json["temperature"] as? Double)
+        let (calibrated, card, st) = try Checkpoint.load(out)
+        #expect(abs(Double(card.temperature ?? 0) - t) < 1e-5 && calibrated.temperature == card.temperature)
+        #expect(st.storedAs == .f16 && st[Classifier.int8RangesTensor]?.values == [1, 2, 3])
+        let (original, _, _) = try Checkpoint.load(model)
+        let face = [[UInt8]((0..<2304).map { UInt8($0 % 251) })]
+        let a = original.classify(faces: face)[0], b = calibrated.classify(faces: face)[0]
+        #expect(argmax(a) == argmax(b))
+        if abs(t - 1) > 0.01 { #expect(zip(a, b).contains { abs($0 - $1) > 1e-4 }) }
+
+        let overwrite = try run(fer, ["calibrate-temperature", "--data", dir + "/f.csv", "--model", model, "--out", model])
+        #expect(overwrite.status != 0 && overwrite.stderr.contains("refusing to overwrite"))
+        // A card with a nonsense temperature is a clear error when loaded.
+        var bad = card
+        bad.temperature = 0
+        try Checkpoint.save(original, card: bad, to: dir + "/bad.safetensors")
+        let loaded = try run(fer, ["predict", "--model", dir + "/bad.safetensors", "--crop", dir + "/f.csv"])
+        #expect(loaded.status != 0 && loaded.stderr.contains("temperature 0.0 is outside"), "\(loaded.stderr)")
+    }
+
     @Test func predictReportsBadFilesAndFails() throws {
         let dir = Paths.temporaryDirectory("bad")
         _ = FileManager.default.createFile(atPath: dir + "/broken.png", contents: Data("garbage".utf8))

@@ -25,6 +25,32 @@ import Testing
         #expect(r.table.contains("confusion matrix"))
     }
 
+    /// Temperature scaling: faces whose labels are drawn from softmax(z / 2) give back T near 2,
+    /// and over-confident probabilities (T = 1) show a large calibration error that T removes.
+    @Test func temperatureFitRecoversTheTemperatureTheLabelsWereDrawnAt() {
+        var rng = SplitMix64(seed: 21)
+        var logits: [[Float]] = [], labels: [Int] = []
+        for _ in 0..<6000 {
+            let z = (0..<5).map { _ in rng.uniform(-4, 4) }
+            let p = TemperatureCalibration.probabilities(z, temperature: 2)
+            var u = rng.unit(), label = 4
+            for (c, pc) in p.enumerated() { u -= pc; if u < 0 { label = c; break } }
+            // A per-face shift of the logits must not matter.
+            logits.append(z.map { $0 + Float(labels.count % 7) })
+            labels.append(label)
+        }
+        let t = TemperatureCalibration.fit(logits: logits, labels: labels)
+        #expect(abs(t - 2) < 0.15, "fitted \(t)")
+        let nll = { TemperatureCalibration.negativeLogLikelihood(logits: logits, labels: labels, temperature: $0) }
+        #expect(nll(t) < nll(1) && nll(t) <= nll(t * 1.1) && nll(t) <= nll(t / 1.1))
+        let ece = { (t: Float) in
+            TemperatureCalibration.expectedCalibrationError(probabilities: logits.map { TemperatureCalibration.probabilities($0, temperature: t) }, labels: labels)
+        }
+        #expect(ece(1) > 0.1 && ece(t) < 0.03, "ECE \(ece(1)) at T = 1, \(ece(t)) at T = \(t)")
+        // By hand: two faces at confidence 0.9, one right: |0.5 - 0.9| = 0.4.
+        #expect(abs(TemperatureCalibration.expectedCalibrationError(probabilities: [[0.9, 0.1], [0.9, 0.1]], labels: [0, 1]) - 0.4) < 1e-6)
+    }
+
     @Test func macroAverageSkipsClassesThatNeverOccur() {
         // Two expressions out of four, as in a photo set of neutral and happy faces; one photo
         // predicted as a third class, which then counts.

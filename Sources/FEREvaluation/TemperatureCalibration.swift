@@ -1,0 +1,67 @@
+import Foundation
+
+/// Temperature scaling (Guo et al. 2017): one number T divides the logits before the softmax,
+/// fitted to minimise the negative log-likelihood on a validation split. Every argmax, and so the
+/// accuracy, stays as it was; what changes is that a confidence means what it says (of the faces
+/// labelled with 80% confidence, about 80% are right), which is what an app that thresholds or
+/// shows the confidence needs. Networks trained with cross-entropy are usually over-confident.
+public enum TemperatureCalibration {
+    /// Mean negative log-likelihood of `labels` under softmax(logits / temperature). Rows may be any
+    /// per-face shift of the logits (log-probabilities do), since the softmax ignores it.
+    public static func negativeLogLikelihood(logits: [[Float]], labels: [Int], temperature: Float) -> Double {
+        guard !logits.isEmpty else { return 0 }
+        var total = 0.0
+        for (row, label) in zip(logits, labels) {
+            let scaled = row.map { Double($0 / temperature) }
+            let top = scaled.max() ?? 0
+            let logSum = top + log(scaled.reduce(0) { $0 + exp($1 - top) })
+            total += logSum - scaled[label]
+        }
+        return total / Double(logits.count)
+    }
+
+    /// The temperature in [0.05, 20] that minimises the negative log-likelihood. NLL is convex in
+    /// 1/T, so a golden-section search over 1/T finds the minimum.
+    public static func fit(logits: [[Float]], labels: [Int]) -> Float {
+        guard !logits.isEmpty, logits.count == labels.count else { return 1 }
+        let nll = { (inverse: Double) in negativeLogLikelihood(logits: logits, labels: labels, temperature: Float(1 / inverse)) }
+        let ratio = (5.0.squareRoot() - 1) / 2
+        var a = 1 / 20.0, b = 1 / 0.05
+        var c = b - ratio * (b - a), d = a + ratio * (b - a)
+        var fc = nll(c), fd = nll(d)
+        for _ in 0..<60 where b - a > 1e-4 {
+            if fc < fd { b = d; d = c; fd = fc; c = b - ratio * (b - a); fc = nll(c) }
+            else { a = c; c = d; fc = fd; d = a + ratio * (b - a); fd = nll(d) }
+        }
+        return Float(1 / ((a + b) / 2))
+    }
+
+    /// softmax(row / temperature).
+    public static func probabilities(_ row: [Float], temperature: Float) -> [Float] {
+        let scaled = row.map { $0 / temperature }
+        let top = scaled.max() ?? 0
+        let e = scaled.map { exp($0 - top) }
+        let sum = e.reduce(0, +)
+        return e.map { $0 / sum }
+    }
+
+    /// Expected calibration error: faces binned by their top confidence into `bins` equal-width
+    /// bins; the mean over bins of |accuracy - mean confidence|, weighted by the bin's share of faces.
+    public static func expectedCalibrationError(probabilities: [[Float]], labels: [Int], bins: Int = 15) -> Double {
+        guard !probabilities.isEmpty, bins > 0 else { return 0 }
+        var count = [Int](repeating: 0, count: bins), right = [Int](repeating: 0, count: bins)
+        var confidence = [Double](repeating: 0, count: bins)
+        for (row, label) in zip(probabilities, labels) {
+            guard let top = row.indices.max(by: { row[$0] < row[$1] }) else { continue }
+            let p = Double(row[top])
+            let bin = min(bins - 1, max(0, Int(p * Double(bins))))
+            count[bin] += 1
+            confidence[bin] += p
+            if top == label { right[bin] += 1 }
+        }
+        let n = Double(probabilities.count)
+        return (0..<bins).reduce(0) { total, b in
+            count[b] == 0 ? total : total + abs(Double(right[b]) - confidence[b]) / n
+        }
+    }
+}
