@@ -42,9 +42,7 @@ struct CalibrateTemperature: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let path = try Bundled.resolve(model.model)
-        let classifier = try model.load()
-        let (_, card, st) = try Checkpoint.load(path)
+        let (classifier, card, st) = try model.loadFile()
         guard let set = try DatasetLoader.load(data)[.publicTest], set.count > 0 else {
             throw DataError.mismatch(data, reason: "no PublicTest faces")
         }

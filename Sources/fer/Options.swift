@@ -47,12 +47,15 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Inference arithmetic: auto (int8 with VNNI when the model carries int8 ranges, else bf16 where the CPU has it, else fp32), fp32, bf16, int8.")
     var precision: InferencePrecisionChoice = .auto
 
-    func load() throws -> Classifier {
-        let (classifier, _, st) = try Checkpoint.load(try Bundled.resolve(model))
+    func load() throws -> Classifier { try loadFile().classifier }
+
+    /// The classifier, ready in the chosen precision, with the card and tensors of its file.
+    func loadFile() throws -> (classifier: Classifier, card: ModelCard, file: SafeTensors) {
+        let (classifier, card, st) = try Checkpoint.load(try Bundled.resolve(model))
         let ranges = st[Classifier.int8RangesTensor]?.values
         let p = try precision.resolve(hasInt8Ranges: ranges != nil)
         if p != .fp32 { try classifier.compile(p, ranges: ranges) }  // fp32 runs the trained layers as they are
-        return classifier
+        return (classifier, card, st)
     }
     var path: String { (try? Bundled.resolve(model)) ?? model ?? "default" }
 }
