@@ -12,7 +12,15 @@ public struct ImageHeader: Equatable, Sendable {
         self.height = height
     }
 
+    /// The EXIF Orientation of a JPEG (1-8; 1 when absent). Phones store photos as the sensor saw
+    /// them and record the turn here; OpenCV's decoder applies it, so the picture comes out as shown.
+    public var orientation: Int = 1
+
     public var pixels: Int { width * height }
+
+    /// The size as shown, after the EXIF turn: orientations 5-8 swap width and height.
+    public var shownWidth: Int { (5...8).contains(orientation) ? height : width }
+    public var shownHeight: Int { (5...8).contains(orientation) ? width : height }
 
     /// The formats whose size can be read here and that OpenCV 4.6 decodes.
     public static let formats = ["JPEG", "PNG", "BMP", "WebP"]
@@ -31,8 +39,9 @@ public struct ImageHeader: Equatable, Sendable {
             return ImageHeader(format: "PNG", width: w, height: h)
         }
         if starts([0xFF, 0xD8]) {
-            // Walk the marker segments to the first start-of-frame, which holds the size.
-            var i = 2
+            // Walk the marker segments to the first start-of-frame, which holds the size; an EXIF
+            // segment on the way may carry the orientation.
+            var i = 2, orientation = 1
             while i + 3 < b.count {
                 guard b[i] == 0xFF else { return nil }
                 let marker = b[i + 1]
@@ -42,8 +51,11 @@ public struct ImageHeader: Equatable, Sendable {
                 let isFrame = (0xC0...0xCF).contains(marker) && marker != 0xC4 && marker != 0xC8 && marker != 0xCC
                 if isFrame {
                     guard let h = be16(i + 5), let w = be16(i + 7) else { return nil }
-                    return ImageHeader(format: "JPEG", width: w, height: h)
+                    var header = ImageHeader(format: "JPEG", width: w, height: h)
+                    header.orientation = orientation
+                    return header
                 }
+                if marker == 0xE1, let o = exifOrientation(b, from: i + 4, to: min(b.count, i + 2 + length)) { orientation = o }
                 i += 2 + length
             }
             return nil
@@ -61,6 +73,37 @@ public struct ImageHeader: Equatable, Sendable {
             }
             if starts(Array("VP8X".utf8), at: 12), let w = le24(24), let h = le24(27) {
                 return ImageHeader(format: "WebP", width: w + 1, height: h + 1)
+            }
+        }
+        return nil
+    }
+
+    /// The Orientation tag (0x0112) of IFD0 in an APP1 segment's payload b[start..<end]
+    /// ("Exif\0\0", then a TIFF header); nil if absent, malformed or out of range.
+    static func exifOrientation(_ b: [UInt8], from start: Int, to end: Int) -> Int? {
+        guard start >= 0, end <= b.count, end - start >= 14, Array(b[start..<start + 6]) == Array("Exif".utf8) + [0, 0] else { return nil }
+        let t = start + 6  // offsets in the TIFF structure count from here
+        let little: Bool
+        switch (b[t], b[t + 1]) {
+        case (0x49, 0x49): little = true   // "II"
+        case (0x4D, 0x4D): little = false  // "MM"
+        default: return nil
+        }
+        func u16(_ i: Int) -> Int? {
+            guard i >= t, i + 1 < end else { return nil }
+            return little ? Int(b[i]) | Int(b[i + 1]) << 8 : Int(b[i]) << 8 | Int(b[i + 1])
+        }
+        func u32(_ i: Int) -> Int? {
+            guard let lo = u16(little ? i : i + 2), let hi = u16(little ? i + 2 : i) else { return nil }
+            return hi << 16 | lo
+        }
+        guard u16(t + 2) == 42, let ifd = u32(t + 4), ifd < end - t, let count = u16(t + ifd) else { return nil }
+        for k in 0..<min(count, 512) {
+            let entry = t + ifd + 2 + 12 * k
+            guard let tag = u16(entry) else { return nil }
+            if tag == 0x0112 {
+                guard u16(entry + 2) == 3, let value = u16(entry + 8), (1...8).contains(value) else { return nil }  // SHORT
+                return value
             }
         }
         return nil

@@ -7,7 +7,7 @@ import Foundation
 /// smallest scale (1/2, 1/4, 1/8) whose longer side still covers `minSide`; other formats whole.
 public struct ScaledImage: Sendable {
     public var image: Image
-    /// The size of the encoded image.
+    /// The size of the encoded image as shown (after its EXIF turn, if any).
     public var originalWidth, originalHeight: Int
 
     public init(image: Image, originalWidth: Int, originalHeight: Int) {
@@ -32,7 +32,8 @@ public struct ScaledImage: Sendable {
     public static func decode(_ bytes: [UInt8], channels: Int, minSide: Int, name: String = "image data") throws -> ScaledImage {
         let header = ImageHeader.read(bytes)
         let image = try Image.decode(bytes, channels: channels, reduction: reduction(for: header, minSide: minSide), name: name)
-        return ScaledImage(image: image, originalWidth: header?.width ?? image.width, originalHeight: header?.height ?? image.height)
+        // The decoder turns a JPEG by its EXIF orientation: the original is the picture as shown.
+        return ScaledImage(image: image, originalWidth: header?.shownWidth ?? image.width, originalHeight: header?.shownHeight ?? image.height)
     }
 
     /// Reads the file at `path` as `decode` does.

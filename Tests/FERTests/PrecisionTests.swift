@@ -232,6 +232,70 @@ import Testing
         #expect(throws: DataError.self) { _ = try ScaledImage.decode(Array(jpeg.prefix(200)), channels: 3, minSide: 640) }
     }
 
+    /// `jpeg` with an EXIF segment whose Orientation tag is `orientation` (6: turn 90 degrees clockwise to show).
+    static func withOrientation(_ jpeg: [UInt8], _ orientation: UInt8) -> [UInt8] {
+        let tiff: [UInt8] = Array("MM".utf8) + [0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, orientation, 0, 0, 0, 0, 0, 0]
+        let app1 = Array("Exif".utf8) + [0, 0] + tiff
+        let length = app1.count + 2
+        return Array(jpeg.prefix(2)) + [0xFF, 0xE1, UInt8(length >> 8), UInt8(length & 0xFF)] + app1 + Array(jpeg.dropFirst(2))
+    }
+
+    /// Phone photos are stored sideways with an EXIF Orientation tag: they are analysed as shown,
+    /// and the size (and so the scale back to the original) is the shown one.
+    @Test func aPhotoTurnedByItsEXIFTagIsAnalysedAsShown() throws {
+        // Wide, with the bright block on the right: turned 90 degrees clockwise it is tall, the block at the bottom.
+        var pixels = [UInt8](repeating: 30, count: 1400 * 1000)
+        for y in 0..<1000 { for x in 1000..<1400 { pixels[y * 1400 + x] = 220 } }
+        let jpeg = Self.withOrientation(try Image(width: 1400, height: 1000, channels: 1, pixels: pixels).encoded(".jpg"), 6)
+        for minSide in [0, 640] {
+            let s = try ScaledImage.decode(jpeg, channels: 1, minSide: minSide)
+            let k = minSide == 0 ? 1 : 2
+            #expect(s.image.width == 1000 / k && s.image.height == 1400 / k, "decoded \(s.image.width)x\(s.image.height)")
+            #expect(s.originalWidth == 1000 && s.originalHeight == 1400 && s.scale == 1 / Double(k))
+            let w = s.image.width, h = s.image.height
+            #expect(s.image.pixels[(h - 10) * w + w / 2] > 150 && s.image.pixels[10 * w + w / 2] < 100)
+        }
+        let whole = try Image.decode(jpeg)
+        #expect(whole.width == 1000 && whole.height == 1400)
+        let header = try #require(ImageHeader.read(jpeg))
+        #expect(header.orientation == 6 && header.width == 1400 && header.shownWidth == 1000 && header.shownHeight == 1400)
+
+        // Little-endian EXIF ("II") reads the same; a cut or lying EXIF segment is ignored, not a trap.
+        var little = jpeg
+        let tiff = 2 + 4 + 6
+        little.replaceSubrange(tiff..<(tiff + 26), with: Array("II".utf8) + [42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0])
+        #expect(ImageHeader.read(little)?.orientation == 8)
+        for cut in [tiff + 3, tiff + 9, tiff + 20] {
+            var broken = jpeg
+            broken[cut] = 0xEE
+            _ = ImageHeader.read(broken)
+        }
+        var lying = jpeg
+        lying[tiff + 7] = 0xFF  // IFD0 offset far past the segment
+        #expect(ImageHeader.read(lying)?.orientation == 1)
+    }
+
+    /// A phone photo stored sideways with its EXIF turn: the face comes back where it is in the
+    /// picture as shown, as in the same picture stored upright.
+    @Test func facesInAPhotoStoredSidewaysComeBackWhereTheyAreShown() throws {
+        let shown = try Image.read(VisionTests.photo, channels: 1).resized(width: 1536, height: 1152)
+        let w = shown.width, h = shown.height
+        // Stored turned 90 degrees anticlockwise; orientation 6 turns it back clockwise.
+        var stored = [UInt8](repeating: 0, count: w * h)
+        for sy in 0..<w { for sx in 0..<h { stored[sy * h + sx] = shown.pixels[sx * w + (w - 1 - sy)] } }
+        let dir = Paths.temporaryDirectory("exif")
+        try shown.write(dir + "/upright.jpg")
+        let sideways = Self.withOrientation(try Image(width: h, height: w, channels: 1, pixels: stored).encoded(".jpg"), 6)
+        try Data(sideways).write(to: URL(fileURLWithPath: dir + "/sideways.jpg"))
+        DNNL.setThreads(2)
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")),
+                                    classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+        let a = analyzer.analyze(try analyzer.readPhoto(dir + "/upright.jpg")), b = analyzer.analyze(try analyzer.readPhoto(dir + "/sideways.jpg"))
+        #expect(a.count == 1 && b.count == 1)
+        let boxA = try #require(a.first?.box), boxB = try #require(b.first?.box)
+        #expect(boxA.iou(boxB) > 0.85, "upright \(boxA), sideways \(boxB)")
+    }
+
     @Test func boxesComeBackInTheOriginalsPixels() throws {
         let photo = try Image.read(VisionTests.photo, channels: 3).resized(width: 1536, height: 1536)
         let path = Paths.temporaryDirectory("reduced") + "/big.jpg"
