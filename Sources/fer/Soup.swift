@@ -55,6 +55,7 @@ struct Soup: ParsableCommand {
         threads.apply()
         let paths = try models.map { try Bundled.resolve($0) }
         let ingredients = try ModelSoup.load(paths)
+        let shares = weights.isEmpty ? nil : try ModelSoup.normalised(weights, count: paths.count)
         let splits = try data.map { try DatasetLoader.load($0) }
         let publicTest = splits?[.publicTest]
         if data != nil, (publicTest?.count ?? 0) == 0 {
@@ -68,7 +69,7 @@ struct Soup: ParsableCommand {
             soup = r.0; steps = r.1
             kept = r.1.filter(\.kept).map(\.path)
         } else {
-            soup = try ModelSoup.average(ingredients, weights: weights.isEmpty ? nil : weights)
+            soup = try ModelSoup.average(ingredients, weights: shares)
         }
         if refreshBatchNorm {
             guard let train = splits?[.training], train.count > 0 else { throw DataError.mismatch(data ?? "", reason: "no Training faces") }
@@ -80,12 +81,12 @@ struct Soup: ParsableCommand {
         var card = ModelCard(spec: ingredients[0].card.spec, classNames: ingredients[0].card.classNames, training: ingredients[0].card.training)
         card.sourceSide = ingredients[0].card.sourceSide
         card.soup = kept
-        if !weights.isEmpty { card.soupWeights = try ModelSoup.normalised(weights, count: models.count) }
+        card.soupWeights = shares
         if let accuracy { card.metrics["publictest_accuracy"] = accuracy }
         try Checkpoint.save(soup, card: card, to: out)
 
         if json {
-            try printJSON(Output(out: out, ingredients: kept, steps: steps, weights: weights.isEmpty ? nil : try ModelSoup.normalised(weights, count: models.count), publicTestAccuracy: accuracy, batchNormRefreshed: refreshBatchNorm))
+            try printJSON(Output(out: out, ingredients: kept, steps: steps, weights: shares, publicTestAccuracy: accuracy, batchNormRefreshed: refreshBatchNorm))
             return
         }
         say("soup of \(kept.count) of \(paths.count) models\(refreshBatchNorm ? ", batch norm measured afresh" : "")")
