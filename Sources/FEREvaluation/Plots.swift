@@ -1,7 +1,8 @@
 import Foundation
 import FERIO
 
-/// Plots drawn with OpenCV's primitives through the bridge: training curves and confusion matrices.
+/// Plots drawn with OpenCV's primitives through the bridge: training curves, confusion matrices and
+/// reliability diagrams.
 public enum Plots {
     static let white: Image.Color = (255, 255, 255)
     static let black: Image.Color = (0, 0, 0)
@@ -80,6 +81,36 @@ public enum Plots {
         }
         for j in 0..<k { img.text(String(report.classes[j].name.prefix(7)), left + j * cell + 4, top + k * cell + 18, scale: 0.4, black) }
         img.text(String(format: "accuracy %.2f%%, n = %d (rows: true class)", report.accuracy * 100, report.count), left, top + k * cell + 45, scale: 0.45, black)
+        return img
+    }
+
+    /// The reliability diagram: per confidence bin, the share of faces that were right (bars)
+    /// against the diagonal a calibrated model would follow; the bins' face counts underneath.
+    public static func reliabilityDiagram(_ bins: [TemperatureCalibration.Bin], title: String) -> Image {
+        let x0 = 70, y0 = 50, side = 420
+        var img = Image(width: x0 + side + 40, height: y0 + side + 90, channels: 3, fill: 255)
+        img.text(title, 10, 25, scale: 0.55, black)
+        func px(_ v: Double) -> Int { x0 + Int(v * Double(side)) }
+        func py(_ v: Double) -> Int { y0 + side - Int(v * Double(side)) }
+        for i in 0...4 {
+            let v = Double(i) / 4
+            img.line(x0, py(v), x0 + side, py(v), grid)
+            img.text(String(format: "%.2f", v), x0 - 45, py(v) + 4, scale: 0.4, black)
+            img.text(String(format: "%.2f", v), px(v) - 12, y0 + side + 16, scale: 0.4, black)
+        }
+        for b in bins where b.count > 0 {
+            let left = px(b.lower) + 1, width = max(px(b.upper) - px(b.lower) - 2, 1)
+            img.rectangle(left, py(b.accuracy), width, py(0) - py(b.accuracy), blue, thickness: -1)
+            // The gap to the bin's mean confidence, where a calibrated model's bar would end.
+            img.line(left, py(b.confidence), left + width, py(b.confidence), orange, thickness: 2)
+        }
+        img.line(px(0), py(0), px(1), py(1), black)
+        img.rectangle(x0, y0, side, side, black)
+        let faces = bins.reduce(0) { $0 + $1.count }
+        img.text("confidence of the top class", x0 + side / 2 - 100, y0 + side + 36, scale: 0.45, black)
+        img.text("bars: share right; orange: mean confidence", x0, y0 + side + 58, scale: 0.45, blue)
+        img.text(String(format: "ECE %.2f%%, n = %d", 100 * TemperatureCalibration.expectedCalibrationError(bins), faces),
+                 x0, y0 + side + 80, scale: 0.45, black)
         return img
     }
 }

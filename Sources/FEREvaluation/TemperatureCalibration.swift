@@ -45,10 +45,18 @@ public enum TemperatureCalibration {
         return e.map { $0 / sum }
     }
 
-    /// Expected calibration error: faces binned by their top confidence into `bins` equal-width
-    /// bins; the mean over bins of |accuracy - mean confidence|, weighted by the bin's share of faces.
-    public static func expectedCalibrationError(probabilities: [[Float]], labels: [Int], bins: Int = 15) -> Double {
-        guard !probabilities.isEmpty, bins > 0 else { return 0 }
+    /// One confidence bin: how many faces had their top confidence in it, their mean confidence
+    /// and the share of them that were right.
+    public struct Bin: Sendable {
+        public var lower, upper: Double
+        public var count: Int
+        public var confidence: Double
+        public var accuracy: Double
+    }
+
+    /// Faces binned by their top confidence into `bins` equal-width bins over [0, 1].
+    public static func reliability(probabilities: [[Float]], labels: [Int], bins: Int = 15) -> [Bin] {
+        let bins = max(bins, 1)
         var count = [Int](repeating: 0, count: bins), right = [Int](repeating: 0, count: bins)
         var confidence = [Double](repeating: 0, count: bins)
         for (row, label) in zip(probabilities, labels) {
@@ -59,9 +67,22 @@ public enum TemperatureCalibration {
             confidence[bin] += p
             if top == label { right[bin] += 1 }
         }
-        let n = Double(probabilities.count)
-        return (0..<bins).reduce(0) { total, b in
-            count[b] == 0 ? total : total + abs(Double(right[b]) - confidence[b]) / n
+        return (0..<bins).map { b in
+            let n = count[b]
+            return Bin(lower: Double(b) / Double(bins), upper: Double(b + 1) / Double(bins), count: n,
+                       confidence: n == 0 ? 0 : confidence[b] / Double(n), accuracy: n == 0 ? 0 : Double(right[b]) / Double(n))
         }
+    }
+
+    /// Expected calibration error: the mean over confidence bins of |accuracy - mean confidence|,
+    /// weighted by the bin's share of faces.
+    public static func expectedCalibrationError(probabilities: [[Float]], labels: [Int], bins: Int = 15) -> Double {
+        expectedCalibrationError(reliability(probabilities: probabilities, labels: labels, bins: bins))
+    }
+
+    public static func expectedCalibrationError(_ bins: [Bin]) -> Double {
+        let n = bins.reduce(0) { $0 + $1.count }
+        guard n > 0 else { return 0 }
+        return bins.reduce(0) { $0 + Double($1.count) / Double(n) * abs($1.accuracy - $1.confidence) }
     }
 }

@@ -25,11 +25,13 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "With --data: leave out faces whose image is also in Training (FER2013 has such duplicates).") var withoutTrainingDuplicates = false
     @OptionGroup var face: FaceOptions
     @Option(help: "Write the confusion matrix image here (.png).") var confusion: String?
+    @Option(help: "With --data: write the reliability diagram (confidence against accuracy) here (.png).") var reliability: String?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard (data == nil) != (photos == nil) else { throw ValidationError("give one of --data (face crops) or --photos (photo folder)") }
         if photos != nil, ferplus != nil { throw ValidationError("--ferplus applies to --data, not --photos") }
+        if photos != nil, reliability != nil { throw ValidationError("--reliability applies to --data, not --photos") }
         if photos != nil, withoutTrainingDuplicates { throw ValidationError("--without-training-duplicates applies to --data, not --photos") }
         if withoutTrainingDuplicates, split == .training { throw ValidationError("--without-training-duplicates leaves out Training images: evaluate PublicTest or PrivateTest") }
         let d = face.detection
@@ -75,11 +77,12 @@ struct Evaluate: ParsableCommand {
         bar.finish()
         let seconds = Date().timeIntervalSince(start)
         let report = ClassificationReport(labels: set.labels, predictions: probs.map(argmax), classNames: classifier.classNames)
-        let ece = TemperatureCalibration.expectedCalibrationError(probabilities: probs, labels: set.labels)
+        let bins = TemperatureCalibration.reliability(probabilities: probs, labels: set.labels)
+        let ece = TemperatureCalibration.expectedCalibrationError(bins)
         let nll = TemperatureCalibration.negativeLogLikelihood(logits: probs.map { $0.map { log(max($0, 1e-30)) } }, labels: set.labels, temperature: 1)
-        if let c = confusion {
-            try Plots.confusionMatrix(report, title: "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(face.tta.rawValue))").write(c)
-        }
+        let title = "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(face.tta.rawValue))"
+        if let c = confusion { try Plots.confusionMatrix(report, title: title).write(c) }
+        if let r = reliability { try Plots.reliabilityDiagram(bins, title: title).write(r) }
         if json {
             try printJSON(Output(model: path, data: data, split: split.rawValue, tta: face.tta.rawValue, report: report, seconds: seconds, accuracy: report.accuracy,
                                   precision: classifier.precisionName, trainingDuplicatesLeftOut: leftOut,
@@ -90,6 +93,7 @@ struct Evaluate: ParsableCommand {
             print(report.table)
             print(String(format: "\nconfidence: expected calibration error %.2f%%, negative log-likelihood %.4f (temperature %.3f)", 100 * ece, nll, classifier.temperature))
             if let c = confusion { print("\nconfusion matrix image: \(c)") }
+            if let r = reliability { print("reliability diagram: \(r)") }
         }
     }
 

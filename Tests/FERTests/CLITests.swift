@@ -48,12 +48,14 @@ import Testing
         #expect(metrics.count == 3)
 
         let e = try run(fer, ["evaluate", "--model", out + "/best.safetensors", "--data", dir + "/faces", "--split", "PrivateTest",
-                              "--json", "--confusion", dir + "/cm.png"])
+                              "--json", "--confusion", dir + "/cm.png", "--reliability", dir + "/rel.png"])
         #expect(e.status == 0, "\(e.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
         let acc = (report["report"] as! [String: Any])["accuracy"] as! Double
         #expect(acc > 0.9, "accuracy \(acc) on an easy two-class set")
         #expect(FileManager.default.fileExists(atPath: dir + "/cm.png"))
+        #expect(try Image.read(dir + "/rel.png", channels: 3).width == 530)
+        #expect((report["calibrationError"] as? Double).map { $0 >= 0 && $0 <= 1 } == true)
 
         let p = try run(fer, ["predict", "--model", out + "/best.safetensors", "--json", dir + "/faces/test/happy/0.png"])
         #expect(p.status == 0, "\(p.stderr)")

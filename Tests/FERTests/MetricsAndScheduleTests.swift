@@ -47,7 +47,12 @@ import Testing
             TemperatureCalibration.expectedCalibrationError(probabilities: logits.map { TemperatureCalibration.probabilities($0, temperature: t) }, labels: labels)
         }
         #expect(ece(1) > 0.1 && ece(t) < 0.03, "ECE \(ece(1)) at T = 1, \(ece(t)) at T = \(t)")
-        // By hand: two faces at confidence 0.9, one right: |0.5 - 0.9| = 0.4.
+        // By hand: two faces at confidence 0.95, one right: |0.5 - 0.95| = 0.45; one at 0.55, right, in its own bin.
+        let bins = TemperatureCalibration.reliability(probabilities: [[0.95, 0.05], [0.95, 0.05], [0.55, 0.45]], labels: [0, 1, 0], bins: 10)
+        #expect(bins.count == 10 && bins[9].count == 2 && abs(bins[9].accuracy - 0.5) < 1e-9 && abs(bins[9].confidence - 0.95) < 1e-6)
+        #expect(bins[5].count == 1 && bins[5].accuracy == 1 && bins.map(\.count).reduce(0, +) == 3)
+        #expect(abs(TemperatureCalibration.expectedCalibrationError(bins) - (2 * 0.45 + 1 * 0.45) / 3) < 1e-6)
+        #expect(Plots.reliabilityDiagram(bins, title: "t").width == 530)
         #expect(abs(TemperatureCalibration.expectedCalibrationError(probabilities: [[0.9, 0.1], [0.9, 0.1]], labels: [0, 1]) - 0.4) < 1e-6)
     }
 
