@@ -20,6 +20,14 @@ public enum TemperatureCalibration {
         return total / Double(logits.count)
     }
 
+    /// Mean negative log-likelihood of `labels` under probabilities already computed (each clamped
+    /// at 1e-12, so that one confident mistake is a large loss rather than infinity).
+    public static func negativeLogLikelihood(probabilities: [[Float]], labels: [Int]) -> Double {
+        guard !probabilities.isEmpty else { return 0 }
+        let total = zip(probabilities, labels).reduce(0.0) { $0 - log(Double(max($1.0[$1.1], 1e-12))) }
+        return total / Double(probabilities.count)
+    }
+
     /// The temperature in [0.05, 20] that minimises the negative log-likelihood. NLL is convex in
     /// 1/T, so a golden-section search over 1/T finds the minimum.
     public static func fit(logits: [[Float]], labels: [Int]) -> Float {

@@ -318,12 +318,9 @@ public final class Trainer {
     /// Mean cross-entropy and accuracy on a labelled set (inference mode, centre crop).
     public static func evaluate(_ model: Classifier, _ data: FaceDataset) -> (loss: Double, accuracy: Double) {
         let probs = model.classify(data, batchSize: 256)
-        var nll = 0.0, correct = 0
-        for (p, y) in zip(probs, data.labels) {
-            nll -= Foundation.log(Double(max(p[y], 1e-12)))
-            if argmax(p) == y { correct += 1 }
-        }
-        return (nll / Double(max(data.count, 1)), Double(correct) / Double(max(data.count, 1)))
+        let correct = zip(probs, data.labels).filter { argmax($0) == $1 }.count
+        return (TemperatureCalibration.negativeLogLikelihood(probabilities: probs, labels: data.labels),
+                Double(correct) / Double(max(data.count, 1)))
     }
 
     private func saveLast(_ run: Session) throws {

@@ -79,7 +79,7 @@ struct Evaluate: ParsableCommand {
         let report = ClassificationReport(labels: set.labels, predictions: probs.map(argmax), classNames: classifier.classNames)
         let bins = TemperatureCalibration.reliability(probabilities: probs, labels: set.labels)
         let ece = TemperatureCalibration.expectedCalibrationError(bins)
-        let nll = TemperatureCalibration.negativeLogLikelihood(logits: probs.map { $0.map { log(max($0, 1e-30)) } }, labels: set.labels, temperature: 1)
+        let nll = TemperatureCalibration.negativeLogLikelihood(probabilities: probs, labels: set.labels)
         let title = "\((path as NSString).lastPathComponent) on \(split.rawValue) (TTA \(face.tta.rawValue))"
         if let c = confusion { try Plots.confusionMatrix(report, title: title).write(c) }
         if let r = reliability { try Plots.reliabilityDiagram(bins, title: title).write(r) }
