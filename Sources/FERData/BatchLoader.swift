@@ -35,12 +35,15 @@ public final class TrainingBatches: Sequence {
     let skip: Int
     let shard: (index: Int, count: Int)
     let mixup: Float
+    let sampling: MixedSampling?
 
     /// `skip` leaves out the first batches of the epoch (for resuming mid-epoch). `shard` makes each
     /// batch only this rank's slice of the global batch (data-parallel training): the images, their
     /// order and their augmentation are those the single process would use for those rows.
+    /// `sampling` draws each epoch from several datasets joined in `data` with stated weights;
+    /// without it an epoch is every image once.
     public init(_ data: FaceDataset, batchSize: Int, size: Int, augmentation: Augmentation, seed: UInt64, epoch: Int, skip: Int = 0,
-                shard: (index: Int, count: Int) = (0, 1), mixup: Float = 0) {
+                shard: (index: Int, count: Int) = (0, 1), mixup: Float = 0, sampling: MixedSampling? = nil) {
         self.data = data
         self.batchSize = batchSize
         self.size = size
@@ -50,10 +53,15 @@ public final class TrainingBatches: Sequence {
         self.skip = skip
         self.shard = shard
         self.mixup = mixup
+        self.sampling = sampling
     }
 
     /// Full batches per epoch (the remainder is dropped so BatchNorm never sees a tiny batch).
-    public var batchesPerEpoch: Int { Swift.max(1, data.count / batchSize) }
+    public var batchesPerEpoch: Int { Self.batchesPerEpoch(data.count, batchSize: batchSize, sampling: sampling) }
+
+    public static func batchesPerEpoch(_ count: Int, batchSize: Int, sampling: MixedSampling?) -> Int {
+        Swift.max(1, (sampling?.epochSize ?? count) / batchSize)
+    }
 
     public static func order(count: Int, seed: UInt64, epoch: Int) -> [Int] {
         var rng = SplitMix64(seed: seed).derived(UInt64(bitPattern: Int64(epoch)) &+ 1)
@@ -74,7 +82,8 @@ public final class TrainingBatches: Sequence {
             images.withUnsafeMutableBufferPointer { dst in
                 for j in 0..<n {
                     let i = order[lo + j]
-                    var rng = base.derived(UInt64(i))
+                    // Mixed epochs may draw an image twice: each draw gets its own augmentation.
+                    var rng = base.derived(sampling == nil ? UInt64(i) : UInt64(lo + j) | 1 << 62)
                     augmentation.apply(src.baseAddress! + i * data.pixelsPerImage, side: data.side,
                                        into: dst.baseAddress! + j * px, size: size, rng: &rng)
                     labels[j] = data.labels[i]
@@ -90,7 +99,7 @@ public final class TrainingBatches: Sequence {
     }
 
     public func makeIterator() -> AnyIterator<Batch> {
-        let order = Self.order(count: data.count, seed: seed, epoch: epoch)
+        let order = sampling?.order(seed: seed, epoch: epoch) ?? Self.order(count: data.count, seed: seed, epoch: epoch)
         let total = batchesPerEpoch
         var next = skip
         let queue = DispatchQueue(label: "fer.batches")

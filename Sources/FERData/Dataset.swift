@@ -75,3 +75,37 @@ public struct FaceDataset: Sendable {
         return counts.map { $0 == 0 ? 0 : n / (k * Float($0)) }
     }
 }
+
+extension FaceDataset {
+    /// Several datasets end to end, in order. Where some carry target distributions and others
+    /// only labels, the labels become one-hot targets; row numbers are kept only if all have them.
+    public static func concatenated(_ parts: [FaceDataset]) throws -> FaceDataset {
+        guard let first = parts.first else { throw DataError.mismatch("datasets", reason: "nothing to join") }
+        for p in parts where p.side != first.side || p.classNames != first.classNames {
+            throw DataError.mismatch("datasets", reason: "cannot join \(p.side)x\(p.side) faces of classes \(p.classNames) to \(first.side)x\(first.side) faces of \(first.classNames)")
+        }
+        guard parts.count > 1 else { return first }
+        let k = first.classNames.count
+        let anyTargets = parts.contains { $0.targets != nil }
+        var out = FaceDataset(side: first.side, images: parts.flatMap(\.images), labels: parts.flatMap(\.labels),
+                              targets: anyTargets ? parts.flatMap { p in
+                                  p.targets ?? p.labels.flatMap { l in (0..<k).map { $0 == l ? Float(1) : 0 } }
+                              } : nil,
+                              classNames: first.classNames,
+                              sources: parts.allSatisfy { $0.sources.count == $0.count } ? parts.flatMap(\.sources) : [])
+        if parts.allSatisfy({ $0.rowNumbers.count == $0.count }) { out.rowNumbers = parts.flatMap(\.rowNumbers) }
+        return out
+    }
+}
+
+/// One named source of a training run (FER2013, or a folder of labelled photos): its training faces
+/// and, where it has them, its validation faces.
+public struct DataSource: Sendable {
+    public var name: String
+    public var train: FaceDataset?
+    public var validation: FaceDataset?
+
+    public init(name: String, train: FaceDataset?, validation: FaceDataset?) {
+        self.name = name; self.train = train; self.validation = validation
+    }
+}

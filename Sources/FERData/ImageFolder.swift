@@ -16,6 +16,8 @@ public enum ImageFolder {
         (.publicTest, ["val", "validation", "PublicTest", "valid"]),
         (.privateTest, ["test", "PrivateTest", "Test"]),
     ]
+    /// The folder names that hold `split`.
+    public static func folderNames(_ split: Split) -> [String] { splitFolders.first { $0.0 == split }?.1 ?? [] }
     /// The image files every folder reader accepts (what OpenCV decodes).
     public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
 

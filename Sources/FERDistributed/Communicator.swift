@@ -98,10 +98,3 @@ public func launcherShard(_ env: [String: String] = ProcessInfo.processInfo.envi
     }
     return nil
 }
-
-/// A 64-bit FNV-1a hash, for checking that ranks hold the same configuration and data.
-public func fnv1a(_ bytes: some Sequence<UInt8>, seed: UInt64 = 0xCBF2_9CE4_8422_2325) -> Int64 {
-    var h = seed
-    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-    return Int64(bitPattern: h)
-}

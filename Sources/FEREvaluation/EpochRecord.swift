@@ -8,6 +8,14 @@ public struct EpochRecord: Codable, Sendable {
     public var validationAccuracy: Double
     public var seconds: Double
     public var imagesPerSecond: Double
+    /// With several validation sets: each one's loss and accuracy, by name; `validationLoss` and
+    /// `validationAccuracy` are then the figures the run selects on (`TrainConfig.selectOn`).
+    public var validationSets: [String: SetFigures]? = nil
+
+    public struct SetFigures: Codable, Sendable, Equatable {
+        public var loss: Double, accuracy: Double
+        public init(loss: Double, accuracy: Double) { self.loss = loss; self.accuracy = accuracy }
+    }
 
     public init(epoch: Int, learningRate: Double, trainLoss: Double, trainAccuracy: Double, validationLoss: Double,
                 validationAccuracy: Double, seconds: Double, imagesPerSecond: Double) {

@@ -143,6 +143,21 @@ public struct Image: Sendable {
         return Image(width: width, height: height, channels: 3, pixels: out)
     }
 
+    /// The image inside a plain border of `pad` pixels on every side (`value` in every channel).
+    public func bordered(_ pad: Int, value: UInt8 = 0) -> Image {
+        guard pad > 0 else { return self }
+        let w = width + 2 * pad, h = height + 2 * pad, rowBytes = width * channels
+        var out = [UInt8](repeating: value, count: w * h * channels)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    (dst.baseAddress! + ((y + pad) * w + pad) * channels).update(from: src.baseAddress! + y * rowBytes, count: rowBytes)
+                }
+            }
+        }
+        return Image(width: w, height: h, channels: channels, pixels: out)
+    }
+
     /// A face crop ready for the network: gray, side x side (48 for FER2013).
     public func faceInput(side: Int = 48) -> [UInt8] { gray.resized(width: side, height: side).pixels }
 }

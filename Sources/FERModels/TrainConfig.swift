@@ -1,3 +1,4 @@
+import Foundation
 import FEREngine
 import FEROptimizers
 import FERIO
@@ -6,7 +7,21 @@ import FERData
 /// Everything that defines a training run; saved with every checkpoint so a run can be resumed and
 /// a model card can say exactly how its model was made.
 public struct TrainConfig: Codable, Sendable, Equatable {
+    /// FER2013 (CSV or image folders); empty when the run trains on photo folders alone.
     public var data: String = ""
+    /// Folders of labelled photos (`ROOT/<emotion>/*` or `ROOT/train|val/<emotion>/*`), each run
+    /// through the photo pipeline (detect, frame) into training faces (`PhotoFaces`).
+    public var photos: [String]? = nil
+    /// How the photo faces were made (detector, framing, side): the face cache's key, for the card.
+    public var photoPipeline: String? = nil
+    /// Sampling weight per dataset name (`datasetName`): each epoch draws weight / sum of weights of
+    /// its images from that dataset. nil: every image once per epoch.
+    public var mix: [String: Double]? = nil
+    /// Images per epoch when mixing (nil: as many as all training sets hold).
+    public var epochSize: Int? = nil
+    /// The validation figure that picks the best epoch, fixed before the run: "mean" (of the
+    /// validation sets' accuracies) or one set's name. nil: the only (first) validation set.
+    public var selectOn: String? = nil
     public var preset: Preset = .cnn
     public var width: Int? = nil
     public var fcWidth: Int = 0
@@ -53,6 +68,17 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// A dataset's name in mixes, logs and selection: the file or folder name without extensions
+    /// (`fer2013.csv.gz` -> fer2013, `data/web-photos/` -> web-photos).
+    public static func datasetName(_ path: String) -> String {
+        var name = (URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent)
+        for ext in [".gz", ".csv"] where name.lowercased().hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
+        return name.isEmpty ? path : name
+    }
+
+    /// The names of every training source, in order: `data` first, then each photo folder.
+    public var datasetNames: [String] { (data.isEmpty ? [] : [Self.datasetName(data)]) + (photos ?? []).map(Self.datasetName) }
+
     public var modelSpec: ModelSpec {
         ModelSpec(preset: preset, width: width, fcWidth: fcWidth, inputSize: inputSize, classes: Emotion.allCases.count, dropout: dropout)
     }
@@ -62,6 +88,17 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         func bad(_ m: String) -> TrainingError { .invalidConfig(m) }
         func finite(_ name: String, _ v: Float) throws { guard v.isFinite else { throw bad("\(name) must be a finite number, got \(v)") } }
         if let p = modelSpec.problem { throw bad(p) }
+        let names = datasetNames
+        if Set(names).count != names.count { throw bad("two datasets share a name (\(names.joined(separator: ", "))): names come from the file or folder name") }
+        if let mix {
+            for k in mix.keys where !names.contains(k) { throw bad("--mix names \(k), which is not a dataset of this run (\(names.joined(separator: ", ")))") }
+            for (k, w) in mix where !(w.isFinite && w >= 0) { throw bad("--mix \(k) needs a weight of 0 or more, got \(w)") }
+            guard mix.values.contains(where: { $0 > 0 }) else { throw bad("--mix: at least one dataset needs a weight above 0") }
+        }
+        if let e = epochSize { guard e >= batchSize else { throw bad("--epoch-size must be at least the batch size (\(batchSize)), got \(e)") } }
+        if let s = selectOn, s != "mean", !names.contains(s) {
+            throw bad("--select-on \(s): not mean or a dataset of this run (\(names.joined(separator: ", ")))")
+        }
         guard epochs >= 1, epochs <= 100_000 else { throw bad("epochs must be between 1 and 100000, got \(epochs)") }
         guard batchSize >= 2, batchSize <= 4096 else { throw bad("batch size must be between 2 (batch norm needs a batch) and 4096, got \(batchSize)") }
         let o = optimizer

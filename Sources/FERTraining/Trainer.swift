@@ -53,6 +53,8 @@ public final class Trainer {
     public var showProgress = true
     /// The ranks training together (data-parallel under mpirun); rank 0 alone writes files and logs.
     public var communicator = Communicator.single
+    /// Photo folders' faces (`PhotoFaces`), loaded by the caller, trained on beside `config.data`.
+    public var photos: [DataSource] = []
 
     public init(config: TrainConfig, outDir: String) {
         self.config = config
@@ -62,43 +64,83 @@ public final class Trainer {
     var lastPath: String { (outDir as NSString).appendingPathComponent("last.safetensors") }
     public var bestPath: String { (outDir as NSString).appendingPathComponent("best.safetensors") }
 
-    /// Training and validation sets as the config asks (FER+ labels, limits, hold-out).
-    public static func datasets(_ config: TrainConfig) throws -> (train: FaceDataset, validation: FaceDataset) {
-        var splits = try DatasetLoader.load(config.data)
-        if let fp = config.ferplus {
-            let plus = try FERPlus.load(fp)
-            for (k, v) in splits { splits[k] = try plus.relabel(v, mode: config.ferplusMode, weight: config.ferplusWeight ?? 0.5) }
+    /// A run's data: every source's training faces end to end (`parts` says where each lies),
+    /// and each source's validation faces by name.
+    public struct TrainingData: Sendable {
+        public var train: FaceDataset
+        public var parts: [(name: String, range: Range<Int>)]
+        public var validations: [(name: String, data: FaceDataset)]
+        /// The first validation set (FER2013's PublicTest when the run has FER2013).
+        public var validation: FaceDataset { validations[0].data }
+
+        /// The draw of each epoch when the config mixes the sources with weights; nil: every image once.
+        public func sampling(_ config: TrainConfig) -> MixedSampling? {
+            guard let mix = config.mix else { return nil }
+            return MixedSampling(parts: parts.map { .init(name: $0.name, start: $0.range.lowerBound, count: $0.range.count, weight: mix[$0.name] ?? 0) },
+                                 epochSize: config.epochSize ?? train.count)
         }
-        guard var train = splits[.training], train.count > 0 else { throw TrainingError.noTrainingData("\(config.data) has no Training split") }
-        var validation: FaceDataset
-        if let v = splits[.publicTest], v.count > 0 {
-            validation = v
-        } else {
-            // Image folders without val/: hold out a seeded fraction of train/.
-            let order = TrainingBatches.order(count: train.count, seed: config.seed ^ 0x7A1, epoch: -1)
-            let cut = Int(Double(train.count) * config.validationFraction)
-            guard cut >= 1, cut < train.count else {
-                throw TrainingError.noTrainingData("\(config.data) has no validation split and \(train.count) training images are too few to hold some out")
+    }
+
+    /// Training and validation sets as the config asks (FER+ labels, limits, hold-out), joined with
+    /// the photo folders' faces (`photos`, loaded by the caller through the photo pipeline).
+    public static func datasets(_ config: TrainConfig, photos: [DataSource] = []) throws -> TrainingData {
+        var sources: [DataSource] = []
+        if !config.data.isEmpty { sources.append(try fer2013Source(config)) }
+        sources += photos
+        guard !sources.isEmpty else { throw TrainingError.noTrainingData("give FER2013 (--data) or a folder of labelled photos (--photos)") }
+        for (i, var s) in sources.enumerated() {
+            // A source without validation faces holds out a seeded fraction of its training faces.
+            if s.validation == nil || s.validation!.count == 0, let train = s.train {
+                let order = TrainingBatches.order(count: train.count, seed: config.seed ^ 0x7A1, epoch: -1)
+                let cut = Int(Double(train.count) * config.validationFraction)
+                guard cut >= 1, cut < train.count else {
+                    throw TrainingError.noTrainingData("\(s.name) has no validation split and \(train.count) training images are too few to hold some out")
+                }
+                s.validation = train.subset(Array(order[..<cut]).sorted())
+                s.train = train.subset(Array(order[cut...]).sorted())
             }
-            validation = train.subset(Array(order[..<cut]).sorted())
-            train = train.subset(Array(order[cut...]).sorted())
+            // --limit: the first N training images of FER2013 (quick experiments and tests).
+            if i == 0, !config.data.isEmpty, let l = config.limit, let t = s.train, l < t.count { s.train = t.subset(Array(0..<l)) }
+            if let l = config.validationLimit, let v = s.validation, l < v.count { s.validation = v.subset(Array(0..<l)) }
+            sources[i] = s
         }
-        if let l = config.limit, l < train.count { train = train.subset(Array(0..<l)) }
-        if let l = config.validationLimit, l < validation.count { validation = validation.subset(Array(0..<l)) }
+        let withTrain = sources.filter { ($0.train?.count ?? 0) > 0 }
+        guard !withTrain.isEmpty else { throw TrainingError.noTrainingData("\(sources.map(\.name).joined(separator: ", ")): no training images") }
+        var train = try FaceDataset.concatenated(withTrain.map { $0.train! })
+        var parts: [(name: String, range: Range<Int>)] = [], at = 0
+        for s in withTrain {
+            parts.append((s.name, at ..< at + s.train!.count))
+            at += s.train!.count
+        }
         if let teachers = config.teachers, !teachers.isEmpty {
             let probabilities = try Distillation.teacherProbabilities(train, teachers: teachers, temperature: config.distillation.temperature,
                                                                           tta: config.teacherTTA ?? .none)
             train.targets = Distillation.blend(train, teacher: probabilities, weight: config.distillation.weight)
         }
-        guard train.count >= config.batchSize else {
+        let epochImages = config.mix == nil ? train.count : (config.epochSize ?? train.count)
+        guard epochImages >= config.batchSize else {
             throw TrainingError.noTrainingData("\(train.count) training images, fewer than one batch of \(config.batchSize)")
         }
-        return (train, validation)
+        let validations = sources.compactMap { s in s.validation.map { (name: s.name, data: $0) } }
+        return TrainingData(train: train, parts: parts, validations: validations)
+    }
+
+    /// FER2013 (`config.data`): Training, with FER+ labels if asked, and PublicTest.
+    static func fer2013Source(_ config: TrainConfig) throws -> DataSource {
+        var splits = try DatasetLoader.load(config.data)
+        if let fp = config.ferplus {
+            let plus = try FERPlus.load(fp)
+            for (k, v) in splits { splits[k] = try plus.relabel(v, mode: config.ferplusMode, weight: config.ferplusWeight ?? 0.5) }
+        }
+        guard let train = splits[.training], train.count > 0 else { throw TrainingError.noTrainingData("\(config.data) has no Training split") }
+        return DataSource(name: TrainConfig.datasetName(config.data), train: train, validation: splits[.publicTest])
     }
 
     /// Everything one run works with, made once by `prepare`.
     final class Session {
-        let train: FaceDataset, validation: FaceDataset
+        let train: FaceDataset
+        let validations: [(name: String, data: FaceDataset)]
+        let sampling: MixedSampling?
         let model: Classifier
         let optimizer: Optimizer
         let schedule: LearningRateSchedule
@@ -107,9 +149,10 @@ public final class Trainer {
         let batchesPerEpoch: Int
         var state = TrainerState()
 
-        init(train: FaceDataset, validation: FaceDataset, model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule,
+        init(data: TrainingData, sampling: MixedSampling?, model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule,
              loss: SoftmaxCrossEntropy, batchesPerEpoch: Int) {
-            self.train = train; self.validation = validation; self.model = model; self.optimizer = optimizer
+            self.train = data.train; self.validations = data.validations; self.sampling = sampling
+            self.model = model; self.optimizer = optimizer
             self.schedule = schedule; self.loss = loss; self.batchesPerEpoch = batchesPerEpoch
             dropouts = allLayers(model.network).compactMap { $0 as? Dropout }
         }
@@ -139,17 +182,23 @@ public final class Trainer {
         if !resume && hasRun {
             throw TrainingError.invalidConfig("\(outDir) already holds a run; continue it with --resume, or choose another --out")
         }
-        let (train, validation) = try Self.datasets(config)
-        say("data: \(train.count) training, \(validation.count) validation images from \(config.data)")
+        let data = try Self.datasets(config, photos: photos)
+        let train = data.train, sampling = data.sampling(config)
+        if let p = sampling?.problem { throw TrainingError.invalidConfig("--mix: \(p)") }
+        for (part, quota) in zip(data.parts, sampling?.quotas ?? data.parts.map(\.range.count)) {
+            let v = data.validations.first { $0.name == part.name }?.data.count ?? 0
+            say("data: \(part.name): \(part.range.count) training images (\(quota) per epoch), \(v) validation")
+        }
+        say("best epoch: by \(selectionRule(data.validations.map(\.name)))")
         if let t = config.teachers, !t.isEmpty {
             say("targets: labels blended with \(t.count) teacher(s) (weight \(config.distillation.weight), temperature \(config.distillation.temperature), views \((config.teacherTTA ?? .none).rawValue))")
         }
-        try checkRanksAgree(train, validation)
+        try checkRanksAgree(train, data.validations.flatMap { $0.data.labels })
         let spec = config.modelSpec
         let model = Classifier(spec: spec, classNames: train.classNames, seed: config.seed)
         model.network.use(config.precision ?? .fp32)
-        let batches = max(1, train.count / config.batchSize)
-        let run = Session(train: train, validation: validation, model: model, optimizer: config.optimizer.make(model.network.parameters),
+        let batches = TrainingBatches.batchesPerEpoch(train.count, batchSize: config.batchSize, sampling: sampling)
+        let run = Session(data: data, sampling: sampling, model: model, optimizer: config.optimizer.make(model.network.parameters),
                           schedule: LearningRateSchedule(config.schedule, baseRate: config.optimizer.learningRate, epochs: config.epochs, stepsPerEpoch: batches),
                           loss: SoftmaxCrossEntropy(labelSmoothing: config.labelSmoothing,
                                                     classWeights: config.balancedClassWeights ? train.balancedClassWeights : nil),
@@ -187,7 +236,7 @@ public final class Trainer {
         let rank = communicator.rank
         for batch in TrainingBatches(run.train, batchSize: config.batchSize, size: config.inputSize, augmentation: config.augmentation,
                                      seed: config.seed, epoch: s.epoch, skip: s.stepInEpoch, shard: (rank, communicator.size),
-                                     mixup: config.mixup ?? 0) {
+                                     mixup: config.mixup ?? 0, sampling: run.sampling) {
             run.optimizer.learningRate = run.schedule.rate(step: s.globalStep)
             for (i, d) in run.dropouts.enumerated() {
                 d.reseed(config.seed &+ UInt64(s.globalStep) &* 7919 &+ UInt64(i) &+ UInt64(rank) &* 104_729)
@@ -224,12 +273,16 @@ public final class Trainer {
         var s = run.state
         defer { run.state = s }
         try averageRunningStatistics(run.model)
-        let (valLoss, valAcc) = try rootsFigures(Self.evaluate(run.model, run.validation))
+        let figures = try run.validations.map { v in try rootsFigures(Self.evaluate(run.model, v.data)) }
+        let (valLoss, valAcc) = try selected(zip(run.validations.map(\.name), figures).map { ($0, $1) })
         let seen = max(s.partialSeen, 1), epochSeconds = s.partialSeconds
-        let record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
+        var record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
                                  trainLoss: s.partialLoss / Double(seen), trainAccuracy: Double(s.partialCorrect) / Double(seen),
                                  validationLoss: valLoss, validationAccuracy: valAcc, seconds: epochSeconds,
                                  imagesPerSecond: Double(s.partialSeen) / max(epochSeconds, 1e-9))
+        if run.validations.count > 1 {
+            record.validationSets = Dictionary(uniqueKeysWithValues: zip(run.validations.map(\.name), figures).map { ($0, EpochRecord.SetFigures(loss: $1.0, accuracy: $1.1)) })
+        }
         s.history.append(record)
         s.trainSeconds += epochSeconds
         s.epoch += 1
@@ -252,8 +305,9 @@ public final class Trainer {
         } else {
             s.epochsWithoutImprovement += 1
         }
-        say(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%%%@ | lr %.2e | %.0fs, %.0f img/s",
-                   s.epoch, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, improved,
+        let perSet = run.validations.count < 2 ? "" : " (" + zip(run.validations, figures).map { String(format: "%@ %.2f%%", $0.name, 100 * $1.1) }.joined(separator: ", ") + ")"
+        say(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%%%@%@ | lr %.2e | %.0fs, %.0f img/s",
+                   s.epoch, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, perSet, improved,
                    record.learningRate, epochSeconds, record.imagesPerSecond))
         run.state = s
         if communicator.isRoot {
@@ -273,6 +327,31 @@ public final class Trainer {
         }
         return try trainStep(run.model.network, batch, loss: run.loss, optimizer: run.optimizer, clipNorm: config.clipNorm,
                              stop: StopFlag.shared.isSet) { try self.communicator.sum(&$0) }
+    }
+
+    /// The rule that picks the best epoch, in words (`TrainConfig.selectOn`).
+    func selectionRule(_ names: [String]) -> String {
+        switch config.selectOn {
+        case "mean"?: return "the mean validation accuracy of " + names.joined(separator: ", ")
+        case let name?: return "the validation accuracy of \(name)"
+        case nil: return "the validation accuracy of \(names.first ?? "-")"
+        }
+    }
+
+    /// The (loss, accuracy) the run selects on, from each validation set's figures.
+    func selected(_ figures: [(name: String, figures: (Double, Double))]) throws -> (Double, Double) {
+        switch config.selectOn {
+        case "mean"?:
+            let n = Double(max(figures.count, 1))
+            return (figures.map(\.figures.0).reduce(0, +) / n, figures.map(\.figures.1).reduce(0, +) / n)
+        case let name?:
+            guard let f = figures.first(where: { $0.name == name }) else {
+                throw TrainingError.invalidConfig("--select-on \(name): the run has no validation set of that name (\(figures.map(\.name).joined(separator: ", ")))")
+            }
+            return f.figures
+        case nil:
+            return figures.first?.figures ?? (0, 0)
+        }
     }
 
     /// Ranks stop together: true if any rank says so.
@@ -304,15 +383,15 @@ public final class Trainer {
     }
 
     /// Every rank must train the same recipe on the same data: compared by hash before the first step.
-    func checkRanksAgree(_ train: FaceDataset, _ validation: FaceDataset) throws {
+    func checkRanksAgree(_ train: FaceDataset, _ validationLabels: [Int]) throws {
         guard communicator.size > 1 else { return }
         var recipe = config
         recipe.data = ""      // the path may differ between machines; the contents may not
         recipe.threads = 0
-        let labels = fnv1a(train.labels.map { UInt8($0) }) ^ fnv1a(validation.labels.map { UInt8($0) }, seed: 7)
+        let labels = fnv1a(train.labels.map { UInt8($0) }) ^ fnv1a(validationLabels.map { UInt8($0) }, seed: 7)
         let pixels = fnv1a(train.images.prefix(1 << 16)) ^ fnv1a(train.images.suffix(1 << 16), seed: 11)
         try communicator.agree([fnv1a(try JSONEncoder.sorted.encode(recipe))], on: "the training configuration")
-        try communicator.agree([Int64(train.count), Int64(validation.count), labels, pixels], on: "the training data")
+        try communicator.agree([Int64(train.count), Int64(validationLabels.count), labels, pixels], on: "the training data")
     }
 
     /// Mean cross-entropy and accuracy on a labelled set (inference mode, centre crop).

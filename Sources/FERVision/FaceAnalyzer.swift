@@ -72,6 +72,11 @@ public final class FaceAnalyzer {
     /// Level the eyes before classifying: the frame is turned by the box's `roll` (MTCNN's eye
     /// landmarks). Applies to the calibrated framing; boxes without a roll are cropped as they are.
     public var align = false
+    /// Photos in which no face is found are searched again inside a border of this fraction of
+    /// their longer side on every side (0: no second search). Only photos take the second search
+    /// (`detect(_: ScaledImage)`), never video frames, which come at a rate.
+    public var borderRetry = FaceAnalyzer.defaultBorderRetry
+    public static let defaultBorderRetry = 0.25
 
     public init(detector: FaceDetector, classifier: Classifier, margin: Double? = nil) {
         self.detector = detector
@@ -129,11 +134,29 @@ public final class FaceAnalyzer {
     }
 
     /// The faces of a photo decoded at reduced size, in the decoded image's pixels; the smallest is
-    /// still `settings.minFace` pixels of the original.
+    /// still `settings.minFace` pixels of the original. When none is found, the search is repeated
+    /// on the photo with a border (`borderRetry`).
     public func detect(_ photo: ScaledImage) -> [FaceBox] {
-        let scale = photo.scale
-        guard scale < 1 else { return detector.detect(photo.image) }
-        return detector.detect(photo.image, minFace: max(1, Int(Double(detector.settings.minFace) * scale)), maxFace: 0, fullResolution: false)
+        let minFace = photo.scale < 1 ? max(1, Int(Double(detector.settings.minFace) * photo.scale)) : nil
+        let found = detector.detect(photo.image, minFace: minFace, maxFace: 0, fullResolution: false)
+        guard found.isEmpty, borderRetry > 0 else { return found }
+        // A face that fills the photo (a profile picture, a tight crop) leaves the detector no
+        // border: MTCNN's boxes reach past the edges, and its refinement stages see a stretched
+        // face and reject it. Searching again on the photo framed by a plain border finds it.
+        let pad = Int((Double(max(photo.image.width, photo.image.height)) * borderRetry).rounded())
+        let framed = photo.image.bordered(pad)
+        let w = photo.image.width, h = photo.image.height
+        return detector.detect(framed, minFace: minFace, maxFace: 0, fullResolution: false).compactMap { b in
+            // Back to the photo's pixels, clipped to it; a face mostly in the border is no face.
+            let x0 = max(0, b.x - pad), y0 = max(0, b.y - pad), x1 = min(w, b.x + b.width - pad), y1 = min(h, b.y + b.height - pad)
+            guard x1 > x0, y1 > y0, (x1 - x0) * (y1 - y0) * 2 >= b.width * b.height else { return nil }
+            return FaceBox(x: x0, y: y0, width: x1 - x0, height: y1 - y0, roll: b.roll)
+        }
+    }
+
+    /// The network's inputs for every face of a photo, left to right (what `analyze` classifies).
+    public func faceInputs(_ photo: ScaledImage) -> [[UInt8]] {
+        detect(photo).map { faceInput(photo.image, $0) }
     }
 
     /// A result found on the decoded copy, with its box in the original's pixels.

@@ -36,7 +36,8 @@ struct Evaluate: ParsableCommand {
         if withoutTrainingDuplicates, split == .training { throw ValidationError("--without-training-duplicates leaves out Training images: evaluate PublicTest or PrivateTest") }
         let d = face.detection
         if data != nil, d.detector != .mtcnn || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil || face.align
-            || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide {
+            || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide
+            || face.borderRetry != FaceAnalyzer.defaultBorderRetry {
             throw ValidationError("the detector and crop options apply to --photos; --data holds faces already cropped")
         }
     }

@@ -89,13 +89,16 @@ struct DetectorOptions: ParsableArguments {
         if let p = settings.problem { throw ValidationError(p) }
     }
 
-    func make() throws -> FaceDetector {
+    /// `settings` with MTCNN's arithmetic resolved for this CPU.
+    func resolvedSettings() throws -> DetectorSettings {
         var s = settings
         if detector == .mtcnn {
             s.precision = try detectorPrecision.resolve(hasInt8Ranges: MTCNNNetworks.hasInt8Ranges(Bundled.mtcnnWeights), what: "--detector-precision")
         }
-        return try makeFaceDetector(s, mtcnnWeights: Bundled.mtcnnWeights)
+        return s
     }
+
+    func make() throws -> FaceDetector { try makeFaceDetector(try resolvedSettings(), mtcnnWeights: Bundled.mtcnnWeights) }
 }
 
 /// Options shared by the commands that find and label faces.
@@ -105,10 +108,13 @@ struct FaceOptions: ParsableArguments {
     @Option(help: "Crop the detected box plus this fraction of its size per side, instead of the calibrated FER2013 framing.") var margin: Double?
     @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
     @Flag(help: "Level the eyes (MTCNN's landmarks) before classifying.") var align = false
+    @Option(help: "Photos with no face found are searched again inside a border of this fraction of their longer side (0: off).")
+    var borderRetry: Double = FaceAnalyzer.defaultBorderRetry
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         if let m = margin, !(m >= 0 && m <= 1) { throw ValidationError("--margin must be between 0 and 1, got \(m)") }
+        if !(borderRetry >= 0 && borderRetry <= 1) { throw ValidationError("--border-retry must be between 0 (off) and 1, got \(borderRetry)") }
         if align, margin != nil { throw ValidationError("--align turns the calibrated framing; it does not apply with --margin") }
         if align, detection.detector != .mtcnn { throw ValidationError("--align needs the eye landmarks of --detector mtcnn") }
     }
@@ -118,6 +124,7 @@ struct FaceOptions: ParsableArguments {
         let a = FaceAnalyzer(detector: try detection.make(), classifier: try model.load(), margin: margin)
         a.tta = tta
         a.align = align
+        a.borderRetry = borderRetry
         return a
     }
 }

@@ -25,7 +25,20 @@ struct Train: ParsableCommand {
         Example: fer train --data fer2013.csv.gz --preset cnn --epochs 30 --optimizer adamw --lr 1e-3 --out runs/cnn
         """)
 
-    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
+    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String?
+    @Option(help: ArgumentHelp("A folder of labelled photos (emotion sub-folders, or train/ and val/ holding them), run through the photo pipeline; repeatable.",
+                               valueName: "dir"))
+    var photos: [String] = []
+    @Option(help: ArgumentHelp("Sampling weight of a dataset, by name (fer2013, or a photo folder's name); repeatable. Default: every image once per epoch.",
+                               valueName: "name=weight"))
+    var mix: [String] = []
+    @Option(help: "With --mix: images per epoch (default: all training images).") var epochSize: Int?
+    @Option(help: ArgumentHelp("The validation figure that picks the best epoch: mean (of every set's accuracy) or one dataset's name. Default: mean with photo folders, else PublicTest.",
+                               valueName: "mean|name"))
+    var selectOn: String?
+    @Option(help: "Folder for the photo folders' detected faces (default: ~/.cache/swift-fer).") var faceCache: String?
+    @Flag(help: "Detect the photos' faces afresh, without reading or writing the cache.") var noFaceCache = false
+    @OptionGroup(title: "Photo folders: the face detector") var detection: DetectorOptions
     @Option(help: "Run folder for checkpoints, metrics.jsonl and curves.png.") var out: String
     @OptionGroup var architecture: ArchitectureOptions
     @Option(help: "Epochs (default 30; with --resume, a new total for the run).") var epochs: Int?
@@ -71,7 +84,11 @@ struct Train: ParsableCommand {
 
     var config: TrainConfig {
         var c = TrainConfig()
-        c.data = data
+        c.data = data ?? ""
+        if !photos.isEmpty { c.photos = photos }
+        if !mix.isEmpty { c.mix = Dictionary(mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
+        c.epochSize = epochSize
+        c.selectOn = selectOn ?? (photos.isEmpty ? nil : "mean")
         c.preset = architecture.preset
         c.width = architecture.width
         c.fcWidth = architecture.fcWidth
@@ -94,7 +111,7 @@ struct Train: ParsableCommand {
         c.ferplus = ferplus
         c.ferplusMode = ferplusMode
         if ferplusMode == .blend { c.ferplusWeight = ferplusWeight }
-        c.initFrom = initFrom
+        c.initFrom = initFrom.map { (try? Bundled.resolve($0)) ?? $0 }
         c.teachers = teacher.isEmpty ? nil : teacher.map { (try? Bundled.resolve($0)) ?? $0 }
         c.teacherWeight = teacherWeight
         c.teacherTemperature = teacherTemperature
@@ -125,6 +142,13 @@ struct Train: ParsableCommand {
             throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 (or auto)")
         }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
+        if data == nil, photos.isEmpty { throw ValidationError("give the training data: --data (FER2013) and/or --photos (folders of labelled photos)") }
+        for m in mix where Self.parseMix(m) == nil { throw ValidationError("--mix \(m): expected NAME=WEIGHT, for example fer2013=0.7") }
+        if !mix.isEmpty, data == nil ? photos.count < 2 : photos.isEmpty { throw ValidationError("--mix weighs several datasets; this run has one") }
+        if epochSize != nil, mix.isEmpty { throw ValidationError("--epoch-size applies with --mix") }
+        if let f = initFrom, !FileManager.default.fileExists(atPath: (try? Bundled.resolve(f)) ?? f) {
+            throw ValidationError("--init-from \(f): no such model file, and no bundled model of that name")
+        }
         if !resume, ferplus == nil, ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
         for t in teacher where !FileManager.default.fileExists(atPath: (try? Bundled.resolve(t)) ?? t) {
             throw ValidationError("--teacher \(t): no such model file")
@@ -158,15 +182,18 @@ struct Train: ParsableCommand {
         if resume, let saved = FileManager.default.contents(atPath: configPath) {
             // A resumed run keeps its recorded recipe; only the data path may move.
             do { cfg = try JSONDecoder().decode(TrainConfig.self, from: saved) } catch { throw DataError.unreadable(configPath, reason: "not a training configuration (\(error))") }
-            cfg.data = data
+            if let data { cfg.data = data }
             if let e = epochs { cfg.epochs = e }  // the one knob a resumed run may change
             if world.isRoot {
                 FileHandle.standardError.write(Data("resuming with the recipe recorded in \(configPath); options other than --data and --epochs are ignored\n".utf8))
             }
         }
+        let photoSources = try loadPhotos(cfg.photos ?? [], spec: cfg.modelSpec, world: world)
+        if !photoSources.isEmpty { cfg.photoPipeline = photoSources[0].pipeline }
         let trainer = Trainer(config: cfg, outDir: out)
         trainer.showProgress = !quiet
         trainer.communicator = world
+        trainer.photos = photoSources.map(\.source)
         let r = try trainer.run(resume: resume)
         let status = r.interrupted ? "interrupted" : r.stoppedEarly ? "stopped early" : "finished"
         var line = String(format: "%@ after %d epochs (%.0f s training)", status, r.epochsCompleted, r.trainSeconds)
@@ -180,6 +207,53 @@ struct Train: ParsableCommand {
             print(String(format: "allreduce: %.3f MB per rank in %.3f s", Double(world.reducedBytes) / 1e6, world.reduceSeconds))
         }
         if r.interrupted { throw ExitCode(130) }
+    }
+}
+
+extension Train {
+    /// `NAME=WEIGHT` of --mix.
+    static func parseMix(_ s: String) -> (String, Double)? {
+        let p = s.split(separator: "=", maxSplits: 1).map(String.init)
+        guard p.count == 2, !p[0].isEmpty, let w = Double(p[1]) else { return nil }
+        return (p[0], w)
+    }
+
+    /// The photo folders' faces through the photo pipeline (the face cache answers photos seen
+    /// before). Photos that gave no face are counted here and listed in OUT/photos-skipped.json.
+    func loadPhotos(_ roots: [String], spec: ModelSpec, world: Communicator) throws -> [(source: DataSource, pipeline: String)] {
+        guard !roots.isEmpty else { return [] }
+        threads.apply()
+        // The analyzer's classifier only fixes the face side (48); the run trains its own network.
+        let analyzer = FaceAnalyzer(detector: try detection.make(), classifier: Classifier(spec: spec))
+        let cacheFolder = noFaceCache ? nil : (faceCache ?? KeyedCache.defaultFolder)
+        var sources: [(DataSource, String)] = [], skipped: [PhotoFaces.Problem] = []
+        func say(_ s: String) { if world.isRoot { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
+        for root in roots {
+            let name = TrainConfig.datasetName(root)
+            let (trainFolder, valFolder) = try PhotoFaces.splitFolders(root)
+            var sets: [FaceDataset?] = []
+            for (folder, part) in [(trainFolder, "train"), (valFolder, "val")] {
+                guard let folder else { sets.append(nil); continue }
+                let bar = ProgressBar(total: 1, label: "faces \(name)/\(part)")
+                bar.enabled = !quiet && world.isRoot
+                let set = try PhotoFaces.load(folder, analyzer: analyzer, cacheFolder: cacheFolder) { done, total in bar.total = total; bar.update(done) }
+                bar.finish()
+                say("\(name)/\(part): \(set.faces.count + set.problems.count) photos, \(set.faces.count) faces; \(set.cached) from the face cache, \(set.detected) detected")
+                if let p = set.cacheProblem { say("face cache for \(folder) not used (\(p)): rebuilt") }
+                let kinds = Dictionary(grouping: set.problems, by: { $0.problem.hasSuffix("faces found") ? "several faces" : $0.problem == "no face found" ? "no face" : "unreadable" })
+                if !set.problems.isEmpty {
+                    say("\(name)/\(part): \(set.problems.count) of \(set.faces.count + set.problems.count) photos left out ("
+                        + kinds.sorted { $0.key < $1.key }.map { "\($0.value.count) \($0.key)" }.joined(separator: ", ") + "); listed in photos-skipped.json")
+                }
+                skipped += set.problems
+                sets.append(set.faces)
+            }
+            sources.append((DataSource(name: name, train: sets[0], validation: sets[1]), PhotoFaces.cacheKey(analyzer)))
+        }
+        if world.isRoot {
+            try AtomicFile.write(Data(try JSONEncoder.sorted.encode(skipped)), to: (out as NSString).appendingPathComponent("photos-skipped.json"))
+        }
+        return sources
     }
 }
 

@@ -1,0 +1,113 @@
+import Foundation
+import FEREngine
+import FERIO
+import FERData
+import FERModels
+
+/// Labelled photo folders as training data: every photo goes through the same detector, framing
+/// and (optional) alignment as `fer predict`, so a network trains on exactly what it will see.
+///
+///     ROOT/<emotion>/*.jpg|png...              one set
+///     ROOT/train/<emotion>/..., ROOT/val/...   Training and validation (the FER2013 folder names)
+///
+/// Detection runs once per photo: its outcome (the 48x48 face, or how many faces there were) is
+/// cached by the photo's bytes and the pipeline's settings (`cacheKey`), so a second run reads the
+/// cache in seconds and a changed photo is detected again. A photo with no face, several faces, or
+/// unreadable bytes yields no training face and is reported, never dropped silently.
+public enum PhotoFaces {
+    /// A photo that gave no face, and why.
+    public struct Problem: Codable, Sendable, Equatable {
+        public var file: String
+        public var problem: String
+    }
+
+    /// The faces of one folder of labelled photos.
+    public struct Set: Sendable {
+        public var faces: FaceDataset
+        public var problems: [Problem]
+        /// Photos answered from the cache, and photos detected now.
+        public var cached: Int, detected: Int
+        /// Why an existing cache file was not used (damaged, other settings), if it was not.
+        public var cacheProblem: String?
+    }
+
+    /// Everything that decides what face a photo yields; part of the cache's key.
+    public static func cacheKey(_ analyzer: FaceAnalyzer) -> String {
+        let s = analyzer.detector.settings, f = analyzer.framing
+        return "photo-faces v1; detector \(s.kind.rawValue) min \(s.minFace) side \(s.maxSide) scale \(s.scaleFactor) neighbours \(s.minNeighbors) "
+            + "\(s.precision.rawValue); border retry \(analyzer.borderRetry); framing \(f.left) \(f.top) \(f.side); margin \(analyzer.margin.map { "\($0)" } ?? "-"); "
+            + "align \(analyzer.align); out \(analyzer.classifier.sourceSide)"
+    }
+
+    /// The cache file for `folder` under `cacheFolder`: one per folder and settings.
+    public static func cachePath(folder: String, key: String, in cacheFolder: String) -> String {
+        let absolute = URL(fileURLWithPath: folder).standardizedFileURL.path
+        let name = String(format: "faces-%016llx-%016llx.cache", contentHash(Data(absolute.utf8)), contentHash(Data(key.utf8)))
+        return (cacheFolder as NSString).appendingPathComponent(name)
+    }
+
+    /// The training faces of a folder with one sub-folder per emotion. `cacheFolder` nil: no cache.
+    /// `progress(done, total)` is called after every photo.
+    public static func load(_ folder: String, analyzer: FaceAnalyzer, cacheFolder: String?,
+                            progress: (Int, Int) -> Void = { _, _ in }) throws -> Set {
+        let files = try PhotoSetEvaluation.scan(folder)
+        let key = cacheKey(analyzer), side = analyzer.classifier.sourceSide
+        var cache = cacheFolder.map { KeyedCache(path: cachePath(folder: folder, key: key, in: $0), settings: key) }
+        var images: [UInt8] = [], labels: [Int] = [], sources: [String] = [], problems: [Problem] = []
+        var cached = 0, detected = 0
+        for (n, (path, label)) in files.enumerated() {
+            defer { progress(n + 1, files.count) }
+            let bytes: Data
+            do {
+                try DataError.checkReadable(path)
+                bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                problems.append(Problem(file: path, problem: "\(error)"))
+                continue
+            }
+            let hash = contentHash(bytes)
+            var outcome = cache?[hash]
+            if let o = outcome, !(o.count == 1 || o.count == 1 + side * side) { outcome = nil }  // not a record of ours: detect again
+            if outcome != nil {
+                cached += 1
+            } else {
+                do {
+                    outcome = record(analyzer.faceInputs(try ScaledImage.decode([UInt8](bytes), channels: 3, minSide: analyzer.decodeSide, name: path)))
+                } catch {
+                    problems.append(Problem(file: path, problem: "\(error)"))  // unreadable now; not cached, so a fixed file is read again
+                    continue
+                }
+                detected += 1
+                cache?[hash] = outcome
+            }
+            let o = outcome!
+            guard o[0] == 1 else {
+                problems.append(Problem(file: path, problem: o[0] == 0 ? "no face found" : "\(o[0]) faces found"))
+                continue
+            }
+            images += o[1...]
+            labels.append(label)
+            sources.append(path)
+        }
+        if detected > 0 { try cache?.save() }
+        let faces = FaceDataset(side: side, images: images, labels: labels, sources: sources)
+        return Set(faces: faces, problems: problems, cached: cached, detected: detected, cacheProblem: cache?.problem)
+    }
+
+    /// A photo's outcome as a cache record: the face count (at most 255), then the face if one.
+    static func record(_ faces: [[UInt8]]) -> [UInt8] {
+        [UInt8(min(faces.count, 255))] + (faces.count == 1 ? faces[0] : [])
+    }
+
+    /// A photo-folder root's splits: train/ and val/ (the FER2013 folder names) if there, else the
+    /// whole folder as one set.
+    public static func splitFolders(_ root: String) throws -> (train: String?, validation: String?) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else { throw DataError.missingFile(root) }
+        func first(_ split: Split) -> String? {
+            ImageFolder.folderNames(split).map { (root as NSString).appendingPathComponent($0) }.first { FileManager.default.fileExists(atPath: $0) }
+        }
+        let train = first(.training), validation = first(.publicTest)
+        return train == nil && validation == nil ? (root, nil) : (train, validation)
+    }
+}
