@@ -60,6 +60,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var threads: Int = 2
     /// Arithmetic of the convolutions and dense layers (nil: fp32, as runs before it existed).
     public var precision: TrainingPrecision? = nil
+    /// Why the run trains in `precision` when `auto` chose it (the timings it rests on).
+    public var precisionChoice: String? = nil
     /// Image-folder data without a val/ folder: the fraction of train/ held out for validation.
     public var validationFraction: Double = 0.1
     /// Use only the first N training / validation images (quick experiments and tests).

@@ -65,3 +65,16 @@ public enum Benchmark {
                       peakMemoryMB: peakMemoryMB)
     }
 }
+
+extension AutoPrecision {
+    /// What `fer train --precision auto` trains `spec` in here: fp32, or bf16 where the CPU runs it
+    /// natively and a few training steps at `batch` measured it faster.
+    public static func training(spec: ModelSpec, batch: Int, cacheFile: String? = defaultCacheFile) throws -> (TrainingPrecision, Decision) {
+        let candidates = [TrainingPrecision.fp32] + (CPUFeatures.bf16 ? [.bf16] : [])
+        let work = "train \(String(decoding: try JSONEncoder.sorted.encode(spec), as: UTF8.self)) batch \(batch), \(DNNL.threads) threads"
+        let d = try choose(candidates.map(\.rawValue), work: work, cacheFile: cacheFile) { p in
+            try Benchmark.run(spec: spec, mode: .train, batch: batch, steps: 3, precision: p, warmup: 1).millisecondsPerBatch / 1000
+        }
+        return (TrainingPrecision(rawValue: d.choice) ?? .fp32, d)
+    }
+}

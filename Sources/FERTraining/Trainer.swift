@@ -388,6 +388,7 @@ public final class Trainer {
         var recipe = config
         recipe.data = ""      // the path may differ between machines; the contents may not
         recipe.threads = 0
+        recipe.precisionChoice = nil  // each rank's own timings; the precision itself must agree
         let labels = fnv1a(train.labels.map { UInt8($0) }) ^ fnv1a(validationLabels.map { UInt8($0) }, seed: 7)
         let pixels = fnv1a(train.images.prefix(1 << 16)) ^ fnv1a(train.images.suffix(1 << 16), seed: 11)
         try communicator.agree([fnv1a(try JSONEncoder.sorted.encode(recipe))], on: "the training configuration")

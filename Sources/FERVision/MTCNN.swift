@@ -176,3 +176,21 @@ public final class MTCNNNetworks {
                 Self.faceProbability(Self.columns(v, width: 16, 0..<2), n: x.shape[0], plane: 1))
     }
 }
+
+extension MTCNNNetworks {
+    /// What `--detector-precision auto` runs MTCNN in here: the candidate measured fastest on a
+    /// 640x480 frame (`AutoPrecision`).
+    public static func autoPrecision(weights: String, settings: DetectorSettings = DetectorSettings(),
+                                     cacheFile: String? = AutoPrecision.defaultCacheFile) throws -> (InferencePrecision, AutoPrecision.Decision) {
+        let candidates = AutoPrecision.inferenceCandidates(hasInt8Ranges: hasInt8Ranges(weights)).map(\.rawValue)
+        var rng = SplitMix64(seed: 3)
+        let frame = Image(width: 640, height: 480, channels: 3, pixels: (0..<(640 * 480 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 56) })
+        let d = try AutoPrecision.choose(candidates, work: "mtcnn 640x480, \(DNNL.threads) threads", cacheFile: cacheFile) { name in
+            var s = settings
+            s.precision = InferencePrecision(rawValue: name) ?? .fp32
+            let detector = try MTCNNDetector(weights: weights, settings: s)
+            return AutoPrecision.time(warmup: 1, steps: 3) { _ = detector.detect(frame) }
+        }
+        return (InferencePrecision(rawValue: d.choice) ?? .fp32, d)
+    }
+}

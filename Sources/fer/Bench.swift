@@ -166,5 +166,18 @@ struct EngineBench: ParsableCommand {
             if let x = r.ratioToBestPeer { line += String(format: "  %6.2fx", x) }
             print(line)
         }
+        // What --precision auto picks from these figures: AutoPrecision's rule (the fastest, fp32 on a
+        // tie) over the precisions this CPU runs natively (int8: models that carry int8 ranges).
+        let native = Set(AutoPrecision.inferenceCandidates(hasInt8Ranges: true).map(\.rawValue))
+        for m in presets {
+            let picks = ["train b64", "infer b1", "infer b64"].compactMap { work -> String? in
+                let mine = rows.filter { !$0.isPeer && $0.model == m.rawValue && $0.work == work }
+                    .compactMap { r in r.result.engine.split(separator: " ").dropFirst().first.map { (String($0), r.result.millisecondsPerBatch) } }
+                    .filter { native.contains($0.0) && !(work.hasPrefix("train") && $0.0 == "int8") }
+                    .sorted { $0.0 == "fp32" && $1.0 != "fp32" }
+                return AutoPrecision.fastest(mine.map { ($0.0, $0.1) }).map { "\(work) \($0)" }
+            }
+            print("auto picks for \(m.rawValue): " + picks.joined(separator: ", "))
+        }
     }
 }

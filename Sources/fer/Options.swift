@@ -19,13 +19,13 @@ struct ThreadOptions: ParsableArguments {
     func apply() { DNNL.setThreads(threads) }
 }
 
-/// `--precision` for inference: fp32, bf16, int8, or auto (the fastest this CPU and model allow).
+/// `--precision` for inference: fp32, bf16, int8, or auto (the fastest this CPU and model allow, measured).
 enum InferencePrecisionChoice: String, CaseIterable, ExpressibleByArgument {
     case auto, fp32, bf16, int8
 
-    /// The precision to run a network in, or an error saying why the one asked for cannot run;
-    /// `what` names the option in that error.
-    func resolve(hasInt8Ranges: Bool, what: String = "--precision") throws -> InferencePrecision {
+    /// The precision asked for, or an error saying why it cannot run here; nil for auto, which
+    /// `AutoPrecision` measures. `what` names the option in the error.
+    func explicit(hasInt8Ranges: Bool, what: String = "--precision") throws -> InferencePrecision? {
         switch self {
         case .fp32: return .fp32
         case .bf16:
@@ -34,17 +34,24 @@ enum InferencePrecisionChoice: String, CaseIterable, ExpressibleByArgument {
         case .int8:
             guard hasInt8Ranges else { throw ValidationError("\(what) int8: \(InferenceError.notCalibrated)") }
             return .int8
-        case .auto:
-            if CPUFeatures.vnni && hasInt8Ranges { return .int8 }
-            return CPUFeatures.bf16 ? .bf16 : .fp32
+        case .auto: return nil
         }
     }
+}
+
+/// The arithmetic `auto` picked; said on standard error when it was measured now (the first run
+/// of this work on this CPU), not when it came from the cache.
+func noted<P>(_ choice: (P, AutoPrecision.Decision), _ what: String) -> P {
+    if !choice.1.cached, choice.1.seconds.count > 1 {
+        FileHandle.standardError.write(Data("\(what) auto: \(choice.1.reason); kept in \(AutoPrecision.defaultCacheFile)\n".utf8))
+    }
+    return choice.0
 }
 
 /// `--model`: a trained model to run, by file or bundled name, and the arithmetic to run it in.
 struct ModelOptions: ParsableArguments {
     @Option(help: "Model file (.safetensors), or a bundled model: default, fast (see `fer models`).") var model: String?
-    @Option(help: "Inference arithmetic: auto (int8 with VNNI when the model carries int8 ranges, else bf16 where the CPU has it, else fp32), fp32, bf16, int8.")
+    @Option(help: "Inference arithmetic: auto (the fastest measured on this CPU among those it runs natively: fp32, int8 with VNNI and int8 ranges, bf16 with AVX-512 BF16), fp32, bf16, int8.")
     var precision: InferencePrecisionChoice = .auto
 
     func load() throws -> Classifier { try loadFile().classifier }
@@ -53,7 +60,7 @@ struct ModelOptions: ParsableArguments {
     func loadFile() throws -> (classifier: Classifier, card: ModelCard, file: SafeTensors) {
         let (classifier, card, st) = try Checkpoint.load(try Bundled.resolve(model))
         let ranges = st[Classifier.int8RangesTensor]?.values
-        let p = try precision.resolve(hasInt8Ranges: ranges != nil)
+        let p = try precision.explicit(hasInt8Ranges: ranges != nil) ?? noted(try classifier.autoPrecision(ranges: ranges), "--precision")
         if p != .fp32 { try classifier.compile(p, ranges: ranges) }  // fp32 runs the trained layers as they are
         return (classifier, card, st)
     }
@@ -67,7 +74,7 @@ struct DetectorOptions: ParsableArguments {
     @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = DetectorSettings().maxSide
     @Option(help: "Cascades only: pyramid step, above 1 (default 1.1).") var scaleFactor: Double?
     @Option(help: "Cascades only: overlapping hits needed per face, 1 or more (default 5).") var minNeighbors: Int?
-    @Option(help: "MTCNN's arithmetic: auto (int8 with VNNI when the weights carry int8 ranges, else bf16 where the CPU has it, else fp32), fp32, bf16, int8.")
+    @Option(help: "MTCNN's arithmetic: auto (the fastest measured on this CPU, as --precision), fp32, bf16, int8.")
     var detectorPrecision: InferencePrecisionChoice = .auto
 
     var settings: DetectorSettings {
@@ -93,7 +100,8 @@ struct DetectorOptions: ParsableArguments {
     func resolvedSettings() throws -> DetectorSettings {
         var s = settings
         if detector == .mtcnn {
-            s.precision = try detectorPrecision.resolve(hasInt8Ranges: MTCNNNetworks.hasInt8Ranges(Bundled.mtcnnWeights), what: "--detector-precision")
+            s.precision = try detectorPrecision.explicit(hasInt8Ranges: MTCNNNetworks.hasInt8Ranges(Bundled.mtcnnWeights), what: "--detector-precision")
+                ?? noted(try MTCNNNetworks.autoPrecision(weights: Bundled.mtcnnWeights, settings: s), "--detector-precision")
         }
         return s
     }

@@ -75,7 +75,7 @@ struct Train: ParsableCommand {
     @Option(help: "Early stopping: epochs without a better validation accuracy (0: off).") var patience: Int = 0
     @Option(help: "Clip the global gradient norm.") var clip: Float?
     @OptionGroup var threads: ThreadOptions
-    @Option(help: "Arithmetic of the convolutions and dense layers: auto (bf16 where the CPU has AVX-512 BF16 or AMX, else fp32), fp32, bf16.")
+    @Option(help: "Arithmetic of the convolutions and dense layers: auto (the faster of fp32 and bf16, measured on this CPU; fp32 where it has no AVX-512 BF16 or AMX), fp32, bf16.")
     var precision: TrainingPrecisionChoice = .auto
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(help: "Use only the first N validation images.") var valLimit: Int?
@@ -131,7 +131,7 @@ struct Train: ParsableCommand {
         c.patience = patience
         c.clipNorm = clip
         c.threads = threads.threads
-        c.precision = precision.resolved
+        c.precision = precision.explicit  // auto: measured when the run starts (train)
         c.limit = limit
         c.validationLimit = valLimit
         return c
@@ -187,6 +187,18 @@ struct Train: ParsableCommand {
             if world.isRoot {
                 FileHandle.standardError.write(Data("resuming with the recipe recorded in \(configPath); options other than --data and --epochs are ignored\n".utf8))
             }
+        }
+        if cfg.precision == nil {
+            threads.apply()
+            var (p, decision) = try AutoPrecision.training(spec: cfg.modelSpec, batch: cfg.batchSize)
+            if world.size > 1 {  // every rank trains in rank 0's choice
+                var v = [world.isRoot && p == .bf16 ? 1.0 : 0]
+                try world.sum(&v)
+                p = v[0] > 0 ? .bf16 : .fp32
+            }
+            cfg.precision = p
+            cfg.precisionChoice = "auto: " + decision.reason
+            if world.isRoot { FileHandle.standardError.write(Data("precision auto: \(decision.reason)\n".utf8)) }
         }
         let photoSources = try loadPhotos(cfg.photos ?? [], spec: cfg.modelSpec, world: world)
         if !photoSources.isEmpty { cfg.photoPipeline = photoSources[0].pipeline }
@@ -261,11 +273,12 @@ extension Train {
 enum TrainingPrecisionChoice: String, CaseIterable, ExpressibleByArgument {
     case auto, fp32, bf16
 
-    var resolved: TrainingPrecision {
+    /// The arithmetic asked for; nil for auto, measured when the run starts (`AutoPrecision.training`).
+    var explicit: TrainingPrecision? {
         switch self {
         case .fp32: return .fp32
         case .bf16: return .bf16
-        case .auto: return CPUFeatures.bf16 ? .bf16 : .fp32
+        case .auto: return nil
         }
     }
 }
