@@ -277,6 +277,25 @@ cvb_video *cvb_video_open(const char *path) {
     }
 }
 
+cvb_video *cvb_stream_open(const char *url, int openTimeoutMs, int readTimeoutMs) {
+    try {
+        auto *v = new cvb_video();
+        v->camera = true;  // live: no frame count
+        // FFmpeg's back end, with deadlines: a stream that never answers or stalls returns an error
+        // instead of blocking the reader forever.
+        std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, openTimeoutMs, cv::CAP_PROP_READ_TIMEOUT_MSEC, readTimeoutMs};
+        if (!v->capture.open(url, cv::CAP_FFMPEG, params) || !v->capture.isOpened()) {
+            delete v;
+            fail(std::string("cannot open stream ") + url);
+            return nullptr;
+        }
+        return v;
+    } catch (const cv::Exception &e) {
+        fail(e.what());
+        return nullptr;
+    }
+}
+
 cvb_video *cvb_camera_open(int index, int width, int height) {
     try {
         auto *v = new cvb_video();

@@ -39,3 +39,23 @@ public enum Annotator {
         return img
     }
 }
+
+extension Image {
+    /// Several frames in a grid (the first one's size per tile, others resized to it), left to
+    /// right and top to bottom: the live window with several sources.
+    public static func tiled(_ frames: [Image]) -> Image {
+        guard let first = frames.first?.bgr else { return Image(width: 640, height: 480, channels: 3) }
+        guard frames.count > 1 else { return first }
+        let cols = Int(Double(frames.count).squareRoot().rounded(.up)), rows = (frames.count + cols - 1) / cols
+        let w = first.width, h = first.height
+        var out = Image(width: w * cols, height: h * rows, channels: 3)
+        for (k, f) in frames.enumerated() {
+            let tile = f.bgr.resized(width: w, height: h), x0 = (k % cols) * w, y0 = (k / cols) * h
+            for y in 0..<h {
+                out.pixels.replaceSubrange(((y0 + y) * out.width + x0) * 3 ..< ((y0 + y) * out.width + x0 + w) * 3,
+                                           with: tile.pixels[y * w * 3 ..< (y + 1) * w * 3])
+            }
+        }
+        return out
+    }
+}

@@ -51,6 +51,19 @@ public final class VideoReader {
         self.width = Int(w); self.height = Int(ht); fps = f > 0 ? f : 30; frameCount = nil
     }
 
+    /// A network stream (`rtsp://`, `http(s)://` MJPEG, anything FFmpeg opens): opening fails after
+    /// `openTimeout` seconds without an answer, and a read after `readTimeout` seconds without a frame.
+    public init(url: String, openTimeout: Double = 10, readTimeout: Double = 5) throws {
+        guard let h = cvb_stream_open(url, Int32(openTimeout * 1000), Int32(readTimeout * 1000)) else {
+            throw VideoError.cannotOpen(url, String(cString: cvb_last_error()))
+        }
+        handle = h
+        name = url
+        var w: Int32 = 0, ht: Int32 = 0, f: Double = 0, n: Int32 = 0
+        cvb_video_info(h, &w, &ht, &f, &n)
+        width = Int(w); height = Int(ht); fps = f > 0 ? f : 30; frameCount = nil
+    }
+
     deinit { cvb_video_close(handle) }
 
     /// The next frame, or nil at the end.

@@ -23,7 +23,15 @@ public final class VideoFaceAnalyzer {
         self.fullScanInterval = max(1, fullScanInterval)
     }
 
+    /// The frame's faces and their expressions, smoothed per track.
     public func process(_ image: Image, times: inout StageTimes) -> [FaceResult] {
+        let found = boxes(image, times: &times)
+        return tracker.update(analyzer.classify(image, found, times: &times), classNames: analyzer.classifier.classNames)
+    }
+
+    /// The faces to classify in this frame: searched for, or followed from the last frame. Live
+    /// sources classify the faces of several feeds in one batch, then call `results`.
+    public func boxes(_ image: Image, times: inout StageTimes) -> [FaceBox] {
         let t = DispatchTime.now()
         var boxes: [FaceBox]
         if frame % fullScanInterval == 0 || last.isEmpty {
@@ -49,6 +57,12 @@ public final class VideoFaceAnalyzer {
         times.detect += milliseconds(since: t)
         frame += 1
         last = boxes
-        return tracker.update(analyzer.classify(image, boxes, times: &times), classNames: analyzer.classifier.classNames)
+        return boxes
+    }
+
+    /// This frame's results from the classifier's probabilities for `boxes`, smoothed per track.
+    public func results(_ boxes: [FaceBox], probabilities: [[Float]]) -> [FaceResult] {
+        let names = analyzer.classifier.classNames
+        return tracker.update(zip(boxes, probabilities).map { FaceResult(box: $0, probabilities: $1, classNames: names) }, classNames: names)
     }
 }

@@ -70,6 +70,8 @@ int cvb_cascade_detect(cvb_cascade *cascade, const uint8_t *gray, int width, int
 typedef struct cvb_video cvb_video;
 cvb_video *cvb_video_open(const char *path);
 cvb_video *cvb_camera_open(int index, int width, int height);
+/// A network stream (rtsp://, http(s):// MJPEG...) through FFmpeg, with open and read deadlines in milliseconds.
+cvb_video *cvb_stream_open(const char *url, int openTimeoutMs, int readTimeoutMs);
 /// Frame size, frames per second (0 if unknown) and frame count (-1 if unknown: cameras, streams).
 void cvb_video_info(cvb_video *video, int *width, int *height, double *fps, int *frames);
 /// 1: a frame was read into *out (release with cvb_image_free); 0: end of stream; negative: error.
