@@ -21,8 +21,9 @@ public enum ImageFolder {
     /// The image files every folder reader accepts (what OpenCV decodes).
     public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
 
-    /// The labelled images of a folder with one sub-folder per emotion, sorted. Folder names match
-    /// case-insensitively (`Happy/` is happy); any other sub-folder is an error, never skipped.
+    /// The labelled images of a folder with one sub-folder per emotion (and any folders inside
+    /// those), sorted. Folder names match case-insensitively (`Happy/` is happy); any other
+    /// sub-folder is an error, never skipped.
     public static func labelledImages(in folder: String) throws -> [(path: String, label: Int)] {
         let entries: [String]
         do { entries = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
@@ -36,13 +37,14 @@ public enum ImageFolder {
             guard let emotion = Emotion.allCases.first(where: { $0.folderName == name.lowercased() }) else {
                 throw DataError.mismatch(dir, reason: "not an emotion folder (expected \(Emotion.allCases.map(\.folderName).joined(separator: ", ")))")
             }
-            let names: [String]
-            do { names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted() } catch {
-                throw DataError.unreadable(dir, reason: "cannot list the folder")
+            // Every image below the emotion folder, sub-folders included (`happy/2024/a.jpg` is happy).
+            guard let walk = FileManager.default.enumerator(atPath: dir) else { throw DataError.unreadable(dir, reason: "cannot list the folder") }
+            var names: [String] = []
+            while let n = walk.nextObject() as? String {
+                if (n as NSString).lastPathComponent.hasPrefix(".") { continue }
+                if imageExtensions.contains((n as NSString).pathExtension.lowercased()) { names.append(n) }
             }
-            for n in names where imageExtensions.contains((n as NSString).pathExtension.lowercased()) {
-                files.append(((dir as NSString).appendingPathComponent(n), emotion.rawValue))
-            }
+            for n in names.sorted() { files.append(((dir as NSString).appendingPathComponent(n), emotion.rawValue)) }
         }
         guard !files.isEmpty else { throw DataError.emptyFolder("\(folder) (no images in emotion sub-folders)") }
         return files

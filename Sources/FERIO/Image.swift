@@ -32,14 +32,14 @@ public struct Image: Sendable {
     /// 4 or 8; a JPEG decodes at that scale directly, several times faster than whole).
     public static func read(_ path: String, channels: Int = 1, reduction: Int = 1) throws -> Image {
         try DataError.checkReadable(path)
-        var img = cvb_image()
-        guard cvb_read(path, Int32(channels), Int32(reduction), &img) == 0 else { throw DataError.corruptImage(path, reason: lastError) }
-        return take(&img)
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError.unreadable(path, reason: "permission or I/O error") }
+        return try decode([UInt8](data), channels: channels, reduction: reduction, name: path)
     }
 
     /// Decodes an encoded image (PNG, JPEG, BMP...) held in memory, at 1/`reduction` of its size as
     /// `read`; `name` labels errors.
     public static func decode(_ bytes: [UInt8], channels: Int = 1, reduction: Int = 1, name: String = "image data") throws -> Image {
+        if let cut = ImageHeader.truncation(bytes) { throw DataError.truncated(name, reason: cut) }
         var img = cvb_image()
         let status = bytes.withUnsafeBufferPointer { cvb_decode($0.baseAddress, $0.count, Int32(channels), Int32(reduction), &img) }
         guard status == 0 else { throw DataError.corruptImage(name, reason: lastError) }

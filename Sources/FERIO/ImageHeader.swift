@@ -22,6 +22,20 @@ public struct ImageHeader: Equatable, Sendable {
     public var shownWidth: Int { (5...8).contains(orientation) ? height : width }
     public var shownHeight: Int { (5...8).contains(orientation) ? width : height }
 
+    /// The most pixels a command decodes unless told otherwise (`--max-pixels`): a 100 kB PNG can
+    /// hold a 50,000 x 50,000 image, 2.5 GB of pixels.
+    public static let defaultMaxPixels = 40_000_000
+
+    /// Why a JPEG is cut short, or nil: its end-of-image marker (FF D9, which the compressed data
+    /// can never contain) must stand in its last kilobyte. libjpeg decodes a cut JPEG without
+    /// complaint, grey below the cut, so this is the only place the damage can be seen.
+    public static func truncation(_ b: [UInt8]) -> String? {
+        guard b.count >= 3, b[0] == 0xFF, b[1] == 0xD8, b[2] == 0xFF else { return nil }
+        let tail = max(2, b.count - 1024)
+        for i in stride(from: b.count - 2, through: tail, by: -1) where b[i] == 0xFF && b[i + 1] == 0xD9 { return nil }
+        return "the JPEG stops before its end-of-image marker (\(b.count) bytes): the file was cut short"
+    }
+
     /// The formats whose size can be read here and that OpenCV 4.6 decodes.
     public static let formats = ["JPEG", "PNG", "BMP", "WebP"]
 

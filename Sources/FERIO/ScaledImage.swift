@@ -29,20 +29,35 @@ public struct ScaledImage: Sendable {
     }
 
     /// Decodes `bytes` as colour (`channels` 3) or gray (1), reduced as `reduction(for:minSide:)`.
-    public static func decode(_ bytes: [UInt8], channels: Int, minSide: Int, name: String = "image data") throws -> ScaledImage {
+    /// An image of more than `maxPixels` (read from its header, before any decoding) is an error.
+    public static func decode(_ bytes: [UInt8], channels: Int, minSide: Int, maxPixels: Int = ImageHeader.defaultMaxPixels,
+                              name: String = "image data") throws -> ScaledImage {
         let header = ImageHeader.read(bytes)
-        let image = try Image.decode(bytes, channels: channels, reduction: reduction(for: header, minSide: minSide), name: name)
-        // The decoder turns a JPEG by its EXIF orientation: the original is the picture as shown.
-        return ScaledImage(image: image, originalWidth: header?.shownWidth ?? image.width, originalHeight: header?.shownHeight ?? image.height)
+        // Sides first: a lying header's product could overflow.
+        if let h = header, h.width < 0 || h.height < 0 || h.width > 1 << 20 || h.height > 1 << 20 || h.pixels > maxPixels {
+            throw DataError.mismatch(name, reason: "the image is \(h.width)x\(h.height) pixels, more than the limit of \(maxPixels) (--max-pixels)")
+        }
+        let k = reduction(for: header, minSide: minSide)
+        let image = try Image.decode(bytes, channels: channels, reduction: k, name: name)
+        // The decoder turns a JPEG by its EXIF orientation, so the original is the picture as shown;
+        // but sizes and boxes must be those of the pixels the decoder gave, so where the header and
+        // the decoder read the orientation differently (a tag stored in an unusual form), the size
+        // that matches the decoded pixels wins.
+        guard let h = header else { return ScaledImage(image: image, originalWidth: image.width, originalHeight: image.height) }
+        func matches(_ w: Int, _ ht: Int) -> Bool { abs(image.width - (w + k - 1) / k) <= 1 && abs(image.height - (ht + k - 1) / k) <= 1 }
+        let (w, ht) = matches(h.shownWidth, h.shownHeight) ? (h.shownWidth, h.shownHeight)
+            : matches(h.width, h.height) ? (h.width, h.height) : matches(h.height, h.width) ? (h.height, h.width)
+            : (image.width * k, image.height * k)
+        return ScaledImage(image: image, originalWidth: w, originalHeight: ht)
     }
 
     /// Reads the file at `path` as `decode` does.
-    public static func read(_ path: String, channels: Int, minSide: Int) throws -> ScaledImage {
+    public static func read(_ path: String, channels: Int, minSide: Int, maxPixels: Int = ImageHeader.defaultMaxPixels) throws -> ScaledImage {
         try DataError.checkReadable(path)
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw DataError.unreadable(path, reason: error.localizedDescription)
         }
-        return try decode([UInt8](data), channels: channels, minSide: minSide, name: path)
+        return try decode([UInt8](data), channels: channels, minSide: minSide, maxPixels: maxPixels, name: path)
     }
 }

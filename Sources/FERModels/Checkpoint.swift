@@ -69,6 +69,17 @@ public enum Checkpoint {
         try encode(model, card: card, extra: extra).write(path, as: half ? .f16 : .f32)
     }
 
+    /// Writes `model` as a new version of the model file `source` was read from, keeping what that
+    /// file carries: its storage (an F16 file stays F16 unless `half` says otherwise) and its int8
+    /// activation ranges, unless `keepRanges` is false because the weights changed (a soup) and the
+    /// ranges no longer describe them. Every command that writes a model it read goes through here.
+    public static func save(_ model: Classifier, card: ModelCard, to path: String, like source: SafeTensors,
+                            keepRanges: Bool = true, half: Bool? = nil) throws {
+        var extra = SafeTensors()
+        if keepRanges, let r = source[Classifier.int8RangesTensor] { extra.add(Classifier.int8RangesTensor, shape: [r.values.count], values: r.values) }
+        try save(model, card: card, to: path, extra: extra.tensors.isEmpty ? nil : extra, half: half ?? (source.storedAs == .f16))
+    }
+
     /// Rebuilds the model a file describes and loads its weights.
     public static func load(_ path: String) throws -> (Classifier, ModelCard, SafeTensors) {
         let st = try SafeTensors.read(path)
@@ -101,6 +112,18 @@ public enum Checkpoint {
 
     /// Loads `st`'s weights into `model` (same architecture), checking every name, shape and value:
     /// weights must be finite, and batch-norm variances non-negative.
+    /// Checks that the model file `st` answers over `model`'s classes, named alike and in the same
+    /// order (a fine-tune's start, a teacher): a model whose classes are permuted would pass every
+    /// shape check and train on swapped labels. `role` names it in the error.
+    public static func checkClasses(_ st: SafeTensors, path: String, matching classNames: [String], role: String) throws {
+        guard let json = st.metadata["swift-fer"], let card = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)) else {
+            throw CheckpointError.notAModel(path)
+        }
+        guard card.classNames == classNames else {
+            throw CheckpointError.invalid(path, "\(role): its classes are \(card.classNames.joined(separator: ", ")); this run's are \(classNames.joined(separator: ", ")) (the same names in the same order)")
+        }
+    }
+
     public static func restore(_ model: Classifier, from st: SafeTensors, path: String) throws {
         for p in model.network.parameters + model.network.buffers {
             guard let t = st[p.name] else { throw CheckpointError.missingTensor(path, p.name) }

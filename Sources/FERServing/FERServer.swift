@@ -188,7 +188,7 @@ public enum FERServer {
             throw ServeError.tooLarge("the image is \(header.width)x\(header.height) pixels; the limit is \(settings.maxPixels) pixels")
         }
         do {
-            return try ScaledImage.decode(bytes, channels: 3, minSide: minSide, name: "the \(header.format) image")
+            return try ScaledImage.decode(bytes, channels: 3, minSide: minSide, maxPixels: settings.maxPixels, name: "the \(header.format) image")
         } catch {
             throw ServeError.unprocessable("\(error)")
         }

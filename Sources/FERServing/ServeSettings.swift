@@ -1,3 +1,5 @@
+import FERIO
+
 /// What `fer serve` listens on and the limits that keep it answering under any input and load.
 public struct ServeSettings: Sendable {
     public var host = "127.0.0.1"
@@ -5,7 +7,7 @@ public struct ServeSettings: Sendable {
     /// Largest request body (and WebSocket message), bytes: 413 above it.
     public var maxBodyBytes = 16 << 20
     /// Largest image, pixels, read from its header before decoding: 413 above it.
-    public var maxPixels = 40_000_000
+    public var maxPixels = ImageHeader.defaultMaxPixels
     /// Images waiting for the model at most; one more is answered 503 (back-pressure).
     public var queueCapacity = 64
     /// Images whose faces go through the classifier together, at most.

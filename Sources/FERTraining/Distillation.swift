@@ -20,10 +20,8 @@ public enum Distillation {
         var sum = [Float](repeating: 0, count: data.count * k)
         var done = 0
         for path in teachers {
-            let (model, _, _) = try Checkpoint.load(path)
-            guard model.spec.classes == k else {
-                throw TrainingError.invalidConfig("teacher \(path) has \(model.spec.classes) classes; the data has \(k)")
-            }
+            let (model, _, st) = try Checkpoint.load(path)
+            try Checkpoint.checkClasses(st, path: path, matching: data.classNames, role: "teacher")
             try model.compile(.fp32)  // batch norm folded: faster, and the same targets on every CPU
             for r in evaluationRanges(data, batchSize: max(1, 256 / tta.views)) {
                 let p = model.probabilities(evaluationBatch(data, r, size: model.spec.inputSize, tta: tta), views: tta.views, temperature: temperature)

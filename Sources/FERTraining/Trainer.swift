@@ -205,11 +205,14 @@ public final class Trainer {
                           batchesPerEpoch: batches)
         if resume && FileManager.default.fileExists(atPath: lastPath) {
             run.state = try restore(model: model, optimizer: run.optimizer, schedule: run.schedule)
+            try checkResumable(run.state, batchesPerEpoch: batches)
             say("resumed from \(lastPath) at epoch \(run.state.epoch + 1), step \(run.state.stepInEpoch)")
         } else {
             if resume { say("nothing to resume in \(outDir) (no last.safetensors): starting a new run") }
             if let source = config.initFrom {
-                try Checkpoint.restore(model, from: try SafeTensors.read(source), path: source)
+                let st = try SafeTensors.read(source)
+                try Checkpoint.checkClasses(st, path: source, matching: model.classNames, role: "--init-from")
+                try Checkpoint.restore(model, from: st, path: source)
                 say("initialised from \(source)")
             }
             if communicator.isRoot {
@@ -401,6 +404,19 @@ public final class Trainer {
         let correct = zip(probs, data.labels).filter { argmax($0) == $1 }.count
         return (TemperatureCalibration.negativeLogLikelihood(probabilities: probs, labels: data.labels),
                 Double(correct) / Double(max(data.count, 1)))
+    }
+
+    /// A saved state that is not one this trainer could have written, or that has done more epochs
+    /// than the run now asks for, is an error rather than a run that silently does nothing.
+    func checkResumable(_ s: TrainerState, batchesPerEpoch: Int) throws {
+        guard s.epoch >= 0, s.stepInEpoch >= 0, s.globalStep >= 0, s.stepInEpoch <= batchesPerEpoch, s.history.count == s.epoch,
+              s.bestEpoch >= 0, s.bestEpoch <= s.epoch, s.partialSeen >= 0, s.trainSeconds.isFinite, s.trainSeconds >= 0 else {
+            throw TrainingError.resumeMismatch("\(lastPath): its trainer state is damaged (epoch \(s.epoch), step \(s.stepInEpoch) of \(batchesPerEpoch), "
+                                               + "global step \(s.globalStep), \(s.history.count) epochs logged)")
+        }
+        guard s.epoch <= config.epochs else {
+            throw TrainingError.resumeMismatch("the run has done \(s.epoch) epochs, more than the \(config.epochs) asked for; give --epochs \(s.epoch) or more")
+        }
     }
 
     private func saveLast(_ run: Session) throws {

@@ -77,6 +77,8 @@ public final class FaceAnalyzer {
     /// (`detect(_: ScaledImage)`), never video frames, which come at a rate.
     public var borderRetry = FaceAnalyzer.defaultBorderRetry
     public static let defaultBorderRetry = 0.25
+    /// Photos of more pixels than this (read from the header, before decoding) are refused.
+    public var maxPixels = ImageHeader.defaultMaxPixels
 
     public init(detector: FaceDetector, classifier: Classifier, margin: Double? = nil) {
         self.detector = detector
@@ -130,7 +132,7 @@ public final class FaceAnalyzer {
 
     /// Reads a photo at the reduced size `decodeSide` allows.
     public func readPhoto(_ path: String) throws -> ScaledImage {
-        try ScaledImage.read(path, channels: 3, minSide: decodeSide)
+        try ScaledImage.read(path, channels: 3, minSide: decodeSide, maxPixels: maxPixels)
     }
 
     /// The faces of a photo decoded at reduced size, in the decoded image's pixels; the smallest is

@@ -88,7 +88,7 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     private var newest: LiveFrame?
     private var lastTaken = -1
     private var pending: [LiveEvent] = []
-    private var stopping = false, finished = false
+    private var stopping = false, finished = false, started = false
     private var readCount = 0, reconnectCount = 0
     private let done = DispatchSemaphore(value: 0)
 
@@ -100,6 +100,7 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
 
     /// Starts the reader thread.
     public func start() {
+        started = true
         let t = Thread { [self] in self.readLoop(); self.done.signal() }
         t.name = "fer live \(source)"
         t.start()
@@ -126,9 +127,13 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     public var framesRead: Int { lock.lock(); defer { lock.unlock() }; return readCount }
     public var reconnects: Int { lock.lock(); defer { lock.unlock() }; return reconnectCount }
 
-    /// Stops the reader and waits for it (at most the read deadline).
+    /// Stops the reader and waits for it (at most its open and read deadlines); again, returns at once.
     public func stop() {
-        lock.lock(); stopping = true; lock.unlock()
+        lock.lock()
+        let first = !stopping
+        stopping = true
+        lock.unlock()
+        guard first, started else { return }
         _ = done.wait(timeout: .now() + readTimeout + openTimeout + 1)
     }
 

@@ -10,6 +10,8 @@ import FEREvaluation
 ///     ROOT/<emotion>/*.jpg|png...    emotion folders: angry disgust fear happy neutral sad surprise
 ///
 /// Each photo must hold exactly one face; a photo with none or several counts as wrong and is listed.
+/// A file that cannot be read (damaged, cut short, empty, too large) is not the pipeline's answer:
+/// it is listed apart (`unreadable`) and left out of the accuracy.
 public enum PhotoSetEvaluation {
     /// Labelled photo paths, sorted (the layout of `ImageFolder.labelledImages`).
     public static func scan(_ root: String) throws -> [(path: String, label: Int)] {
@@ -26,6 +28,8 @@ public enum PhotoSetEvaluation {
         public var faces: Int
         public var problem: String?
         public var probabilities: [String: Float]?
+        /// False when the file could not be read as an image (it then counts in no figure).
+        public var readable = true
     }
 
     public struct Result: Codable, Sendable {
@@ -33,10 +37,12 @@ public enum PhotoSetEvaluation {
         public var accuracy: Double
         public var report: ClassificationReport
         public var photos: [Photo]
-        /// Photos that got no prediction (no face, several faces, unreadable).
-        public var failures: [Photo] { photos.filter { $0.predicted == nil } }
-        /// Photos whose prediction was wrong or missing.
-        public var wrong: [Photo] { photos.filter { $0.predicted != $0.label } }
+        /// Readable photos that got no prediction (no face, several faces).
+        public var failures: [Photo] { photos.filter { $0.readable && $0.predicted == nil } }
+        /// Readable photos whose prediction was wrong or missing.
+        public var wrong: [Photo] { photos.filter { $0.readable && $0.predicted != $0.label } }
+        /// Files that could not be read, left out of every figure.
+        public var unreadable: [Photo] { photos.filter { !$0.readable } }
 
         enum CodingKeys: String, CodingKey { case root, accuracy, report, photos }
     }
@@ -44,7 +50,7 @@ public enum PhotoSetEvaluation {
     public static func run(_ root: String, analyzer: FaceAnalyzer, progress: (Int, Int) -> Void = { _, _ in }) throws -> Result {
         let files = try scan(root)
         let names = analyzer.classifier.classNames
-        var photos: [Photo] = [], predictions: [Int] = []
+        var photos: [Photo] = [], predictions: [Int] = [], labels: [Int] = []
         for (n, (path, label)) in files.enumerated() {
             var photo = Photo(file: path, label: names[label], predicted: nil, faces: 0, problem: nil, probabilities: nil)
             var prediction = -1
@@ -60,12 +66,16 @@ public enum PhotoSetEvaluation {
                 }
             } catch {
                 photo.problem = "\(error)"
+                photo.readable = false
             }
             photos.append(photo)
-            predictions.append(prediction)
+            if photo.readable {
+                predictions.append(prediction)
+                labels.append(label)
+            }
             progress(n + 1, files.count)
         }
-        let report = ClassificationReport(labels: files.map(\.label), predictions: predictions, classNames: names)
+        let report = ClassificationReport(labels: labels, predictions: predictions, classNames: names)
         return Result(root: root, accuracy: report.accuracy, report: report, photos: photos)
     }
 }

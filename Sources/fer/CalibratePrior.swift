@@ -28,9 +28,9 @@ struct CalibratePrior: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let (classifier, card, _) = try Checkpoint.load(try Bundled.resolve(model.model))
-        guard let set = try DatasetLoader.load(data)[.publicTest], set.count > 0 else {
-            throw DataError.mismatch(data, reason: "no PublicTest faces")
+        let (classifier, card, st) = try Checkpoint.load(try Bundled.resolve(model.model))
+        guard let set = try DatasetLoader.load(data)[.publicTest], set.count >= 2 else {
+            throw DataError.mismatch(data, reason: "the prior is fitted on PublicTest and checked on two halves of it: it needs at least 2 PublicTest faces")
         }
         guard let last = classifier.network.layers.last(where: { $0 is Dense }) as? Dense, last.outFeatures == classifier.spec.classes else {
             throw ValidationError("the model's last layer is not a dense layer over the classes")
@@ -56,7 +56,7 @@ struct CalibratePrior: ParsableCommand {
         calibrated.metrics["publictest_accuracy_before_prior"] = before
         calibrated.metrics["publictest_accuracy_after_prior"] = after
         calibrated.metrics["publictest_accuracy_after_prior_2fold"] = crossFitted
-        try Checkpoint.save(classifier, card: calibrated, to: out)
+        try Checkpoint.save(classifier, card: calibrated, to: out, like: st)  // storage and int8 ranges kept: only the last bias moved
         print("offsets: " + zip(classifier.classNames, bias).map { "\($0) \(String(format: "%+.2f", $1))" }.joined(separator: ", "))
         print(String(format: "PublicTest accuracy %.2f%% -> %.2f%% fitted on all of it, %.2f%% fitted on the other half (2 folds); %d faces",
                      100 * before, 100 * after, 100 * crossFitted, set.count))

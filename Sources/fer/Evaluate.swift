@@ -121,8 +121,14 @@ struct Evaluate: ParsableCommand {
             return
         }
         let framing = analyzer.margin.map { "box + \($0) per side" } ?? "calibrated framing"
-        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count), detector \(analyzer.detector.summary), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
+        let left = result.unreadable.isEmpty ? "" : " (\(result.unreadable.count) unreadable, left out)"
+        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count)\(left), detector \(analyzer.detector.summary), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
         print(result.report.table)
+        let unreadable = result.unreadable
+        if !unreadable.isEmpty {
+            print("\nunreadable, left out of the figures (\(unreadable.count)):")
+            for p in unreadable { print("  \(p.file): \(p.problem ?? "?")") }
+        }
         let wrong = result.wrong
         if !wrong.isEmpty {
             print("\nwrong or unanswered (\(wrong.count)):")

@@ -29,13 +29,13 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let (classifier, card, _) = try Checkpoint.load(try Bundled.resolve(model))
+        let (classifier, card, st) = try Checkpoint.load(try Bundled.resolve(model))
         if isONNX {
             try AtomicFile.write(try ONNXExport.model(classifier, card: card), to: out)
         } else {
-            try Checkpoint.save(classifier, card: card, to: out, half: half)
+            try Checkpoint.save(classifier, card: card, to: out, like: st, half: half ? true : nil)  // its int8 ranges and storage kept
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-        print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half ? " (F16)" : isONNX ? " (ONNX, opset \(ONNXExport.opset))" : "")")
+        print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half || (!isONNX && st.storedAs == .f16) ? " (F16)" : isONNX ? " (ONNX, opset \(ONNXExport.opset))" : "")")
     }
 }

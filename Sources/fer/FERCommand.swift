@@ -97,13 +97,13 @@ enum Bundled {
     static var samplePhoto: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut.png") }
 }
 
-/// Ctrl-C asks the trainer to save and stop; a second Ctrl-C exits at once.
-func installInterruptHandler() {
+/// Ctrl-C asks the trainer (or `live`) to save and stop; a second Ctrl-C exits at once.
+func installInterruptHandler(_ message: String = "Ctrl-C: saving and stopping after this step (again to quit now)") {
     signal(SIGINT, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
     source.setEventHandler {
         if StopFlag.shared.isSet { Foundation.exit(130) }
-        FileHandle.standardError.write(Data("\nCtrl-C: saving and stopping after this step (again to quit now)\n".utf8))
+        FileHandle.standardError.write(Data("\n\(message)\n".utf8))
         StopFlag.shared.set()
     }
     source.resume()

@@ -69,7 +69,7 @@ struct Live: ParsableCommand {
         if camera != nil { FileHandle.standardError.write(Data("note: --camera N is now --source N (it still works in this release)\n".utf8)) }
         let parsed = try (sources.isEmpty ? ["0"] : sources).map(LiveSource.parse)
         for p in parsed { try p.checkPresent() }
-        installInterruptHandler()
+        installInterruptHandler("Ctrl-C: stopping (again to quit now)")
         let analyzer = try face.analyzer()
         let names = analyzer.classifier.classNames
         let feeds = parsed.map { LiveFeed($0, width: width, height: height, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5)) }

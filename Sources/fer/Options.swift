@@ -118,9 +118,11 @@ struct FaceOptions: ParsableArguments {
     @Flag(help: "Level the eyes (MTCNN's landmarks) before classifying.") var align = false
     @Option(help: "Photos with no face found are searched again inside a border of this fraction of their longer side (0: off).")
     var borderRetry: Double = FaceAnalyzer.defaultBorderRetry
+    @Option(help: "Largest image, pixels, read from its header before decoding; larger ones are refused.") var maxPixels = ImageHeader.defaultMaxPixels
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
+        if !(1...1_000_000_000).contains(maxPixels) { throw ValidationError("--max-pixels must be between 1 and 1000000000, got \(maxPixels)") }
         if let m = margin, !(m >= 0 && m <= 1) { throw ValidationError("--margin must be between 0 and 1, got \(m)") }
         if !(borderRetry >= 0 && borderRetry <= 1) { throw ValidationError("--border-retry must be between 0 (off) and 1, got \(borderRetry)") }
         if align, margin != nil { throw ValidationError("--align turns the calibrated framing; it does not apply with --margin") }
@@ -133,6 +135,7 @@ struct FaceOptions: ParsableArguments {
         a.tta = tta
         a.align = align
         a.borderRetry = borderRetry
+        a.maxPixels = maxPixels
         return a
     }
 }

@@ -64,31 +64,31 @@ struct Predict: ParsableCommand {
         let bar = ProgressBar(total: files.count, label: "photos")
         bar.enabled = files.count > 1 && !json && !csv
         var rows: [Row] = []
+        // Output names over every input (not only this shard's), so shards name files as one run would.
+        let stemOf = Dictionary(zip(all, OutputNames.stems(all)), uniquingKeysWith: { a, _ in a })
         for (i, path) in files.enumerated() {
             do {
                 // Drawn results and saved crops use the photo at full size; labels alone need only the
                 // detector's side (a JPEG then decodes reduced, several times faster).
                 let photo = annotate == nil && crops == nil ? try analyzer.readPhoto(path)
-                    : try ScaledImage.read(path, channels: 3, minSide: 0)
+                    : try ScaledImage.read(path, channels: 3, minSide: 0, maxPixels: analyzer.maxPixels)
                 let image = photo.image
                 let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
                 let faces = asCrop ? analyzer.analyzeAsCrop(image) : analyzer.analyze(photo)
                 if let dir = crops, !asCrop {
                     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                    let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
                     for (k, f) in faces.enumerated() {
                         let side = analyzer.classifier.sourceSide
-                        try Image(width: side, height: side, channels: 1, pixels: analyzer.faceInput(image, f.box))
-                            .write((dir as NSString).appendingPathComponent("\(stem).face\(k + 1).png"))
+                        let target = (dir as NSString).appendingPathComponent("\(stemOf[path]!).face\(k + 1).png")
+                        try OutputNames.check(target, against: all, option: "--crops")
+                        try Image(width: side, height: side, channels: 1, pixels: analyzer.faceInput(image, f.box)).write(target)
                     }
                 }
                 rows.append(Row(file: path, faces: faces, error: nil, note: faces.isEmpty ? "no face found" : asCrop ? "classified whole, as a face crop" : nil))
                 if let out = annotate {
                     let target = files.count == 1 && !out.hasSuffix("/") && !isDirectory(out) ? out
-                        : (out as NSString).appendingPathComponent(((path as NSString).lastPathComponent as NSString).deletingPathExtension + ".annotated.png")
-                    if files.contains(where: { AtomicFile.sameFile($0, target) }) {
-                        throw ValidationError("--annotate would write \(target), which is an input; refusing to overwrite it")
-                    }
+                        : (out as NSString).appendingPathComponent(stemOf[path]! + ".annotated.png")
+                    try OutputNames.check(target, against: all, option: "--annotate")
                     try Annotator.annotate(image, faces, classNames: names).write(target)
                 }
             } catch {

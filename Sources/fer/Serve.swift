@@ -21,7 +21,6 @@ struct Serve: ParsableCommand {
     @Option(help: "Port (0: any free port).") var port = ServeSettings().port
     @OptionGroup var face: FaceOptions
     @Option(help: "Largest request body or WebSocket message, bytes (413 above).") var maxBodyBytes = ServeSettings().maxBodyBytes
-    @Option(help: "Largest image, pixels, read from its header before decoding (413 above).") var maxPixels = ServeSettings().maxPixels
     @Option(help: "Images that may wait for the model; one more is answered 503.") var queue = ServeSettings().queueCapacity
     @Option(help: "Images whose faces are classified together, at most (1: no batching across requests).") var maxBatch = ServeSettings().maxBatchImages
     @Option(help: "Seconds an image may wait for the model before it is answered 503.") var timeout = ServeSettings().timeout
@@ -32,7 +31,7 @@ struct Serve: ParsableCommand {
         s.host = host
         s.port = port
         s.maxBodyBytes = maxBodyBytes
-        s.maxPixels = maxPixels
+        s.maxPixels = face.maxPixels  // 413 above
         s.queueCapacity = queue
         s.maxBatchImages = maxBatch
         s.timeout = timeout

@@ -72,7 +72,9 @@ struct Soup: ParsableCommand {
             soup = try ModelSoup.average(ingredients, weights: shares)
         }
         if refreshBatchNorm {
-            guard let train = splits?[.training], train.count > 0 else { throw DataError.mismatch(data ?? "", reason: "no Training faces") }
+            guard let train = splits?[.training], train.count >= 2 else {
+                throw DataError.mismatch(data ?? "", reason: "--refresh-batch-norm measures batch statistics over batches of Training faces: it needs at least 2, found \(splits?[.training]?.count ?? 0)")
+            }
             let augmentation = ingredients[0].card.training?.augmentation ?? Augmentation()
             ModelSoup.refreshBatchNorm(soup, on: train, augmentation: augmentation)
         }
@@ -83,6 +85,11 @@ struct Soup: ParsableCommand {
         card.soup = kept
         card.soupWeights = shares
         if let accuracy { card.metrics["publictest_accuracy"] = accuracy }
+        // The ingredients' fitted temperature is kept when they agree on it; the int8 ranges are not
+        // (they describe the ingredients' activations, not the soup's: run calibrate-int8 on it).
+        let temperatures = Set(ingredients.filter { kept.contains($0.path) }.map { $0.card.temperature ?? 1 })
+        if temperatures.count == 1, let t = temperatures.first, t != 1 { card.temperature = t }
+        if temperatures.count > 1 { FileHandle.standardError.write(Data("note: the ingredients have different temperatures (\(temperatures.sorted())); the soup has none: fit one with fer calibrate-temperature\n".utf8)) }
         try Checkpoint.save(soup, card: card, to: out)
 
         if json {

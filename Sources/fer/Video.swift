@@ -54,8 +54,9 @@ struct Video: ParsableCommand {
         let (index, count) = try parseShard(shard) ?? launcherShard() ?? (0, 1)
         let mine = inputs.enumerated().filter { $0.offset % count == index }.map(\.element)
         var summaries: [Summary] = []
+        let stemOf = Dictionary(zip(inputs, OutputNames.stems(inputs)), uniquingKeysWith: { a, _ in a })
         for input in mine {
-            let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+            let stem = stemOf[input]!
             let outPath = batch ? out.map { ($0 as NSString).appendingPathComponent(stem + ".annotated.mp4") } : out
             let csvPath = batch ? csv.map { ($0 as NSString).appendingPathComponent(stem + ".csv") } : csv
             do {

@@ -41,7 +41,7 @@ import Testing
 
     /// `fer live ... --headless`, killed after `limit` seconds; its JSON lines. `during` runs while
     /// it does, with its output so far.
-    static func live(_ args: [String], limit: Double = 90, during: (Collected) throws -> Void = { _ in }) throws
+    static func live(_ args: [String], limit: Double = 90, started: (Int32) -> Void = { _ in }, during: (Collected) throws -> Void = { _ in }) throws
         -> (status: Int32, lines: [[String: Any]], stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
@@ -50,6 +50,7 @@ import Testing
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        started(p.processIdentifier)
         let drained = DispatchSemaphore(value: 0)
         let reader = out.fileHandleForReading
         DispatchQueue.global().async {
@@ -94,13 +95,13 @@ import Testing
         var server = try Self.serveMJPEG(port)
         defer { server.terminate() }
         Thread.sleep(forTimeInterval: 0.5)
-        let r = try Self.live(["--source", url, "--max-frames", "40"]) { output in
+        let r = try Self.live(["--source", url, "--max-frames", "40"], during: { output in
             #expect(output.wait(for: "\"faces\"", seconds: 60), "no frame answered")
             kill(server.processIdentifier, SIGKILL)
             server.waitUntilExit()
             Thread.sleep(forTimeInterval: 1)
             server = try Self.serveMJPEG(port)
-        }
+        })
         #expect(r.status == 0, "\(r.stderr)")
         let faces = Self.emotions(r.lines, source: url)
         #expect(faces.count >= 35 && faces.filter { $0 == "Happy" }.count >= faces.count * 9 / 10, "\(faces)")
@@ -110,6 +111,23 @@ import Testing
         #expect(summary?["reconnects"] as? Int ?? 0 >= 1 && summary?["framesProcessed"] as? Int == 40, "\(String(describing: summary))")
         // Every answered frame says how late it is.
         #expect(r.lines.filter { $0["faces"] != nil }.allSatisfy { ($0["latencyMs"] as? Double ?? -1) >= 0 })
+    }
+
+    /// Ctrl-C: the summary, and exit code 0.
+    @Test func ctrlCEndsWithASummary() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.ffmpeg), "ffmpeg is missing: scripts/test installs it")
+        let port = Self.freePort(), url = "http://127.0.0.1:\(port)/cam.mjpg"
+        let server = try Self.serveMJPEG(port)
+        defer { kill(server.processIdentifier, SIGKILL) }
+        Thread.sleep(forTimeInterval: 0.5)
+        var pid: Int32 = 0
+        let r = try Self.live(["--source", url], limit: 60, started: { pid = $0 }, during: { output in
+            #expect(output.wait(for: "\"faces\"", seconds: 60), "no frame answered")
+            kill(pid, SIGINT)
+        })
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = (r.lines.last?["summary"] as? [[String: Any]])?.first
+        #expect((summary?["framesProcessed"] as? Int ?? 0) >= 1 && r.stderr.contains("frames processed"), "\(r.stderr)")
     }
 
     /// Two sources at once: an RTSP stream and a file, both labelled; the file ends cleanly.

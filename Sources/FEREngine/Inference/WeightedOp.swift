@@ -133,7 +133,7 @@ final class WeightedOp {
                     m = max(m, abs(quantizable[o * per + i]))
                 }
                 // acc_o = sum_c x_q[c] * w'_q[o, c] = weightScales[o] * (W x)_o
-                weightScales[o] = m > 0 ? 127 / m : 1
+                weightScales[o] = m > 0 ? Self.weightLevels / m : 1
                 outputScales[o] = sOut[sOut.count == 1 ? 0 : o] / weightScales[o]
                 biasValues[o] = bias[o] * weightScales[o]
             }
@@ -165,6 +165,11 @@ final class WeightedOp {
         return Plan(primitive: primitive, weights: weights, bias: Tensor(shape: [outChannels], values: biasValues),
                     srcScale: srcScale, dstScales: dstScales)
     }
+
+    /// The largest s8 weight. Without VNNI, oneDNN's int8 kernels add pairs of u8 x s8 products in
+    /// 16 bits (vpmaddubsw), which saturate with full-range weights (2 x 255 x 127 > 32767): there,
+    /// weights use 7 bits, as oneDNN advises, and the sums stay exact.
+    static var weightLevels: Float { CPUFeatures.vnni ? 127 : 63 }
 
     /// Weights (plain) in a primitive's layout and type; int8: s8, scaled per output channel by
     /// oneDNN's reorder.
