@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // fer serve: HTTP and WebSocket server, Prometheus metrics.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // The server's connection guard works on SwiftNIO's pipeline below Hummingbird.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // fer export OUT.onnx: the ONNX protobuf (generated code committed: tools/generate_onnx_swift.sh).
@@ -80,7 +82,10 @@ let package = Package(
                                                    .product(name: "Hummingbird", package: "hummingbird"),
                                                    .product(name: "HummingbirdCore", package: "hummingbird"),
                                                    .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
-                                                   .product(name: "Prometheus", package: "swift-prometheus")],
+                                                   .product(name: "Prometheus", package: "swift-prometheus"),
+                                                   .product(name: "NIOCore", package: "swift-nio"),
+                                                   .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                   .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
                 swiftSettings: optimize),
         // fer export OUT.onnx: a classifier as an ONNX graph.
         .target(name: "FERExport", dependencies: ["FEREngine", "FERModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

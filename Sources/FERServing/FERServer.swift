@@ -4,6 +4,8 @@ import FERVision
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
+import NIOCore
+import NIOHTTP1
 
 /// `fer serve`: the routes, their limits and the application around them.
 ///
@@ -46,6 +48,8 @@ public enum FERServer {
         router.get("/v1/info") { _, _ in
             try encoded(info)
         }
+        // Decoded pixels are held from decode to answer; the budget bounds them across all clients.
+        let budget = PixelBudget(capacity: settings.decodeBudgetPixels, maxWaiting: settings.queueCapacity, timeout: settings.timeout)
         router.post("/v1/predict") { request, _ in
             let started = DispatchTime.now()
             let bytes = try await body(of: request, limit: settings.maxBodyBytes)
@@ -53,15 +57,18 @@ public enum FERServer {
             let query = request.uri.queryParameters
             let annotate = try flag(query["annotate"].map(String.init), "annotate")
             let crop = try flag(query["crop"].map(String.init), "crop")
-            // A drawn answer is the full-size photo; labels alone need only the detector's side.
-            let photo = try decode(upload, settings: settings, minSide: annotate || crop ? 0 : queue.analyzer.decodeSide)
-            let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
-            let faces = try await queue.analyze(photo, asCrop: asCrop)
-            if annotate {
-                let png = try Annotator.annotate(photo.image, faces, classNames: queue.classNames).encoded(".png")
-                return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
+            let header = try checkedHeader(upload, settings: settings)
+            return try await budget.withPixels(header.pixels) {
+                // A drawn answer is the full-size photo; labels alone need only the detector's side.
+                let photo = try decode(upload, header: header, settings: settings, minSide: annotate || crop ? 0 : queue.analyzer.decodeSide)
+                let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
+                let faces = try await queue.analyze(photo, asCrop: asCrop)
+                if annotate {
+                    let png = try Annotator.annotate(photo.image, faces, classNames: queue.classNames).encoded(".png")
+                    return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
+                }
+                return try encoded(Prediction(faces, photo, since: started, note: asCrop ? "classified whole, as a face crop" : nil))
             }
-            return try encoded(Prediction(faces, photo, since: started, note: asCrop ? "classified whole, as a face crop" : nil))
         }
         router.ws("/v1/stream") { inbound, outbound, _ in
             // One message in, one message out: the page sends its next frame when this one is answered,
@@ -71,9 +78,13 @@ public enum FERServer {
                 let reply: String
                 do {
                     guard case .binary(let buffer) = message else { throw ServeError.unsupported("send each frame as a binary message holding a JPEG, PNG, BMP or WebP image") }
-                    let photo = try decode(Array(buffer: buffer), settings: settings, minSide: queue.analyzer.decodeSide)
-                    let faces = try await queue.analyze(photo, asCrop: false)
-                    reply = String(decoding: try jsonData(Prediction(faces, photo, since: started)), as: UTF8.self)
+                    let upload = Array(buffer: buffer)
+                    let header = try checkedHeader(upload, settings: settings)
+                    reply = try await budget.withPixels(header.pixels) {
+                        let photo = try decode(upload, header: header, settings: settings, minSide: queue.analyzer.decodeSide)
+                        let faces = try await queue.analyze(photo, asCrop: false)
+                        return String(decoding: try jsonData(Prediction(faces, photo, since: started)), as: UTF8.self)
+                    }
                 } catch let e as ServeError {
                     metrics.error("websocket")
                     reply = e.json
@@ -97,8 +108,15 @@ public enum FERServer {
         http1.idleTimeout = .milliseconds(Int64(settings.idleTimeout * 1000))
         var ws = WebSocketServerConfiguration()
         ws.maxFrameSize = settings.maxBodyBytes
-        return Application(router: r,
-                           server: .http1WebSocketUpgrade(webSocketRouter: r, configuration: .init(http1: http1, ws: ws)),
+        let limits = ConnectionLimits(settings: settings, metrics: metrics)
+        let webSocketResponder = r.buildResponder()
+        let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: ws)
+        let server = HTTPServerBuilder { responder in
+            GuardedChannel(inner: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder,
+                                                               configuration: channelConfiguration),
+                           limits: limits)
+        }
+        return Application(router: r, server: server,
                            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "fer"),
                            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? settings.port) })
     }
@@ -175,9 +193,8 @@ public enum FERServer {
         return body
     }
 
-    /// Decodes an upload after checking its format and pixel count from its header; a JPEG at the
-    /// smallest scale that still covers `minSide` (0: whole).
-    static func decode(_ bytes: [UInt8], settings: ServeSettings, minSide: Int = 0) throws -> ScaledImage {
+    /// An upload's header, checked for format and pixel count before anything is decoded.
+    static func checkedHeader(_ bytes: [UInt8], settings: ServeSettings) throws -> ImageHeader {
         guard let header = ImageHeader.read(bytes) else {
             throw ServeError.unsupported("not a JPEG, PNG, BMP or WebP image (or its header is cut short)")
         }
@@ -187,6 +204,11 @@ public enum FERServer {
         guard header.width <= 1 << 20, header.height <= 1 << 20, header.pixels <= settings.maxPixels else {
             throw ServeError.tooLarge("the image is \(header.width)x\(header.height) pixels; the limit is \(settings.maxPixels) pixels")
         }
+        return header
+    }
+
+    /// Decodes a checked upload; a JPEG at the smallest scale that still covers `minSide` (0: whole).
+    static func decode(_ bytes: [UInt8], header: ImageHeader, settings: ServeSettings, minSide: Int = 0) throws -> ScaledImage {
         do {
             return try ScaledImage.decode(bytes, channels: 3, minSide: minSide, maxPixels: settings.maxPixels, name: "the \(header.format) image")
         } catch {
@@ -222,6 +244,19 @@ struct ErrorAndMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             return response
         } catch let e as ServeError {
             record(e.status)
+            throw e
+        } catch let e as HTTPParserError where e == .invalidEOFState {
+            // The client closed the connection mid-upload: nobody to answer, and not the server's fault.
+            metrics.request(route: context.endpointPath ?? "unmatched", status: ServerMetrics.clientClosedRequest,
+                            seconds: milliseconds(since: started) / 1000)
+            throw e
+        } catch let e as HTTPParserError {
+            // A body the decoder cannot read (a bad chunk size, say): the client's error.
+            record(.badRequest)
+            throw ServeError(.badRequest, "the request body is not valid HTTP/1.1 (\(e))", close: true)
+        } catch let e as ChannelError where e == .ioOnClosedChannel || e == .inputClosed || e == .eof {
+            metrics.request(route: context.endpointPath ?? "unmatched", status: ServerMetrics.clientClosedRequest,
+                            seconds: milliseconds(since: started) / 1000)
             throw e
         } catch let e as any HTTPResponseError {
             if e.status == .notFound, let allowed = methods[request.uri.path], allowed != request.method {

@@ -10,12 +10,15 @@ public struct ServeError: HTTPResponseError, Equatable {
     public var retryAfter: Int?
     /// The method the path takes (405).
     public var allow: String?
+    /// The connection is closed after the answer (the request could not be read to its end).
+    public var close = false
 
-    public init(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil, allow: String? = nil) {
+    public init(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil, allow: String? = nil, close: Bool = false) {
         self.status = status
         self.message = message
         self.retryAfter = retryAfter
         self.allow = allow
+        self.close = close
     }
 
     public static func badRequest(_ m: String) -> ServeError { .init(.badRequest, m) }
@@ -35,6 +38,7 @@ public struct ServeError: HTTPResponseError, Equatable {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let r = retryAfter { headers[.retryAfter] = "\(r)" }
         if let a = allow { headers[.allow] = a }
+        if close { headers[.connection] = "close" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }

@@ -16,6 +16,16 @@ public struct ServeSettings: Sendable {
     public var timeout = 10.0
     /// Seconds an HTTP connection may stay idle before it is closed.
     public var idleTimeout = 60.0
+    /// Seconds from a request's first byte to the end of its headers: 408 and close after.
+    public var headerTimeout = 10.0
+    /// Seconds from a request's first byte to the start of its answer (upload and work): 408 and close after.
+    public var requestTimeout = 120.0
+    /// Connections open at once, WebSockets included; one more is answered 503 and closed.
+    public var maxConnections = 512
+
+    /// Pixels being decoded or waiting for the model at once: two images at the pixel limit. Uploads
+    /// past it wait their turn (up to `timeout`), so decoding memory does not grow with the clients.
+    public var decodeBudgetPixels: Int { 2 * maxPixels }
 
     public init() {}
 
@@ -29,6 +39,10 @@ public struct ServeSettings: Sendable {
         if !(1...256).contains(maxBatchImages) { return "--max-batch must be between 1 and 256, got \(maxBatchImages)" }
         if !(timeout > 0 && timeout <= 3600) { return "--timeout must be above 0 and at most 3600 seconds, got \(timeout)" }
         if !(idleTimeout > 0 && idleTimeout <= 3600) { return "--idle-timeout must be above 0 and at most 3600 seconds, got \(idleTimeout)" }
+        if !(headerTimeout > 0 && headerTimeout <= 3600) { return "--header-timeout must be above 0 and at most 3600 seconds, got \(headerTimeout)" }
+        if !(requestTimeout > 0 && requestTimeout <= 3600) { return "--request-timeout must be above 0 and at most 3600 seconds, got \(requestTimeout)" }
+        if requestTimeout <= timeout { return "--request-timeout (\(requestTimeout) s) must be longer than --timeout (\(timeout) s), the wait for the model it includes" }
+        if !(1...1_000_000).contains(maxConnections) { return "--max-connections must be between 1 and 1000000, got \(maxConnections)" }
         return nil
     }
 }

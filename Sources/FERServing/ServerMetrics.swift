@@ -10,6 +10,8 @@ public final class ServerMetrics: Sendable {
     let faces: Counter
     let batchFaces: ValueHistogram
     let inference: DurationHistogram
+    let connections: Gauge
+    let connectionsRefused: Counter
 
     static let latencyBuckets: [Duration] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000].map { .milliseconds($0) }
 
@@ -24,6 +26,21 @@ public final class ServerMetrics: Sendable {
         inference = registry.makeDurationHistogram(descriptor: .init(namespace: "fer", metricName: "inference_duration", unitName: "seconds",
                                                                      helpText: "Detection and classification of one batch of images."),
                                                    buckets: Self.latencyBuckets)
+        connections = registry.makeGauge(descriptor: .init(namespace: "fer", metricName: "connections", unitName: "open",
+                                                           helpText: "HTTP and WebSocket connections open now."))
+        connectionsRefused = registry.makeCounter(descriptor: .init(namespace: "fer", metricName: "connections_refused", unitName: "total",
+                                                                    helpText: "Connections refused (503) because the server had --max-connections open."))
+    }
+
+    func connectionOpened() { connections.increment() }
+    func connectionClosed() { connections.decrement() }
+    func connectionRefused() { connectionsRefused.increment() }
+
+    /// A connection the server closed itself, by reason (idle, header_timeout, request_timeout, malformed).
+    func connectionDropped(reason: String) {
+        registry.makeCounter(descriptor: .init(namespace: "fer", metricName: "connections_closed", unitName: "total",
+                                               helpText: "Connections the server closed: idle, a deadline missed, or not HTTP."),
+                             labels: [("reason", reason)]).increment()
     }
 
     /// One answered request: its route (the pattern, not the raw path, so labels stay few) and status.
@@ -35,10 +52,14 @@ public final class ServerMetrics: Sendable {
                                                          helpText: "Time to answer an HTTP request, by route."),
                                        labels: [("route", route)], buckets: Self.latencyBuckets)
             .record(.nanoseconds(Int64(seconds * 1e9)))
-        if status >= 400 { error(status >= 500 ? "server" : "client") }
+        if status == Self.clientClosedRequest { error("aborted") } else if status >= 400 { error(status >= 500 ? "server" : "client") }
     }
 
-    /// A refused request or frame, by kind (client, server, busy, timeout, websocket).
+    /// The status recorded for a request its client abandoned before the answer (nginx's 499):
+    /// neither a client error answered nor a server error.
+    public static let clientClosedRequest = 499
+
+    /// A refused request or frame, by kind (client, server, aborted, busy, timeout, websocket).
     public func error(_ kind: String) {
         registry.makeCounter(descriptor: .init(namespace: "fer", metricName: "errors", unitName: "total",
                                                helpText: "Refused requests and frames, by kind."),

@@ -25,6 +25,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Images whose faces are classified together, at most (1: no batching across requests).") var maxBatch = ServeSettings().maxBatchImages
     @Option(help: "Seconds an image may wait for the model before it is answered 503.") var timeout = ServeSettings().timeout
     @Option(help: "Seconds an idle connection stays open.") var idleTimeout = ServeSettings().idleTimeout
+    @Option(help: "Seconds from a request's first byte to the end of its headers (408 and close after).") var headerTimeout = ServeSettings().headerTimeout
+    @Option(help: "Seconds from a request's first byte to the start of its answer: upload and work (408 and close after).") var requestTimeout = ServeSettings().requestTimeout
+    @Option(help: "Connections open at once, WebSockets included; one more is answered 503 and closed.") var maxConnections = ServeSettings().maxConnections
 
     var settings: ServeSettings {
         var s = ServeSettings()
@@ -36,6 +39,9 @@ struct Serve: ParsableCommand {
         s.maxBatchImages = maxBatch
         s.timeout = timeout
         s.idleTimeout = idleTimeout
+        s.headerTimeout = headerTimeout
+        s.requestTimeout = requestTimeout
+        s.maxConnections = maxConnections
         return s
     }
 

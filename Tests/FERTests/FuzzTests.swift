@@ -388,3 +388,118 @@ enum VideoWriterForTests {
         return true
     }
 }
+
+/// Images that decoders and header readers may read differently: the EXIF Orientation tag in every
+/// form a camera or an attacker writes it, and files cut short in every format. The answer's size
+/// must be the size of the pixels decoded, every box inside it, and a cut file an error naming it.
+@Suite("Fuzzing images: EXIF variants and cut files", .serialized) struct ImageFuzzTests {
+    /// An APP1 segment holding an EXIF block whose IFD0 has one Orientation entry.
+    static func exifSegment(orientation: Int, littleEndian: Bool, long: Bool) -> [UInt8] {
+        func u16(_ v: Int) -> [UInt8] { littleEndian ? [UInt8(v & 0xFF), UInt8(v >> 8)] : [UInt8(v >> 8), UInt8(v & 0xFF)] }
+        func u32(_ v: Int) -> [UInt8] { littleEndian ? u16(v & 0xFFFF) + u16(v >> 16) : u16(v >> 16) + u16(v & 0xFFFF) }
+        let value = long ? u32(orientation) : u16(orientation) + [0, 0]
+        let tiff = Array((littleEndian ? "II" : "MM").utf8) + u16(42) + u32(8) + u16(1)
+            + u16(0x0112) + u16(long ? 4 : 3) + u32(1) + value + u32(0)
+        return app1(Array("Exif".utf8) + [0, 0] + tiff)
+    }
+
+    static func app1(_ payload: [UInt8]) -> [UInt8] {
+        let length = payload.count + 2
+        return [0xFF, 0xE1, UInt8(length >> 8), UInt8(length & 0xFF)] + payload
+    }
+
+    /// Offset of the first start-of-frame marker in a plain JPEG.
+    static func frameOffset(_ jpeg: [UInt8]) -> Int {
+        var i = 2
+        while i + 3 < jpeg.count {
+            let marker = jpeg[i + 1]
+            if (0xC0...0xC3).contains(marker) { return i }
+            i += 2 + (Int(jpeg[i + 2]) << 8 | Int(jpeg[i + 3]))
+        }
+        return 2
+    }
+
+    enum Placement: CaseIterable { case first, twoSegments, afterXMP, afterFrameHeader }
+
+    static func variant(_ jpeg: [UInt8], orientation: Int, littleEndian: Bool, long: Bool, placement: Placement) -> [UInt8] {
+        let exif = exifSegment(orientation: orientation, littleEndian: littleEndian, long: long)
+        let start = Array(jpeg.prefix(2)), rest = Array(jpeg.dropFirst(2))
+        switch placement {
+        case .first:
+            return start + exif + rest
+        case .twoSegments:  // a second EXIF block that says otherwise
+            return start + exif + exifSegment(orientation: 9 - orientation, littleEndian: !littleEndian, long: !long) + rest
+        case .afterXMP:
+            return start + app1(Array("http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>".utf8)) + exif + rest
+        case .afterFrameHeader:
+            let sof = frameOffset(jpeg)
+            let length = Int(jpeg[sof + 2]) << 8 | Int(jpeg[sof + 3])
+            let end = sof + 2 + length
+            return Array(jpeg[..<end]) + exif + Array(jpeg[end...])
+        }
+    }
+
+    @Test func everyEXIFFormGivesSizesAndBoxesOfTheDecodedPixels() throws {
+        DNNL.setThreads(2)
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")),
+                                    classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+        // Wide, so that a quarter turn changes the size; the face off centre.
+        let photo = try Image.read(VisionTests.photo, channels: 3).resized(width: 360, height: 240)
+        let jpeg = try photo.encoded(".jpg")
+        var variants = 0, turned = 0, faces = 0
+        for placement in Placement.allCases {
+            for littleEndian in [false, true] {
+                for long in [false, true] {
+                    for orientation in 1...8 {
+                        let bytes = Self.variant(jpeg, orientation: orientation, littleEndian: littleEndian, long: long, placement: placement)
+                        let what = "orientation \(orientation) \(littleEndian ? "II" : "MM") \(long ? "LONG" : "SHORT") \(placement)"
+                        variants += 1
+                        for minSide in [0, 160] {
+                            let s = try ScaledImage.decode(bytes, channels: 3, minSide: minSide, name: what)
+                            // The size reported is that of the decoded pixels, scaled back.
+                            #expect(abs(Double(s.originalWidth) * s.scale - Double(s.image.width)) <= 1
+                                    && abs(Double(s.originalHeight) * s.scale - Double(s.image.height)) <= 1,
+                                    "\(what): \(s.originalWidth)x\(s.originalHeight) for \(s.image.width)x\(s.image.height) decoded")
+                            #expect(Set([s.originalWidth, s.originalHeight]) == [360, 240], "\(what)")
+                            if minSide == 0 && s.originalWidth == 240 { turned += 1 }
+                            for face in analyzer.analyze(s) {
+                                faces += 1
+                                let b = face.box
+                                #expect(b.x >= -1 && b.y >= -1 && b.x + b.width <= s.originalWidth + 1 && b.y + b.height <= s.originalHeight + 1,
+                                        "\(what): box \(b) outside \(s.originalWidth)x\(s.originalHeight)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(variants == 128)
+        #expect(turned > 0, "no variant was turned: the EXIF segments were not read at all")
+        #expect(faces > 128, "the face should be found in most variants")
+        print("image fuzz: \(variants) EXIF variants x 2 decode sizes, \(turned) decoded turned, \(faces) faces, every size and box in the decoded pixels")
+    }
+
+    @Test func aFileCutShortIsAnErrorNamingItInEveryFormat() throws {
+        let photo = try Image.read(VisionTests.photo, channels: 3).resized(width: 200, height: 160)
+        var cuts = 0, errors = 0
+        var silent: [String] = []
+        for ext in [".jpg", ".png", ".webp", ".bmp"] {
+            let whole = try photo.encoded(ext)
+            _ = try ScaledImage.decode(whole, channels: 3, minSide: 0, name: "whole\(ext)")
+            for percent in stride(from: 5, through: 95, by: 10) {
+                let cut = Array(whole.prefix(whole.count * percent / 100))
+                let name = "cut-\(percent)\(ext)"
+                cuts += 1
+                do {
+                    _ = try ScaledImage.decode(cut, channels: 3, minSide: 0, name: name)
+                    silent.append(name)
+                } catch {
+                    errors += 1
+                    #expect("\(error)".contains(name), "\(name): \(error)")
+                }
+            }
+        }
+        #expect(silent.isEmpty, "decoded without an error: \(silent)")
+        print("image fuzz: \(cuts) files cut short (JPEG, PNG, WebP, BMP at 5-95%), \(errors) clear errors, \(silent.count) silent")
+    }
+}
