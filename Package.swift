@@ -1,18 +1,12 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// The engine's own loops (optimizers, augmentation, CSV parsing) run optimised even in debug
-// builds, so `swift test` trains at a useful speed.
-let optimize: [SwiftSetting] = [
-    .unsafeFlags(["-wmo"], .when(configuration: .release)),
-    .unsafeFlags(["-O"], .when(configuration: .debug)),
-]
-
 let package = Package(
     name: "swift-fer",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "FER", targets: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERServing", "FERExport"]),
+        // The front door for apps: ExpressionRecognizer and the types its answers use.
+        .library(name: "FER", targets: ["FER"]),
         .executable(name: "fer", targets: ["fer"]),
     ],
     // `fer serve` pulls in Hummingbird and SwiftNIO, most of a clean build's time: scripts/demo builds
@@ -34,6 +28,8 @@ let package = Package(
         // Latency percentiles of the server's load test.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // swift package generate-documentation --target FER: the DocC catalog in Sources/FER/FER.docc.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // oneDNN (Debian libdnnl-dev 2.6): every neural-network kernel.
@@ -45,7 +41,11 @@ let package = Package(
         .target(
             name: "CVBridge",
             path: "Sources/CVBridge",
-            cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
+            // Debian's OpenCV headers live in /usr/include/opencv4, which only the libopencv-dev
+            // meta-package's pkg-config file names (with 30 more packages); a link in the package
+            // reaches them through a setting SwiftPM allows in a dependency.
+            exclude: ["opencv4"],
+            cxxSettings: [.headerSearchPath("opencv4")],
             linkerSettings: [
                 .linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs"),
                 .linkedLibrary("opencv_objdetect"), .linkedLibrary("opencv_videoio"), .linkedLibrary("opencv_highgui"),
@@ -54,28 +54,26 @@ let package = Package(
         // The library, lower to higher; each target may import only those below it, and the compiler
         // holds it to that (MLX-Swift's MLX / MLXNN / MLXOptimizers split is the model).
         // Tensors, oneDNN primitives, layers (forward/backward pairs), the loss, the RNG.
-        .target(name: "FEREngine", dependencies: ["CDNNL"], swiftSettings: optimize),
+        .target(name: "FEREngine", dependencies: ["CDNNL"]),
         // SGD, Adam, AdamW, gradient clipping, learning-rate schedules.
-        .target(name: "FEROptimizers", dependencies: ["FEREngine"], swiftSettings: optimize),
+        .target(name: "FEROptimizers", dependencies: ["FEREngine"]),
         // Files: safetensors, atomic writes, gzip, image decode/encode/draw (OpenCV), progress bars, input errors.
-        .target(name: "FERIO", dependencies: ["CZlib", "CVBridge"], swiftSettings: optimize),
+        .target(name: "FERIO", dependencies: ["CZlib", "CVBridge"]),
         // FER2013 (CSV, .gz, image folders), FER+ labels, augmentation, batches.
-        .target(name: "FERData", dependencies: ["FEREngine", "FERIO"], swiftSettings: optimize),
+        .target(name: "FERData", dependencies: ["FEREngine", "FERIO"]),
         // Presets, the classifier, checkpoints and model cards, training recipes.
-        .target(name: "FERModels", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData"], swiftSettings: optimize),
+        .target(name: "FERModels", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData"]),
         // Classification reports, confusion matrices, training curves.
-        .target(name: "FEREvaluation", dependencies: ["FERIO"], swiftSettings: optimize),
+        .target(name: "FEREvaluation", dependencies: ["FERIO"]),
         // Open MPI, loaded at run time only under mpirun/srun (so nothing else needs MPI).
         .target(name: "CMPI", path: "Sources/CMPI", linkerSettings: [.linkedLibrary("dl")]),
         // The ranks of a data-parallel job: allreduce, agreement checks; a single rank without MPI.
-        .target(name: "FERDistributed", dependencies: ["CMPI"], swiftSettings: optimize),
+        .target(name: "FERDistributed", dependencies: ["CMPI"]),
         // The trainer (epochs, validation, checkpoints, resume, data-parallel ranks), training step, benchmark.
         .target(name: "FERTraining", dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation",
-                                                    "FERDistributed"],
-                swiftSettings: optimize),
+                                                    "FERDistributed"]),
         // Faces in photos, videos and cameras: detectors, crop framing, analyzer, tracker, photo-set evaluation.
-        .target(name: "FERVision", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FEREvaluation", "CVBridge"],
-                swiftSettings: optimize),
+        .target(name: "FERVision", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FEREvaluation", "CVBridge"]),
         // fer serve: the HTTP API, the WebSocket stream and the web page, with limits, a bounded work
         // queue that batches faces across requests, and Prometheus metrics.
         .target(name: "FERServing", dependencies: ["FERIO", "FERModels", "FERVision",
@@ -85,24 +83,29 @@ let package = Package(
                                                    .product(name: "Prometheus", package: "swift-prometheus"),
                                                    .product(name: "NIOCore", package: "swift-nio"),
                                                    .product(name: "NIOHTTP1", package: "swift-nio"),
-                                                   .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
-                swiftSettings: optimize),
+                                                   .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        // The bundled models (models/<name>/) as SwiftPM resources, so that a package depending on
+        // swift-fer finds them too; new bundled models are added to this list.
+        .target(name: "FERBundledModels", path: "models",
+                resources: [.copy("default"), .copy("fast"), .copy("mtcnn")]),
+        // The front door: one type that loads a model, builds the detector and labels faces; the
+        // bundled names and the precision policy live here once, for apps, the CLI and the server.
+        .target(name: "FER", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FERVision", "FERBundledModels"]),
         // fer export OUT.onnx: a classifier as an ONNX graph.
         .target(name: "FERExport", dependencies: ["FEREngine", "FERModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-                exclude: ["proto"], swiftSettings: optimize),
+                exclude: ["proto"]),
         .executableTarget(
             name: "fer",
             dependencies: [
-                "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERExport",
+                "FER", "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERExport",
                 .target(name: "FERServing", condition: .when(traits: ["Server"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Sources/fer",
-            swiftSettings: optimize
+            path: "Sources/fer"
         ),
         .testTarget(
             name: "FERTests",
-            dependencies: ["FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
+            dependencies: ["FER", "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision",
                            "FERDistributed", "FERServing", "FERExport", "fer",
                            .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

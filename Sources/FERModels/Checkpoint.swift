@@ -22,7 +22,7 @@ public struct ModelCard: Codable, Sendable {
     /// Their shares of the mean, when not equal (`fer soup --weights`).
     public var soupWeights: [Float]? = nil
     /// Divides the logits before the softmax, fitted on PublicTest so that confidences mean what they
-    /// say (`fer calibrate-temperature`); nil is 1. It never changes which class wins.
+    /// say (`fer calibrate temperature`); nil is 1. It never changes which class wins.
     public var temperature: Float? = nil
 
     public init(spec: ModelSpec, classNames: [String], training: TrainConfig? = nil) {

@@ -30,7 +30,7 @@ public final class Classifier {
     /// The network lowered for fast inference (`compile`); nil runs `network` layer by layer in fp32.
     public private(set) var compiled: InferenceNetwork?
 
-    /// The int8 activation ranges a model file may carry (`fer calibrate-int8`).
+    /// The int8 activation ranges a model file may carry (`fer calibrate int8`).
     public static let int8RangesTensor = "int8.ranges"
 
     /// Runs inference through an `InferenceNetwork` in `precision` (batch norms folded, ReLUs fused;

@@ -7,7 +7,7 @@ import FEREvaluation
 
 /// Where a FER2013 face frame sits relative to a detector's box, measured rather than guessed:
 /// the square frame's left and top edges and its side, in units of the box's width and height.
-/// `fer calibrate-crop` measures it by pasting upscaled FER2013 Training faces into larger images,
+/// `fer calibrate crop` measures it by pasting upscaled FER2013 Training faces into larger images,
 /// detecting them and taking the median of (frame - box) / box over the faces found. Reproducing
 /// this frame from a detected box hands the network faces framed as it saw them in training.
 public struct CropFraming: Codable, Sendable, Equatable {
@@ -47,9 +47,9 @@ public struct CropFraming: Codable, Sendable, Equatable {
         return CropFraming(left: cx - side / 2, top: cy - side / 2, side: side)
     }
 
-    /// Measured with `fer calibrate-crop --detector mtcnn` on 2,000 FER2013 Training faces (1,808 found).
+    /// Measured with `fer calibrate crop --detector mtcnn` on 2,000 FER2013 Training faces (1,808 found).
     public static let mtcnn = CropFraming(left: -0.101, top: 0.016, side: 1.079)
-    /// Measured with `fer calibrate-crop --detector haar` on 2,000 FER2013 Training faces (1,198 found; used by
+    /// Measured with `fer calibrate crop --detector haar` on 2,000 FER2013 Training faces (1,198 found; used by
     /// all three cascades: their boxes sit alike).
     public static let cascade = CropFraming(left: -0.016, top: -0.012, side: 1.027)
 

@@ -21,7 +21,7 @@ public struct DetectorSettings: Codable, Sendable, Equatable {
     public var scaleFactor = 1.1
     /// Cascades: overlapping detections required per face (>= 1); larger rejects more false faces.
     public var minNeighbors = 5
-    /// MTCNN: the arithmetic its networks run in (int8 needs the ranges `fer calibrate-int8 --mtcnn` stores).
+    /// MTCNN: the arithmetic its networks run in (int8 needs the ranges `fer calibrate int8 --mtcnn` stores).
     public var precision = InferencePrecision.fp32
 
     public init(kind: DetectorKind = .mtcnn) { self.kind = kind }

@@ -106,7 +106,7 @@ public final class MTCNNNetworks {
     }
 
     /// While set (on an fp32 instance), every call also records the int8 activation ranges of the
-    /// network it runs: what `fer calibrate-int8 --mtcnn` measures and stores.
+    /// network it runs: what `fer calibrate int8 --mtcnn` measures and stores.
     public var recordedRanges: (pnet: [Float], rnet: [Float], onet: [Float])?
 
     private func record(_ network: InferenceNetwork, _ x: Tensor, _ keyPath: WritableKeyPath<(pnet: [Float], rnet: [Float], onet: [Float]), [Float]>) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -111,7 +112,7 @@ struct EngineBench: ParsableCommand {
 
     /// A peer script from benchmarks/ run by --python (a path, or a name found on PATH).
     func measurePeer(_ script: String, _ args: [String]) -> Benchmark.Result? {
-        let path = (Bundled.packageRoot as NSString).appendingPathComponent("benchmarks/\(script)")
+        let path = (Checkout.packageRoot as NSString).appendingPathComponent("benchmarks/\(script)")
         let r = python.hasPrefix("/") ? measure(python, [path] + args) : measure("/usr/bin/env", [python, path] + args)
         if r == nil { FileHandle.standardError.write(Data("warning: \(script) \(args.filter { $0.hasPrefix("--") && !$0.contains("=") }.joined(separator: " ")) failed (are torch and onnxruntime installed for \(python)?)\n".utf8)) }
         return r

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -11,7 +12,7 @@ import Foundation
 
 struct CalibrateCrop: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "calibrate-crop",
+        commandName: "crop",
         abstract: "Measure where FER2013's face framing sits relative to a detector's box.",
         discussion: """
         Pastes upscaled FER2013 Training faces into larger noisy images, detects them, and prints the
@@ -23,15 +24,15 @@ struct CalibrateCrop: ParsableCommand {
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz).") var data: String
-    @Option(help: "Face detector: mtcnn, or the OpenCV cascades haar, haar-alt2, lbp.") var detector: DetectorKind = .mtcnn
-    @Option(help: "Faces to measure on (and to check on).") var count: Int = 2000
+    @OptionGroup(title: "The face detector") var detection: DetectorOptions
+    @Option(help: "Faces to measure on (and to check on).") var faces: Int = 2000
     @Option var seed: UInt64 = 1
     @Option(help: "For the --align check: turn the pasted faces by up to this many degrees.") var maxTilt: Double = 20
     @OptionGroup var model: ModelOptions
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard faces >= 1 else { throw ValidationError("--faces must be at least 1, got \(faces)") }
         guard maxTilt >= 0, maxTilt <= 45 else { throw ValidationError("--max-tilt must be between 0 and 45 degrees, got \(maxTilt)") }
     }
 
@@ -53,17 +54,17 @@ struct CalibrateCrop: ParsableCommand {
         guard let train = splits[.training], let check = splits[.publicTest] else {
             throw ValidationError("\(data) needs Training and PublicTest faces")
         }
-        let det = try makeFaceDetector(DetectorSettings(kind: detector), mtcnnWeights: Bundled.mtcnnWeights)
-        let bar = ProgressBar(total: count, label: "measure")
+        let det = try detection.make()
+        let bar = ProgressBar(total: faces, label: "measure")
         bar.enabled = !json
-        let m = try CropCalibration.measure(train, detector: det, count: count, seed: seed) { bar.update($0) }
+        let m = try CropCalibration.measure(train, detector: det, count: faces, seed: seed) { bar.update($0) }
         bar.finish()
         let f = m.framing
-        let old = CropCalibration.error(check, detector: det, count: count, seed: seed ^ 0xC4EC) { b in
+        let old = CropCalibration.error(check, detector: det, count: faces, seed: seed ^ 0xC4EC) { b in
             let e = b.expanded(by: 0.1, within: .max, .max)
             return (Double(e.x), Double(e.y), Double(e.width), Double(e.height))
         }
-        let new = CropCalibration.error(check, detector: det, count: count, seed: seed ^ 0xC4EC) { b in
+        let new = CropCalibration.error(check, detector: det, count: faces, seed: seed ^ 0xC4EC) { b in
             let fr = f.frame(b)
             return (fr.x, fr.y, fr.side, fr.side)
         }
@@ -75,12 +76,12 @@ struct CalibrateCrop: ParsableCommand {
         let levelled = FaceAnalyzer(detector: det, classifier: classifier)
         levelled.framing = f
         levelled.align = true
-        let upright = CropCalibration.pipelineAccuracy(check, analyzers: [withMargin, calibrated] + (detector == .mtcnn ? [levelled] : []),
-                                                       count: count, seed: seed ^ 0xC4EC).accuracy
+        let upright = CropCalibration.pipelineAccuracy(check, analyzers: [withMargin, calibrated] + (detection.detector == .mtcnn ? [levelled] : []),
+                                                       count: faces, seed: seed ^ 0xC4EC).accuracy
         let (accOld, accNew) = (upright[0], upright[1])
         var aligned: (upright: Double, tilted: Double, tiltedAligned: Double)?
-        if detector == .mtcnn {
-            let tilted = CropCalibration.pipelineAccuracy(check, analyzers: [calibrated, levelled], count: count, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy
+        if detection.detector == .mtcnn {
+            let tilted = CropCalibration.pipelineAccuracy(check, analyzers: [calibrated, levelled], count: faces, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy
             aligned = (upright[2], tilted[0], tilted[1])
         }
         if json {

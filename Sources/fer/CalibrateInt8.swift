@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FERIO
@@ -8,24 +9,24 @@ import Foundation
 
 struct CalibrateInt8: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "calibrate-int8",
+        commandName: "int8",
         abstract: "Measure a model's activation ranges on Training faces and write the model with them, for --precision int8.",
         discussion: """
         Runs the model in fp32 over the first --faces Training faces (never PublicTest, PrivateTest or a
         photo set) and stores, for every convolution and dense layer, the largest input and output
         value seen (tensor "int8.ranges"). With them, --precision int8 (or auto on a CPU with VNNI)
         runs u8 activations and s8 weights.
-        Example: fer calibrate-int8 --data fer2013.csv.gz --model runs/x/best.safetensors --out runs/x/int8.safetensors
+        Example: fer calibrate int8 --data fer2013.csv.gz --model runs/x/best.safetensors --out runs/x/int8.safetensors
 
         With --mtcnn it calibrates the face detector's three networks instead (the bundled weights,
         models/mtcnn/mtcnn.safetensors): they run in fp32 over the bundled sample photo and --faces
         Training faces pasted into larger images, and every layer's largest |value| is stored
         (tensors "int8.ranges.pnet", "...rnet", "...onet") for --detector-precision int8.
-        Example: fer calibrate-int8 --mtcnn --data fer2013.csv.gz --out /tmp/mtcnn.safetensors
+        Example: fer calibrate int8 --mtcnn --data fer2013.csv.gz --out /tmp/mtcnn.safetensors
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
-    @OptionGroup var model: ModelOptions
+    @OptionGroup var model: ModelFileOptions
     @Option(help: "Training faces to measure (centre crops, no augmentation).") var faces: Int = 2048
     @Option(help: "Where to write the model with its ranges (.safetensors).") var out: String
     @Flag(help: "Store the weights as F16 (as the bundled models are).") var half = false
@@ -36,7 +37,7 @@ struct CalibrateInt8: ParsableCommand {
         guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
         if mtcnn {
             if model.model != nil || half { throw ValidationError("--model and --half describe a classifier; --mtcnn calibrates the bundled detector") }
-            if AtomicFile.sameFile(Bundled.mtcnnWeights, out) { throw ValidationError("\(out) is the bundled MTCNN weights; refusing to overwrite them (write elsewhere, then move)") }
+            if AtomicFile.sameFile(try BundledModels.mtcnnWeights, out) { throw ValidationError("\(out) is the bundled MTCNN weights; refusing to overwrite them (write elsewhere, then move)") }
         } else if AtomicFile.sameFile(model.path, out) {
             throw ValidationError("\(out) is the input model; refusing to overwrite it")
         }
@@ -46,7 +47,7 @@ struct CalibrateInt8: ParsableCommand {
     func run() throws {
         threads.apply()
         if mtcnn { return try calibrateMTCNN() }
-        let (classifier, card, _) = try Checkpoint.load(try Bundled.resolve(model.model))
+        let (classifier, card, _) = try Checkpoint.load(try model.resolved())
         guard let set = try DatasetLoader.load(data)[.training], set.count > 0 else { throw DataError.mismatch(data, reason: "no Training faces") }
         let lowered = try InferenceNetwork(classifier.network, inputShape: classifier.spec.inputShape, precision: .fp32)
         let n = min(faces, set.count)
@@ -65,9 +66,9 @@ struct CalibrateInt8: ParsableCommand {
     /// the detection hands them, exactly as a photo is analysed.
     func calibrateMTCNN() throws {
         guard let set = try DatasetLoader.load(data)[.training], set.count > 0 else { throw DataError.mismatch(data, reason: "no Training faces") }
-        let detector = try MTCNNDetector(weights: Bundled.mtcnnWeights)
+        let detector = try MTCNNDetector(weights: try BundledModels.mtcnnWeights)
         detector.networks.recordedRanges = ([], [], [])
-        _ = detector.faces(try Image.read(Bundled.samplePhoto, channels: 3))
+        _ = detector.faces(try Image.read(Checkout.samplePhoto, channels: 3))
         let n = min(faces, set.count)
         var rng = SplitMix64(seed: 1)
         let bar = ProgressBar(total: n, label: "faces")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -8,16 +9,16 @@ import Foundation
 
 struct CalibratePrior: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "calibrate-prior",
+        commandName: "prior",
         abstract: "Fit per-class offsets on PublicTest that maximise its accuracy, and write the model with them in its last bias.",
         discussion: """
         Uses PublicTest only (the selection split): never PrivateTest, never a photo set. Prints the
         offsets and PublicTest accuracy before and after.
-        Example: fer calibrate-prior --data fer2013.csv.gz --model runs/x/best.safetensors --out runs/x/prior.safetensors
+        Example: fer calibrate prior --data fer2013.csv.gz --model runs/x/best.safetensors --out runs/x/prior.safetensors
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
-    @OptionGroup var model: ModelOptions
+    @OptionGroup var model: ModelFileOptions
     @Option(help: "Where to write the calibrated model (.safetensors).") var out: String
     @OptionGroup var threads: ThreadOptions
 
@@ -28,7 +29,7 @@ struct CalibratePrior: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let (classifier, card, st) = try Checkpoint.load(try Bundled.resolve(model.model))
+        let (classifier, card, st) = try Checkpoint.load(try model.resolved())
         guard let set = try DatasetLoader.load(data)[.publicTest], set.count >= 2 else {
             throw DataError.mismatch(data, reason: "the prior is fitted on PublicTest and checked on two halves of it: it needs at least 2 PublicTest faces")
         }

@@ -7,7 +7,7 @@ import Foundation
 
 struct CalibrateTemperature: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "calibrate-temperature",
+        commandName: "temperature",
         abstract: "Fit the softmax temperature on PublicTest so that confidences match accuracy, and write the model with it.",
         discussion: """
         Temperature scaling divides the logits by one number T before the softmax; T is fitted to
@@ -16,7 +16,7 @@ struct CalibrateTemperature: ParsableCommand {
         confidences printed by predict, video, live and serve do. Prints the expected calibration
         error (ECE, 15 bins) before and after, also with T fitted on one half of PublicTest and
         measured on the other. The weights, their storage (F32 or F16) and any int8 ranges are kept.
-        Example: fer calibrate-temperature --data fer2013.csv.gz --model default --out calibrated.safetensors
+        Example: fer calibrate temperature --data fer2013.csv.gz --model default --out calibrated.safetensors
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
@@ -42,7 +42,8 @@ struct CalibrateTemperature: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let (classifier, card, st) = try model.loadFile()
+        let loaded = try model.loadFile()
+        let (classifier, card, st) = (loaded.classifier, loaded.card, loaded.file)
         guard let set = try DatasetLoader.load(data)[.publicTest], set.count > 0 else {
             throw DataError.mismatch(data, reason: "no PublicTest faces")
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -18,10 +19,10 @@ struct Demo: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let p = try Predict.parse([Bundled.samplePhoto, "--annotate", out] + (json ? ["--json"] : []))
+        let p = try Predict.parse([Checkout.samplePhoto, "--annotate", out] + (json ? ["--json"] : []))
         if !json {
-            print("bundled model: \(Bundled.model)")
-            print("photo: \(Bundled.samplePhoto) (Eileen Collins, NASA portrait, public domain)\n")
+            print("bundled model: \((try BundledModels.defaultModel))")
+            print("photo: \(Checkout.samplePhoto) (Eileen Collins, NASA portrait, public domain)\n")
         }
         try p.run()
     }

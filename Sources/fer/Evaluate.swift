@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -37,7 +38,7 @@ struct Evaluate: ParsableCommand {
         let d = face.detection
         if data != nil, d.detector != .mtcnn || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil || face.align
             || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide
-            || face.borderRetry != FaceAnalyzer.defaultBorderRetry {
+            || face.borderRetry != FaceAnalyzer.defaultBorderRetry || d.detectorPrecision != .auto {
             throw ValidationError("the detector and crop options apply to --photos; --data holds faces already cropped")
         }
     }
@@ -56,7 +57,7 @@ struct Evaluate: ParsableCommand {
         if let photos { return try evaluatePhotos(photos) }
         guard let data else { return }
         face.threads.apply()
-        let path = try Bundled.resolve(face.model.model)
+        let path = try BundledModels.resolve(face.model.model)
         let classifier = try face.model.load()
         var splits = try DatasetLoader.load(data)
         if let fp = ferplus {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERExport
 import FERIO
 import FERModels
@@ -25,11 +26,11 @@ struct Export: ParsableCommand {
             throw ValidationError("\(out): the output must end in .safetensors or .onnx")
         }
         if half && isONNX { throw ValidationError("--half applies to .safetensors output, not .onnx") }
-        if AtomicFile.sameFile(try Bundled.resolve(model), out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+        if AtomicFile.sameFile(try BundledModels.resolve(model), out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
     }
 
     func run() throws {
-        let (classifier, card, st) = try Checkpoint.load(try Bundled.resolve(model))
+        let (classifier, card, st) = try Checkpoint.load(try BundledModels.resolve(model))
         if isONNX {
             try AtomicFile.write(try ONNXExport.model(classifier, card: card), to: out)
         } else {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -14,7 +15,9 @@ struct FERCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fer",
         abstract: "Facial expression recognition: train, evaluate and run FER2013 models.",
-        subcommands: [Demo.self, Train.self, Evaluate.self, Predict.self, Video.self, Live.self, Models.self, Export.self, Serve.self, CalibrateCrop.self, CalibratePrior.self, CalibrateTemperature.self, CalibrateInt8.self, Soup.self, Bench.self, BenchOne.self],
+        // The user's path first; the research tools below it.
+        subcommands: [Demo.self, Predict.self, Video.self, Live.self, Serve.self, Evaluate.self, Train.self, Models.self, Export.self],
+        groupedSubcommands: [CommandGroup(name: "Tools", subcommands: [Calibrate.self, Soup.self, Bench.self, BenchOne.self])],
         defaultSubcommand: Demo.self
     )
 
@@ -22,7 +25,9 @@ struct FERCommand: ParsableCommand {
     /// (help and chosen exit codes, such as 130 after Ctrl-C, pass through).
     static func main() {
         do {
-            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+            let (args, notes) = Deprecations.rewrite(Array(CommandLine.arguments.dropFirst()))
+            for n in notes { FileHandle.standardError.write(Data("\(n)\n".utf8)) }
+            var command = try parseAsRoot(joiningNegativeValues(args))
             try command.run()
         } catch {
             if error is ExitCode || exitCode(for: error) == .success { exit(withError: error) }
@@ -52,8 +57,9 @@ struct FERCommand: ParsableCommand {
     }
 }
 
-/// The bundled default model, found beside the executable's package or via FER_MODEL.
-enum Bundled {
+/// Files of the checkout this `fer` was built in: the sample photo and the benchmark scripts.
+/// (The bundled models are found by the library: `BundledModels`.)
+enum Checkout {
     static var packageRoot: String {
         // .build/<triple>/<config>/fer -> package root
         var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -63,36 +69,6 @@ enum Bundled {
         }
         return FileManager.default.currentDirectoryPath
     }
-
-    static var model: String {
-        ProcessInfo.processInfo.environment["FER_MODEL"] ?? named("default")
-    }
-
-    /// `models/<name>/model.safetensors` in the package: `default` (most accurate) or `fast` (for the live camera).
-    static func named(_ name: String) -> String {
-        (packageRoot as NSString).appendingPathComponent("models/\(name)/model.safetensors")
-    }
-
-    /// A `--model` argument: nil is the default model, a path is itself, and a bare name such as
-    /// `fast` is that bundled model.
-    static func resolve(_ argument: String?) throws -> String {
-        guard let a = argument else { return model }
-        if FileManager.default.fileExists(atPath: a) || a.contains("/") || a.hasSuffix(".safetensors") { return a }
-        let bundled = named(a)
-        guard FileManager.default.fileExists(atPath: bundled) else {
-            throw ValidationError("--model \(a): no such file, and no bundled model of that name (bundled: \(names.joined(separator: ", ")))")
-        }
-        return bundled
-    }
-
-    /// The bundled models' names: the folders of models/ that hold a model.safetensors.
-    static var names: [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: (packageRoot as NSString).appendingPathComponent("models"))) ?? [])
-            .filter { FileManager.default.fileExists(atPath: named($0)) }.sorted()
-    }
-
-    /// MTCNN's three networks (tools/convert_mtcnn.py).
-    static var mtcnnWeights: String { (packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors") }
 
     static var samplePhoto: String { (packageRoot as NSString).appendingPathComponent("samples/astronaut.png") }
 }

@@ -29,8 +29,8 @@ struct Live: ParsableCommand {
     @Option(help: ArgumentHelp("A camera index, a stream URL (rtsp://, http(s)://...) or a video file; repeatable.", valueName: "source"))
     var source: [String] = []
     @Option(help: .hidden) var camera: Int?  // the old spelling of --source N
-    @Option(help: "Camera capture width, pixels.") var width: Int = 640
-    @Option(help: "Camera capture height, pixels.") var height: Int = 480
+    @Option(help: "Camera capture width, pixels.") var cameraWidth: Int = 640
+    @Option(help: "Camera capture height, pixels.") var cameraHeight: Int = 480
     @Flag(help: "No window: one JSON line per processed frame per source on standard output.") var headless = false
     @Option(help: "Stop once every source has given this many frames (or ended).") var maxFrames: Int?
     @Option(help: "Process at most this many frames per second of each source (default: as many as the machine can).") var maxFps: Double?
@@ -54,8 +54,8 @@ struct Live: ParsableCommand {
     func validate() throws {
         try validateTracking(smoothing: smoothing, fullScan: fullScan, maxFrames: maxFrames)
         if let camera, !(0..<1000).contains(camera) { throw ValidationError("--camera must be a device number, 0-999; got \(camera)") }
-        guard (16...8192).contains(width), (16...8192).contains(height) else {
-            throw ValidationError("--width and --height must be 16-8192 pixels, got \(width)x\(height)")
+        guard (16...8192).contains(cameraWidth), (16...8192).contains(cameraHeight) else {
+            throw ValidationError("--camera-width and --camera-height must be 16-8192 pixels, got \(cameraWidth)x\(cameraHeight)")
         }
         if let f = maxFps { guard f.isFinite, f > 0, f <= 1000 else { throw ValidationError("--max-fps must be above 0 and at most 1000, got \(f)") } }
         guard streamTimeout.isFinite, streamTimeout >= 0.5, streamTimeout <= 600 else {
@@ -72,7 +72,7 @@ struct Live: ParsableCommand {
         installInterruptHandler("Ctrl-C: stopping (again to quit now)")
         let analyzer = try face.analyzer()
         let names = analyzer.classifier.classNames
-        let feeds = parsed.map { LiveFeed($0, width: width, height: height, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5)) }
+        let feeds = parsed.map { LiveFeed($0, width: cameraWidth, height: cameraHeight, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5)) }
         let videos = feeds.map { _ in VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan) }
         feeds.forEach { $0.start() }
         defer { feeds.forEach { $0.stop() } }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -33,8 +34,8 @@ struct Models: ParsableCommand {
             return PresetRow(preset: p.rawValue, width: spec.width, parameters: net.parameters.reduce(0) { $0 + $1.count },
                              multiplyAdds: net.multiplyAdds(spec.inputShape), description: p.blurb)
         }
-        let bundled = try Bundled.names.map { name -> BundledRow in
-            let path = Bundled.named(name)
+        let bundled = try BundledModels.names.map { name -> BundledRow in
+            let path = try BundledModels.path(named: name)
             let (model, card, _) = try Checkpoint.load(path)
             return BundledRow(name: name, path: path, preset: card.spec.preset.rawValue, width: card.spec.width, inputSize: card.spec.inputSize,
                               parameters: model.parameterCount, multiplyAdds: model.multiplyAdds, metrics: card.metrics)

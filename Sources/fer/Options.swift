@@ -1,4 +1,6 @@
 import ArgumentParser
+import FER
+import FER
 import FERData
 import FERIO
 import FEREngine
@@ -10,7 +12,7 @@ extension DetectorKind: ExpressibleByArgument {}
 
 /// `--threads`, declared once for every command that runs the engine.
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "oneDNN threads.") var threads: Int = 2
+    @Option(help: "oneDNN threads.") var threads = ExpressionRecognizer.Configuration().threads
 
     func validate() throws {
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
@@ -19,52 +21,51 @@ struct ThreadOptions: ParsableArguments {
     func apply() { DNNL.setThreads(threads) }
 }
 
-/// `--precision` for inference: fp32, bf16, int8, or auto (the fastest this CPU and model allow, measured).
-enum InferencePrecisionChoice: String, CaseIterable, ExpressibleByArgument {
-    case auto, fp32, bf16, int8
+extension PrecisionChoice: ExpressibleByArgument {}
 
-    /// The precision asked for, or an error saying why it cannot run here; nil for auto, which
-    /// `AutoPrecision` measures. `what` names the option in the error.
-    func explicit(hasInt8Ranges: Bool, what: String = "--precision") throws -> InferencePrecision? {
-        switch self {
-        case .fp32: return .fp32
-        case .bf16:
-            guard CPUFeatures.bf16 else { throw ValidationError("\(what) bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 or int8") }
-            return .bf16
-        case .int8:
-            guard hasInt8Ranges else { throw ValidationError("\(what) int8: \(InferenceError.notCalibrated)") }
-            return .int8
-        case .auto: return nil
-        }
+/// Says on standard error how `auto` chose, when it was measured now (the first run of this work
+/// on this CPU), not when it came from the cache.
+func note(_ decision: AutoPrecision.Decision?, _ setting: String) {
+    guard let d = decision, !d.cached, d.seconds.count > 1 else { return }
+    FileHandle.standardError.write(Data("\(setting) auto: \(d.reason); kept in \(AutoPrecision.defaultCacheFile)\n".utf8))
+}
+
+/// A library error about an option, as the command line's one-line error naming the option.
+func optionError<T>(_ option: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as RecognizerError {
+        if case .unknownModel = e { throw ValidationError("\(option) \(e)") }
+        throw ValidationError("\(e)")
     }
 }
 
-/// The arithmetic `auto` picked; said on standard error when it was measured now (the first run
-/// of this work on this CPU), not when it came from the cache.
-func noted<P>(_ choice: (P, AutoPrecision.Decision), _ what: String) -> P {
-    if !choice.1.cached, choice.1.seconds.count > 1 {
-        FileHandle.standardError.write(Data("\(what) auto: \(choice.1.reason); kept in \(AutoPrecision.defaultCacheFile)\n".utf8))
-    }
-    return choice.0
+/// `--model` alone, for the commands that read a model's weights as they are (calibrate int8
+/// ranges, priors): no arithmetic to choose.
+struct ModelFileOptions: ParsableArguments {
+    @Option(help: "Model file (.safetensors), or a bundled model: default, fast (see `fer models`).") var model: String?
+
+    /// The model file: a path as it is, a bundled name resolved, nil the default model.
+    func resolved() throws -> String { try optionError("--model") { try BundledModels.resolve(model) } }
+    /// The file for messages: resolved where it can be.
+    var path: String { (try? BundledModels.resolve(model)) ?? model ?? "default" }
 }
 
 /// `--model`: a trained model to run, by file or bundled name, and the arithmetic to run it in.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model file (.safetensors), or a bundled model: default, fast (see `fer models`).") var model: String?
+    @OptionGroup var file: ModelFileOptions
     @Option(help: "Inference arithmetic: auto (the fastest measured on this CPU among those it runs natively: fp32, int8 with VNNI and int8 ranges, bf16 with AVX-512 BF16), fp32, bf16, int8.")
-    var precision: InferencePrecisionChoice = .auto
+    var precision = ExpressionRecognizer.Configuration().precision
+
+    var model: String? { file.model }
 
     func load() throws -> Classifier { try loadFile().classifier }
 
     /// The classifier, ready in the chosen precision, with the card and tensors of its file.
-    func loadFile() throws -> (classifier: Classifier, card: ModelCard, file: SafeTensors) {
-        let (classifier, card, st) = try Checkpoint.load(try Bundled.resolve(model))
-        let ranges = st[Classifier.int8RangesTensor]?.values
-        let p = try precision.explicit(hasInt8Ranges: ranges != nil) ?? noted(try classifier.autoPrecision(ranges: ranges), "--precision")
-        if p != .fp32 { try classifier.compile(p, ranges: ranges) }  // fp32 runs the trained layers as they are
-        return (classifier, card, st)
+    func loadFile() throws -> ExpressionRecognizer.LoadedModel {
+        let loaded = try optionError("--model") { try ExpressionRecognizer.loadModel(model, precision: precision) }
+        note(loaded.decision, "--precision")
+        return loaded
     }
-    var path: String { (try? Bundled.resolve(model)) ?? model ?? "default" }
+    var path: String { file.path }
 }
 
 /// The face detector's options. The cascade-only ones are an error with MTCNN rather than ignored.
@@ -75,7 +76,7 @@ struct DetectorOptions: ParsableArguments {
     @Option(help: "Cascades only: pyramid step, above 1 (default 1.1).") var scaleFactor: Double?
     @Option(help: "Cascades only: overlapping hits needed per face, 1 or more (default 5).") var minNeighbors: Int?
     @Option(help: "MTCNN's arithmetic: auto (the fastest measured on this CPU, as --precision), fp32, bf16, int8.")
-    var detectorPrecision: InferencePrecisionChoice = .auto
+    var detectorPrecision = ExpressionRecognizer.Configuration().detectorPrecision
 
     var settings: DetectorSettings {
         var s = DetectorSettings(kind: detector)
@@ -98,15 +99,12 @@ struct DetectorOptions: ParsableArguments {
 
     /// `settings` with MTCNN's arithmetic resolved for this CPU.
     func resolvedSettings() throws -> DetectorSettings {
-        var s = settings
-        if detector == .mtcnn {
-            s.precision = try detectorPrecision.explicit(hasInt8Ranges: MTCNNNetworks.hasInt8Ranges(Bundled.mtcnnWeights), what: "--detector-precision")
-                ?? noted(try MTCNNNetworks.autoPrecision(weights: Bundled.mtcnnWeights, settings: s), "--detector-precision")
-        }
-        return s
+        let (resolved, decision) = try optionError("--detector-precision") { try ExpressionRecognizer.detectorSettings(settings, precision: detectorPrecision) }
+        note(decision, "--detector-precision")
+        return resolved
     }
 
-    func make() throws -> FaceDetector { try makeFaceDetector(try resolvedSettings(), mtcnnWeights: Bundled.mtcnnWeights) }
+    func make() throws -> FaceDetector { try makeFaceDetector(try resolvedSettings(), mtcnnWeights: try BundledModels.mtcnnWeights) }
 }
 
 /// Options shared by the commands that find and label faces.
@@ -114,30 +112,39 @@ struct FaceOptions: ParsableArguments {
     @OptionGroup var model: ModelOptions
     @OptionGroup var detection: DetectorOptions
     @Option(help: "Crop the detected box plus this fraction of its size per side, instead of the calibrated FER2013 framing.") var margin: Double?
-    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta: TestTimeAugmentation = .none
+    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta = ExpressionRecognizer.Configuration().tta
     @Flag(help: "Level the eyes (MTCNN's landmarks) before classifying.") var align = false
     @Option(help: "Photos with no face found are searched again inside a border of this fraction of their longer side (0: off).")
-    var borderRetry: Double = FaceAnalyzer.defaultBorderRetry
-    @Option(help: "Largest image, pixels, read from its header before decoding; larger ones are refused.") var maxPixels = ImageHeader.defaultMaxPixels
+    var borderRetry = ExpressionRecognizer.Configuration().borderRetry
+    @Option(help: "Largest image, pixels, read from its header before decoding; larger ones are refused.") var maxPixels = ExpressionRecognizer.Configuration().maxPixels
     @OptionGroup var threads: ThreadOptions
 
-    func validate() throws {
-        if !(1...1_000_000_000).contains(maxPixels) { throw ValidationError("--max-pixels must be between 1 and 1000000000, got \(maxPixels)") }
-        if let m = margin, !(m >= 0 && m <= 1) { throw ValidationError("--margin must be between 0 and 1, got \(m)") }
-        if !(borderRetry >= 0 && borderRetry <= 1) { throw ValidationError("--border-retry must be between 0 (off) and 1, got \(borderRetry)") }
-        if align, margin != nil { throw ValidationError("--align turns the calibrated framing; it does not apply with --margin") }
-        if align, detection.detector != .mtcnn { throw ValidationError("--align needs the eye landmarks of --detector mtcnn") }
+    /// The library's settings these options give: the one place the command line meets them.
+    var configuration: ExpressionRecognizer.Configuration {
+        var c = ExpressionRecognizer.Configuration(model: model.model)
+        c.precision = model.precision
+        c.detector = detection.settings
+        c.detectorPrecision = detection.detectorPrecision
+        c.margin = margin
+        c.tta = tta
+        c.align = align
+        c.borderRetry = borderRetry
+        c.maxPixels = maxPixels
+        c.threads = threads.threads
+        return c
     }
 
-    func analyzer() throws -> FaceAnalyzer {
-        threads.apply()
-        let a = FaceAnalyzer(detector: try detection.make(), classifier: try model.load(), margin: margin)
-        a.tta = tta
-        a.align = align
-        a.borderRetry = borderRetry
-        a.maxPixels = maxPixels
-        return a
+    func validate() throws {
+        if let p = configuration.problem { throw ValidationError(p) }
     }
+
+    func recognizer() throws -> ExpressionRecognizer {
+        let r = try optionError("--model") { try ExpressionRecognizer(configuration) }
+        for (setting, decision) in r.decisions { note(decision, setting) }
+        return r
+    }
+
+    func analyzer() throws -> FaceAnalyzer { try recognizer().analyzer }
 }
 
 extension Preset: ExpressibleByArgument {}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FEREvaluation
@@ -157,7 +158,7 @@ struct PipelineBench: ParsableCommand {
         let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("fer-bench-\(getpid())")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let photo = try Image.read(Bundled.samplePhoto, channels: 3)
+        let photo = try Image.read(Checkout.samplePhoto, channels: 3)
         var videos: [VideoResult] = []
         for count in [1, 5] {
             let path = dir + "/faces\(count)-640x480.mp4"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 #if Server
 import FERServing
 #endif
@@ -50,10 +51,11 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let analyzer = try face.analyzer()
+        let recognizer = try face.recognizer()
+        let analyzer = recognizer.analyzer
         let metrics = ServerMetrics()
         let queue = InferenceQueue(analyzer: analyzer, settings: settings, metrics: metrics)
-        let info = FERServer.ModelInfo(model: face.model.model ?? "default", classes: analyzer.classifier.classNames, detector: analyzer.detector.name)
+        let info = FERServer.ModelInfo(model: BundledModels.displayName(face.model.model), classes: analyzer.classifier.classNames, detector: analyzer.detector.name)
         let app = FERServer.application(queue: queue, settings: settings, metrics: metrics, info: info) { [host] port in
             print("fer serve: http://\(host):\(port)/ (model \(info.model), detector \(analyzer.detector.summary)); Ctrl-C stops")
             fflush(stdout)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREngine
 import FERIO
@@ -15,7 +16,7 @@ struct Soup: ParsableCommand {
         accuracy does not fall. --refresh-batch-norm measures the batch-norm statistics afresh on
         Training faces (in our runs it helped soups of models trained without --mixup, and hurt those with). PublicTest is the only split scored: never PrivateTest, never a photo set.
         --weights gives each model a share of the mean instead of an equal one (with two models, a
-        point on the line between them). The soup is written as F32 without int8 ranges (run fer calibrate-int8 on it for int8).
+        point on the line between them). The soup is written as F32 without int8 ranges (run fer calibrate int8 on it for int8).
         Example: fer soup runs/a/best.safetensors runs/b/best.safetensors --data fer2013.csv.gz --greedy --out soup.safetensors
         """)
 
@@ -37,7 +38,7 @@ struct Soup: ParsableCommand {
             do { _ = try ModelSoup.normalised(weights, count: models.count) } catch { throw ValidationError("--weights: \(error)") }
         }
         for m in models {
-            let path = (try? Bundled.resolve(m)) ?? m
+            let path = (try? BundledModels.resolve(m)) ?? m
             if AtomicFile.sameFile(path, out) { throw ValidationError("\(out) is one of the input models; refusing to overwrite it") }
         }
     }
@@ -53,7 +54,7 @@ struct Soup: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let paths = try models.map { try Bundled.resolve($0) }
+        let paths = try models.map { try BundledModels.resolve($0) }
         let ingredients = try ModelSoup.load(paths)
         let shares = weights.isEmpty ? nil : try ModelSoup.normalised(weights, count: paths.count)
         let splits = try data.map { try DatasetLoader.load($0) }
@@ -86,10 +87,10 @@ struct Soup: ParsableCommand {
         card.soupWeights = shares
         if let accuracy { card.metrics["publictest_accuracy"] = accuracy }
         // The ingredients' fitted temperature is kept when they agree on it; the int8 ranges are not
-        // (they describe the ingredients' activations, not the soup's: run calibrate-int8 on it).
+        // (they describe the ingredients' activations, not the soup's: run calibrate int8 on it).
         let temperatures = Set(ingredients.filter { kept.contains($0.path) }.map { $0.card.temperature ?? 1 })
         if temperatures.count == 1, let t = temperatures.first, t != 1 { card.temperature = t }
-        if temperatures.count > 1 { FileHandle.standardError.write(Data("note: the ingredients have different temperatures (\(temperatures.sorted())); the soup has none: fit one with fer calibrate-temperature\n".utf8)) }
+        if temperatures.count > 1 { FileHandle.standardError.write(Data("note: the ingredients have different temperatures (\(temperatures.sorted())); the soup has none: fit one with fer calibrate temperature\n".utf8)) }
         try Checkpoint.save(soup, card: card, to: out)
 
         if json {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FERDistributed
 import FEREngine
@@ -25,115 +26,72 @@ struct Train: ParsableCommand {
         Example: fer train --data fer2013.csv.gz --preset cnn --epochs 30 --optimizer adamw --lr 1e-3 --out runs/cnn
         """)
 
-    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String?
-    @Option(help: ArgumentHelp("A folder of labelled photos (emotion sub-folders, or train/ and val/ holding them), run through the photo pipeline; repeatable.",
-                               valueName: "dir"))
-    var photos: [String] = []
-    @Option(help: ArgumentHelp("Sampling weight of a dataset, by name (fer2013, or a photo folder's name); repeatable. Default: every image once per epoch.",
-                               valueName: "name=weight"))
-    var mix: [String] = []
-    @Option(help: "With --mix: images per epoch (default: all training images).") var epochSize: Int?
-    @Option(help: ArgumentHelp("The validation figure that picks the best epoch: mean (of every set's accuracy) or one dataset's name. Default: mean with photo folders, else PublicTest.",
-                               valueName: "mean|name"))
-    var selectOn: String?
-    @Option(help: "Folder for the photo folders' detected faces (default: ~/.cache/swift-fer).") var faceCache: String?
-    @Flag(help: "Detect the photos' faces afresh, without reading or writing the cache.") var noFaceCache = false
+    @OptionGroup(title: "Data") var dataOptions: TrainDataOptions
     @OptionGroup(title: "Photo folders: the face detector") var detection: DetectorOptions
+    @OptionGroup(title: "Network") var architecture: ArchitectureOptions
+    @OptionGroup(title: "Optimisation") var optimisation: TrainOptimizerOptions
+    @OptionGroup(title: "Augmentation") var augmentation: TrainAugmentationOptions
+    @OptionGroup(title: "Starting point and teachers") var start: TrainStartOptions
     @Option(help: "Run folder for checkpoints, metrics.jsonl and curves.png.") var out: String
-    @OptionGroup var architecture: ArchitectureOptions
-    @Option(help: "Epochs (default 30; with --resume, a new total for the run).") var epochs: Int?
-    @Option var batchSize: Int = 64
-    @Option(help: "sgd, adam or adamw.") var optimizer: OptimizerKind = .adamw
-    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
-    @Option var momentum: Float = 0.9
-    @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
-    @Option var weightDecay: Float = 0
-    @Option(help: "constant, cosine, step or plateau.") var schedule: ScheduleKind = .cosine
-    @Option(help: "Warm-up epochs (cosine).") var warmup: Double = 1
-    @Option(help: "Step schedule: epochs between decays.") var stepEpochs: Int = 10
-    @Option(help: "Step and plateau: decay factor.") var gamma: Float = 0.1
-    @Option(help: "Plateau: epochs without improvement before decaying.") var plateauPatience: Int = 5
-    @Option var labelSmoothing: Float = 0
-    @Flag(help: "Weight classes inversely to their frequency.") var balanced = false
-    @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
-    @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes).") var ferplusMode: FERPlus.Mode = .majority
-    @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label.") var ferplusWeight: Float = 0.5
-    @Option(help: "Start from this checkpoint's weights (fine-tuning; same architecture).") var initFrom: String?
-    @Option(help: "Distil from this trained model (file or bundled name); repeat for an ensemble.") var teacher: [String] = []
-    @Option(help: "Weight of the teachers' answers against the labels (default 0.5).") var teacherWeight: Float?
-    @Option(help: "Softmax temperature for the teachers' answers (default 2).") var teacherTemperature: Float?
-    @Option(help: "Views each teacher averages: none (centre), flip, tencrop (default none).") var teacherTta: TestTimeAugmentation?
-    @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0: off).") var mixup: Float = 0
-    @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling, JPEG.") var photometric = false
-    @Flag(help: "Turn all augmentation off.") var noAugment = false
-    @Flag(help: "No horizontal flips.") var noFlip = false
-    @Option(help: "Max rotation, degrees.") var rotation: Float = 10
-    @Option(help: "Max shift, fraction of the side.") var shift: Float = 0.1
-    @Option(help: "Max zoom, fraction.") var scale: Float = 0.1
-    @Option(help: "Random-erasing probability.") var erasing: Float = 0.25
     @Option var seed: UInt64 = 1
-    @Option(help: "Early stopping: epochs without a better validation accuracy (0: off).") var patience: Int = 0
-    @Option(help: "Clip the global gradient norm.") var clip: Float?
     @OptionGroup var threads: ThreadOptions
     @Option(help: "Arithmetic of the convolutions and dense layers: auto (the faster of fp32 and bf16, measured on this CPU; fp32 where it has no AVX-512 BF16 or AMX), fp32, bf16.")
     var precision: TrainingPrecisionChoice = .auto
-    @Option(help: "Use only the first N training images.") var limit: Int?
-    @Option(help: "Use only the first N validation images.") var valLimit: Int?
     @Flag(help: "Continue from OUT/last.safetensors.") var resume = false
     @Flag(help: "No progress bar.") var quiet = false
 
     var config: TrainConfig {
         var c = TrainConfig()
-        c.data = data ?? ""
-        if !photos.isEmpty { c.photos = photos }
-        if !mix.isEmpty { c.mix = Dictionary(mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
-        c.epochSize = epochSize
-        c.selectOn = selectOn ?? (photos.isEmpty ? nil : "mean")
+        c.data = dataOptions.data ?? ""
+        if !dataOptions.photos.isEmpty { c.photos = dataOptions.photos }
+        if !dataOptions.mix.isEmpty { c.mix = Dictionary(dataOptions.mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
+        c.epochSize = dataOptions.epochSize
+        c.selectOn = dataOptions.selectOn ?? (dataOptions.photos.isEmpty ? nil : "mean")
         c.preset = architecture.preset
         c.width = architecture.width
         c.fcWidth = architecture.fcWidth
         c.inputSize = architecture.inputSize
         c.dropout = architecture.dropout
-        c.epochs = epochs ?? 30
-        c.batchSize = batchSize
-        c.optimizer.kind = optimizer
-        c.optimizer.learningRate = lr
-        c.optimizer.momentum = momentum
-        c.optimizer.nesterov = nesterov
-        c.optimizer.weightDecay = weightDecay
-        c.schedule.kind = schedule
-        c.schedule.warmupEpochs = warmup
-        c.schedule.stepEpochs = stepEpochs
-        c.schedule.gamma = gamma
-        c.schedule.patience = plateauPatience
-        c.labelSmoothing = labelSmoothing
-        c.balancedClassWeights = balanced
-        c.ferplus = ferplus
-        c.ferplusMode = ferplusMode
-        if ferplusMode == .blend { c.ferplusWeight = ferplusWeight }
-        c.initFrom = initFrom.map { (try? Bundled.resolve($0)) ?? $0 }
-        c.teachers = teacher.isEmpty ? nil : teacher.map { (try? Bundled.resolve($0)) ?? $0 }
-        c.teacherWeight = teacherWeight
-        c.teacherTemperature = teacherTemperature
-        c.teacherTTA = teacherTta
-        if mixup != 0 { c.mixup = mixup }
-        if noAugment {
+        c.epochs = optimisation.epochs ?? 30
+        c.batchSize = optimisation.batchSize
+        c.optimizer.kind = optimisation.optimizer
+        c.optimizer.learningRate = optimisation.lr
+        c.optimizer.momentum = optimisation.momentum
+        c.optimizer.nesterov = optimisation.nesterov
+        c.optimizer.weightDecay = optimisation.weightDecay
+        c.schedule.kind = optimisation.schedule
+        c.schedule.warmupEpochs = optimisation.warmup
+        c.schedule.stepEpochs = optimisation.stepEpochs
+        c.schedule.gamma = optimisation.gamma
+        c.schedule.patience = optimisation.plateauPatience
+        c.labelSmoothing = optimisation.labelSmoothing
+        c.balancedClassWeights = optimisation.balanced
+        c.ferplus = dataOptions.ferplus
+        c.ferplusMode = dataOptions.ferplusMode
+        if dataOptions.ferplusMode == .blend { c.ferplusWeight = dataOptions.ferplusWeight }
+        c.initFrom = start.initFrom.map { (try? BundledModels.resolve($0)) ?? $0 }
+        c.teachers = start.teacher.isEmpty ? nil : start.teacher.map { (try? BundledModels.resolve($0)) ?? $0 }
+        c.teacherWeight = start.teacherWeight
+        c.teacherTemperature = start.teacherTemperature
+        c.teacherTTA = start.teacherTta
+        if augmentation.mixup != 0 { c.mixup = augmentation.mixup }
+        if augmentation.noAugment {
             c.augmentation = .none
         } else {
-            c.augmentation.flip = !noFlip
-            c.augmentation.rotation = rotation
-            c.augmentation.shift = shift
-            c.augmentation.scale = scale
-            c.augmentation.erasing = erasing
-            if photometric { c.augmentation.photometric = Photometric() }
+            c.augmentation.flip = !augmentation.noFlip
+            c.augmentation.rotation = augmentation.rotation
+            c.augmentation.shift = augmentation.shift
+            c.augmentation.scale = augmentation.scale
+            c.augmentation.erasing = augmentation.erasing
+            if augmentation.photometric { c.augmentation.photometric = Photometric() }
         }
         c.seed = seed
-        c.patience = patience
-        c.clipNorm = clip
+        c.patience = optimisation.patience
+        c.clipNorm = optimisation.clip
         c.threads = threads.threads
         c.precision = precision.explicit  // auto: measured when the run starts (train)
-        c.limit = limit
-        c.validationLimit = valLimit
+        c.limit = dataOptions.limit
+        c.validationLimit = dataOptions.valLimit
         return c
     }
 
@@ -141,16 +99,16 @@ struct Train: ParsableCommand {
         if precision == .bf16, !CPUFeatures.bf16Supported {
             throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 (or auto)")
         }
-        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
-        if data == nil, photos.isEmpty { throw ValidationError("give the training data: --data (FER2013) and/or --photos (folders of labelled photos)") }
-        for m in mix where Self.parseMix(m) == nil { throw ValidationError("--mix \(m): expected NAME=WEIGHT, for example fer2013=0.7") }
-        if !mix.isEmpty, data == nil ? photos.count < 2 : photos.isEmpty { throw ValidationError("--mix weighs several datasets; this run has one") }
-        if epochSize != nil, mix.isEmpty { throw ValidationError("--epoch-size applies with --mix") }
-        if let f = initFrom, !FileManager.default.fileExists(atPath: (try? Bundled.resolve(f)) ?? f) {
+        if let e = optimisation.epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
+        if dataOptions.data == nil, dataOptions.photos.isEmpty { throw ValidationError("give the training data: --data (FER2013) and/or --photos (folders of labelled photos)") }
+        for m in dataOptions.mix where Self.parseMix(m) == nil { throw ValidationError("--mix \(m): expected NAME=WEIGHT, for example fer2013=0.7") }
+        if !dataOptions.mix.isEmpty, dataOptions.data == nil ? dataOptions.photos.count < 2 : dataOptions.photos.isEmpty { throw ValidationError("--mix weighs several datasets; this run has one") }
+        if dataOptions.epochSize != nil, dataOptions.mix.isEmpty { throw ValidationError("--epoch-size applies with --mix") }
+        if let f = start.initFrom, !FileManager.default.fileExists(atPath: (try? BundledModels.resolve(f)) ?? f) {
             throw ValidationError("--init-from \(f): no such model file, and no bundled model of that name")
         }
-        if !resume, ferplus == nil, ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
-        for t in teacher where !FileManager.default.fileExists(atPath: (try? Bundled.resolve(t)) ?? t) {
+        if !resume, dataOptions.ferplus == nil, dataOptions.ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
+        for t in start.teacher where !FileManager.default.fileExists(atPath: (try? BundledModels.resolve(t)) ?? t) {
             throw ValidationError("--teacher \(t): no such model file")
         }
         do { try config.validate() } catch let e as TrainingError { throw ValidationError("\(e)") }
@@ -182,8 +140,8 @@ struct Train: ParsableCommand {
         if resume, let saved = FileManager.default.contents(atPath: configPath) {
             // A resumed run keeps its recorded recipe; only the data path may move.
             do { cfg = try JSONDecoder().decode(TrainConfig.self, from: saved) } catch { throw DataError.unreadable(configPath, reason: "not a training configuration (\(error))") }
-            if let data { cfg.data = data }
-            if let e = epochs { cfg.epochs = e }  // the one knob a resumed run may change
+            if let data = dataOptions.data { cfg.data = data }
+            if let e = optimisation.epochs { cfg.epochs = e }  // the one knob a resumed run may change
             if world.isRoot {
                 FileHandle.standardError.write(Data("resuming with the recipe recorded in \(configPath); options other than --data and --epochs are ignored\n".utf8))
             }
@@ -237,7 +195,7 @@ extension Train {
         threads.apply()
         // The analyzer's classifier only fixes the face side (48); the run trains its own network.
         let analyzer = FaceAnalyzer(detector: try detection.make(), classifier: Classifier(spec: spec))
-        let cacheFolder = noFaceCache ? nil : (faceCache ?? KeyedCache.defaultFolder)
+        let cacheFolder = dataOptions.noFaceCache ? nil : (dataOptions.faceCache ?? KeyedCache.defaultFolder)
         var sources: [(DataSource, String)] = [], skipped: [PhotoFaces.Problem] = []
         func say(_ s: String) { if world.isRoot { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
         for root in roots {
@@ -281,4 +239,67 @@ enum TrainingPrecisionChoice: String, CaseIterable, ExpressibleByArgument {
         case .auto: return nil
         }
     }
+}
+
+/// `fer train`: data.
+struct TrainDataOptions: ParsableArguments {
+    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String?
+    @Option(help: ArgumentHelp("A folder of labelled photos (emotion sub-folders, or train/ and val/ holding them), run through the photo pipeline; repeatable.",
+                               valueName: "dir"))
+    var photos: [String] = []
+    @Option(help: ArgumentHelp("Sampling weight of a dataset, by name (fer2013, or a photo folder's name); repeatable. Default: every image once per epoch.",
+                               valueName: "name=weight"))
+    var mix: [String] = []
+    @Option(help: "With --mix: images per epoch (default: all training images).") var epochSize: Int?
+    @Option(help: ArgumentHelp("The validation figure that picks the best epoch: mean (of every set's accuracy) or one dataset's name. Default: mean with photo folders, else PublicTest.",
+                               valueName: "mean|name"))
+    var selectOn: String?
+    @Option(help: "Folder for the photo folders' detected faces (default: ~/.cache/swift-fer).") var faceCache: String?
+    @Flag(help: "Detect the photos' faces afresh, without reading or writing the cache.") var noFaceCache = false
+    @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
+    @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes).") var ferplusMode: FERPlus.Mode = .majority
+    @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label.") var ferplusWeight: Float = 0.5
+    @Option(help: "Use only the first N training images.") var limit: Int?
+    @Option(help: "Use only the first N validation images.") var valLimit: Int?
+}
+
+/// `fer train`: optimisation.
+struct TrainOptimizerOptions: ParsableArguments {
+    @Option(help: "Epochs (default 30; with --resume, a new total for the run).") var epochs: Int?
+    @Option var batchSize: Int = 64
+    @Option(help: "sgd, adam or adamw.") var optimizer: OptimizerKind = .adamw
+    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+    @Option var momentum: Float = 0.9
+    @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
+    @Option var weightDecay: Float = 0
+    @Option(help: "constant, cosine, step or plateau.") var schedule: ScheduleKind = .cosine
+    @Option(help: "Warm-up epochs (cosine).") var warmup: Double = 1
+    @Option(help: "Step schedule: epochs between decays.") var stepEpochs: Int = 10
+    @Option(help: "Step and plateau: decay factor.") var gamma: Float = 0.1
+    @Option(help: "Plateau: epochs without improvement before decaying.") var plateauPatience: Int = 5
+    @Option var labelSmoothing: Float = 0
+    @Flag(help: "Weight classes inversely to their frequency.") var balanced = false
+    @Option(help: "Early stopping: epochs without a better validation accuracy (0: off).") var patience: Int = 0
+    @Option(help: "Clip the global gradient norm.") var clip: Float?
+}
+
+/// `fer train`: augmentation.
+struct TrainAugmentationOptions: ParsableArguments {
+    @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0: off).") var mixup: Float = 0
+    @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling, JPEG.") var photometric = false
+    @Flag(help: "Turn all augmentation off.") var noAugment = false
+    @Flag(help: "No horizontal flips.") var noFlip = false
+    @Option(help: "Max rotation, degrees.") var rotation: Float = 10
+    @Option(help: "Max shift, fraction of the side.") var shift: Float = 0.1
+    @Option(help: "Max zoom, fraction.") var scale: Float = 0.1
+    @Option(help: "Random-erasing probability.") var erasing: Float = 0.25
+}
+
+/// `fer train`: starting point and teachers.
+struct TrainStartOptions: ParsableArguments {
+    @Option(help: "Start from this checkpoint's weights (fine-tuning; same architecture).") var initFrom: String?
+    @Option(help: "Distil from this trained model (file or bundled name); repeat for an ensemble.") var teacher: [String] = []
+    @Option(help: "Weight of the teachers' answers against the labels (default 0.5).") var teacherWeight: Float?
+    @Option(help: "Softmax temperature for the teachers' answers (default 2).") var teacherTemperature: Float?
+    @Option(help: "Views each teacher averages: none (centre), flip, tencrop (default none).") var teacherTta: TestTimeAugmentation?
 }

@@ -15,13 +15,13 @@ struct Video: ParsableCommand {
         abstract: "Label the faces in videos: annotated videos and per-frame, per-face timelines.",
         discussion: """
         Faces are tracked across frames (#1, #2, ...) and their probabilities smoothed over time.
-        --csv writes one row per face per frame: frame, time, track, box, expression, probabilities.
-        With several inputs (or --shard), --out and --csv are folders: NAME.annotated.mp4, NAME.csv.
+        --timeline-csv writes one row per face per frame: frame, time, track, box, expression, probabilities.
+        With several inputs (or --shard), --out and --timeline-csv are folders: NAME.annotated.mp4, NAME.csv.
         """)
 
     @Argument(help: "Input video files.") var inputs: [String]
     @Option(help: "Annotated output video (.mp4 or .avi); a folder with several inputs.") var out: String?
-    @Option(help: "Timeline CSV; a folder with several inputs.") var csv: String?
+    @Option(help: "Timeline CSV; a folder with several inputs.") var timelineCsv: String?
     @OptionGroup var face: FaceOptions
     @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
     @Option(help: "Process at most this many frames per video.") var maxFrames: Int?
@@ -38,15 +38,15 @@ struct Video: ParsableCommand {
     var batch: Bool { inputs.count > 1 || shard != nil || launcherShard() != nil }
 
     func validate() throws {
-        guard out != nil || csv != nil || json else { throw ValidationError("give --out, --csv or --json (otherwise nothing is written)") }
+        guard out != nil || timelineCsv != nil || json else { throw ValidationError("give --out, --timeline-csv or --json (otherwise nothing is written)") }
         try validateTracking(smoothing: smoothing, fullScan: fullScan, maxFrames: maxFrames)
         _ = try parseShard(shard)
         for input in inputs {
-            for (flag, path) in [("--out", out), ("--csv", csv)] {
+            for (flag, path) in [("--out", out), ("--timeline-csv", timelineCsv)] {
                 if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is an input video; refusing to overwrite it") }
             }
         }
-        if let out, let csv, AtomicFile.sameFile(out, csv) { throw ValidationError("--out and --csv name the same file") }
+        if let out, let timelineCsv, AtomicFile.sameFile(out, timelineCsv) { throw ValidationError("--out and --timeline-csv name the same file") }
     }
 
     func run() throws {
@@ -58,7 +58,7 @@ struct Video: ParsableCommand {
         for input in mine {
             let stem = stemOf[input]!
             let outPath = batch ? out.map { ($0 as NSString).appendingPathComponent(stem + ".annotated.mp4") } : out
-            let csvPath = batch ? csv.map { ($0 as NSString).appendingPathComponent(stem + ".csv") } : csv
+            let csvPath = batch ? timelineCsv.map { ($0 as NSString).appendingPathComponent(stem + ".csv") } : timelineCsv
             do {
                 summaries.append(try label(input, out: outPath, csv: csvPath, analyzer: analyzer))
             } catch {
@@ -82,7 +82,7 @@ struct Video: ParsableCommand {
     /// One video: its annotated copy and timeline. A damaged video (fewer frames decoded than it
     /// announces) is an error after its outputs are written.
     func label(_ input: String, out: String?, csv: String?, analyzer: FaceAnalyzer) throws -> Summary {
-        for (flag, path) in [("--out", out), ("--csv", csv)] {
+        for (flag, path) in [("--out", out), ("--timeline-csv", timelineCsv)] {
             if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
         }
         let reader = try VideoReader(path: input)

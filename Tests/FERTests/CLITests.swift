@@ -133,7 +133,7 @@ import Testing
         for i in 0..<40 { rows.append(("\(i % 7)", pixelString(value: (i * 37) % 256), i < 20 ? "Training" : "PublicTest")) }
         writeCSV(dir + "/f.csv", rows: rows)
 
-        let r = try run(fer, ["calibrate-temperature", "--data", dir + "/f.csv", "--model", model, "--precision", "fp32", "--out", out, "--json"])
+        let r = try run(fer, ["calibrate", "temperature", "--data", dir + "/f.csv", "--model", model, "--precision", "fp32", "--out", out, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let t = try #require(json["temperature"] as? Double)
@@ -146,7 +146,7 @@ import Testing
         #expect(argmax(a) == argmax(b))
         if abs(t - 1) > 0.01 { #expect(zip(a, b).contains { abs($0 - $1) > 1e-4 }) }
 
-        let overwrite = try run(fer, ["calibrate-temperature", "--data", dir + "/f.csv", "--model", model, "--out", model])
+        let overwrite = try run(fer, ["calibrate", "temperature", "--data", dir + "/f.csv", "--model", model, "--out", model])
         #expect(overwrite.status != 0 && overwrite.stderr.contains("refusing to overwrite"))
         // A card with a nonsense temperature is a clear error when loaded.
         var bad = card
@@ -241,7 +241,7 @@ import Testing
         }
         let videos = ["a", "b", "c"].map { "\(dir)/\($0).avi" }
         for i in 0..<2 {
-            let r = try run(Paths.ferBinary, ["video"] + videos + ["--csv", dir + "/timelines", "--shard", "\(i)/2", "--json"])
+            let r = try run(Paths.ferBinary, ["video"] + videos + ["--timeline-csv", dir + "/timelines", "--shard", "\(i)/2", "--json"])
             #expect(r.status == 0, "\(r.stderr)")
         }
         let written = try FileManager.default.contentsOfDirectory(atPath: dir + "/timelines").sorted()

@@ -246,7 +246,7 @@ import Testing
             (["evaluate", "--data", f.csv, "--model", f.model], ["--threads"]),
             (["bench-one", "--steps", "1"], ["--batch", "--width", "--input-size", "--threads"]),
             (["video", clip, "--json"], ["--smoothing", "--full-scan", "--max-frames"]),
-            (["calibrate-crop", "--data", "/nonexistent.csv"], ["--count"]),
+            (["calibrate", "crop", "--data", "/nonexistent.csv"], ["--faces"]),
         ]
         for _ in 0..<70 {
             let (base, flags) = templates[Int(rng.next() % UInt64(templates.count))]
@@ -441,7 +441,7 @@ enum VideoWriterForTests {
 
     @Test func everyEXIFFormGivesSizesAndBoxesOfTheDecodedPixels() throws {
         DNNL.setThreads(2)
-        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")),
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
                                     classifier: try Checkpoint.load(VisionTests.bundledModel).0)
         // Wide, so that a quarter turn changes the size; the face off centre.
         let photo = try Image.read(VisionTests.photo, channels: 3).resized(width: 360, height: 240)

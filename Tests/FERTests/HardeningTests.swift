@@ -67,7 +67,7 @@ import Testing
     @Test func calibratePriorNeedsTwoPublicTestFaces() throws {
         let dir = Paths.temporaryDirectory("prior")
         writeCSV(dir + "/one.csv", rows: [("3", pixelString(value: 90), "Training"), ("3", pixelString(value: 100), "PublicTest")])
-        let r = try run(Paths.ferBinary, ["calibrate-prior", "--data", dir + "/one.csv", "--model", "fast", "--out", dir + "/o.safetensors"])
+        let r = try run(Paths.ferBinary, ["calibrate", "prior", "--data", dir + "/one.csv", "--model", "fast", "--out", dir + "/o.safetensors"])
         #expect(r.status == 1 && r.stderr.contains("at least 2 PublicTest faces"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/o.safetensors"))
     }
@@ -160,8 +160,8 @@ import Testing
 /// Commands that write a model they read keep what the file carries: storage, int8 ranges, the
 /// fitted temperature (unless the weights changed so that they no longer hold).
 @Suite("Writing models", .serialized) struct WritingModelsTests {
-    static let bundled = (Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
-    static let fast = (Paths.packageRoot as NSString).appendingPathComponent("models/fast/model.safetensors")
+    static let bundled = BundledTestModels.model("default")
+    static let fast = BundledTestModels.model("fast")
 
     @Test func derivedModelsKeepWhatTheFileCarries() throws {
         let dir = Paths.temporaryDirectory("derived")
@@ -173,7 +173,7 @@ import Testing
         #expect(exported[Classifier.int8RangesTensor]?.values == ranges && exported.storedAs == source.storedAs)
 
         writeCSV(dir + "/f.csv", rows: (0..<14).map { ("\($0 % 7)", pixelString(value: 20 + 15 * $0), "PublicTest") })
-        let p = try run(Paths.ferBinary, ["calibrate-prior", "--data", dir + "/f.csv", "--model", "default", "--out", dir + "/p.safetensors"])
+        let p = try run(Paths.ferBinary, ["calibrate", "prior", "--data", dir + "/f.csv", "--model", "default", "--out", dir + "/p.safetensors"])
         #expect(p.status == 0, "\(p.stderr)")
         let prior = try SafeTensors.read(dir + "/p.safetensors")
         #expect(prior[Classifier.int8RangesTensor]?.values == ranges && prior.storedAs == source.storedAs)

@@ -13,7 +13,7 @@ import Testing
 /// faces that fill the photo.
 @Suite("Training on photo folders", .serialized) struct PhotoTrainingTests {
     static let photo = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut.png")
-    static let mtcnnWeights = (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+    static let mtcnnWeights = BundledTestModels.mtcnn
 
     static func analyzer() throws -> FaceAnalyzer {
         DNNL.setThreads(2)

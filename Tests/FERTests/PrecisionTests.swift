@@ -94,7 +94,7 @@ import Testing
     /// MTCNN in int8 (the bundled weights carry their ranges) finds the faces fp32 finds, in the
     /// same places, on photos it was not calibrated on.
     @Test func mtcnnInInt8FindsWhatFP32Finds() throws {
-        let weights = (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+        let weights = BundledTestModels.mtcnn
         var settings = DetectorSettings()
         settings.precision = .int8
         let fp32 = try MTCNNDetector(weights: weights), int8 = try MTCNNDetector(weights: weights, settings: settings)
@@ -129,7 +129,7 @@ import Testing
     @Test(arguments: [InferencePrecision.bf16, .int8])
     func mtcnnNetworksAreCloseToFP32(_ precision: InferencePrecision) throws {
         if precision == .bf16 && !CPUFeatures.bf16Supported { return }  // oneDNN runs bf16 only on AVX-512 CPUs
-        let weights = (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+        let weights = BundledTestModels.mtcnn
         let fp32 = try MTCNNNetworks(weights: weights), other = try MTCNNNetworks(weights: weights, precision: precision)
         DNNL.setThreads(2)
         let photo = try Image.read(VisionTests.photo, channels: 3)
@@ -145,7 +145,7 @@ import Testing
     }
 
     @Test func mtcnnInInt8WithoutRangesIsAClearError() throws {
-        var st = try SafeTensors.read((Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        var st = try SafeTensors.read(BundledTestModels.mtcnn)
         st.tensors.removeAll { $0.name.hasPrefix("int8.") }
         let path = Paths.temporaryDirectory("mtcnn") + "/plain.safetensors"
         try st.write(path)
@@ -177,7 +177,7 @@ import Testing
     @Test(.enabled(if: Paths.haveFER2013, "needs ../shared/data/fer2013"))
     func shippedModelInInt8AgreesWithFP32() throws {
         let set = try #require(SharedFER2013.splits?[.publicTest])
-        let (model, _, st) = try Checkpoint.load((Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors"))
+        let (model, _, st) = try Checkpoint.load(BundledTestModels.model("default"))
         let ranges = try #require(st[Classifier.int8RangesTensor]?.values)
         let faces = FaceDataset(side: set.side, images: Array(set.images.prefix(600 * set.side * set.side)),
                                 labels: Array(set.labels.prefix(600)), classNames: set.classNames)
@@ -201,14 +201,14 @@ import Testing
         writeCSV(dir + "/f.csv", rows: (0..<3).map { ("\($0)", pixelString(value: 40 * $0), "PrivateTest") })
         let int8 = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--precision", "int8"])
         #expect(int8.status == 1)
-        #expect(int8.stderr.contains("calibrate-int8"), "\(int8.stderr)")
+        #expect(int8.stderr.contains("calibrate int8"), "\(int8.stderr)")
         let auto = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--json"])
         #expect(auto.status == 0, "\(auto.stderr)")
         // auto: fp32 unless a native bf16 measured faster (this model has no int8 ranges).
         #expect(auto.stdout.contains("\"precision\" : \"fp32\"") || (CPUFeatures.bf16 && auto.stdout.contains("\"precision\" : \"bf16\"")), "\(auto.stdout)")
         let cascade = try run(Paths.ferBinary, ["predict", "--detector", "haar", "--detector-precision", "int8", VisionTests.photo])
         #expect(cascade.status != 0 && cascade.stderr.contains("--detector-precision"), "\(cascade.stderr)")
-        let mixed = try run(Paths.ferBinary, ["calibrate-int8", "--mtcnn", "--data", dir + "/f.csv", "--model", model, "--out", dir + "/o.safetensors"])
+        let mixed = try run(Paths.ferBinary, ["calibrate", "int8", "--mtcnn", "--data", dir + "/f.csv", "--model", model, "--out", dir + "/o.safetensors"])
         #expect(mixed.status != 0 && mixed.stderr.contains("--mtcnn"), "\(mixed.stderr)")
         let bf16 = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--precision", "bf16"])
         if CPUFeatures.bf16 {
@@ -289,7 +289,7 @@ import Testing
         let sideways = Self.withOrientation(try Image(width: h, height: w, channels: 1, pixels: stored).encoded(".jpg"), 6)
         try Data(sideways).write(to: URL(fileURLWithPath: dir + "/sideways.jpg"))
         DNNL.setThreads(2)
-        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")),
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
                                     classifier: try Checkpoint.load(VisionTests.bundledModel).0)
         let a = analyzer.analyze(try analyzer.readPhoto(dir + "/upright.jpg")), b = analyzer.analyze(try analyzer.readPhoto(dir + "/sideways.jpg"))
         #expect(a.count == 1 && b.count == 1)
@@ -302,7 +302,7 @@ import Testing
         let path = Paths.temporaryDirectory("reduced") + "/big.jpg"
         try photo.write(path)
         DNNL.setThreads(2)
-        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")),
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
                                     classifier: try Checkpoint.load(VisionTests.bundledModel).0)
         let reduced = try analyzer.readPhoto(path)
         #expect(reduced.image.width == 768)

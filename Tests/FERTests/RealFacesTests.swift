@@ -13,8 +13,8 @@ import Testing
 /// FER+ blended targets, the measured crop framing and the photo-set evaluation.
 @Suite("Real faces", .serialized) struct RealFacesTests {
     static let photo = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut.png")
-    static let bundledModel = (Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
-    static let mtcnnWeights = (Paths.packageRoot as NSString).appendingPathComponent("models/mtcnn/mtcnn.safetensors")
+    static let bundledModel = BundledTestModels.model("default")
+    static let mtcnnWeights = BundledTestModels.mtcnn
 
     /// A 40x40 test image with structure: a gradient and a bright square.
     static func pattern() -> [Float] {

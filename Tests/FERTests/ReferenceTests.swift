@@ -91,7 +91,7 @@ import Testing
 @Suite("MTCNN networks against PyTorch") struct MTCNNReferenceTests {
     @Test func networksMatch() throws {
         let root = Paths.packageRoot as NSString
-        let nets = try MTCNNNetworks(weights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        let nets = try MTCNNNetworks(weights: BundledTestModels.mtcnn)
         let ref = try SafeTensors.read(root.appendingPathComponent("Tests/FERTests/Reference/mtcnn_nets.safetensors"))
         func input(_ n: String) -> Tensor { let t = ref[n + "/input"]!; return Tensor(shape: t.shape, values: t.values) }
         func close(_ a: [Float], _ b: [Float], _ what: String) {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FER
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -22,10 +23,11 @@ struct TestServer {
         s.port = 0
         configure(&s)
         settings = s
-        let root = Paths.packageRoot as NSString
-        let classifier = try Checkpoint.load(root.appendingPathComponent("models/default/model.safetensors")).0
-        let detector = try makeFaceDetector(DetectorSettings(), mtcnnWeights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
-        queue = InferenceQueue(analyzer: FaceAnalyzer(detector: detector, classifier: classifier), settings: s, metrics: metrics)
+        // The bundled default model through the front door, in fp32 so answers match on every CPU.
+        var c = ExpressionRecognizer.Configuration()
+        c.precision = .fp32
+        c.detectorPrecision = .fp32
+        queue = InferenceQueue(analyzer: try ExpressionRecognizer(c).analyzer, settings: s, metrics: metrics)
     }
 
     var info: FERServer.ModelInfo { .init(model: "default", classes: queue.classNames, detector: "mtcnn") }

@@ -1,3 +1,4 @@
+import FER
 import Foundation
 @testable import FERData
 @testable import FEREngine
@@ -69,4 +70,11 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// The bundled models, found as an app finds them (the library's `BundledModels`), so the tests
+/// also check that the resource bundle is where the library looks.
+enum BundledTestModels {
+    static var mtcnn: String { (try? BundledModels.mtcnnWeights) ?? "missing bundled MTCNN weights" }
+    static func model(_ name: String) -> String { (try? BundledModels.path(named: name)) ?? "missing bundled model \(name)" }
 }

@@ -11,7 +11,7 @@ import Testing
 
 @Suite("Faces in photos and videos", .serialized) struct VisionTests {
     static let photo = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut.png")
-    static let bundledModel = (Paths.packageRoot as NSString).appendingPathComponent("models/default/model.safetensors")
+    static let bundledModel = BundledTestModels.model("default")
 
     func analyzer() throws -> FaceAnalyzer {
         DNNL.setThreads(2)
@@ -110,7 +110,7 @@ import Testing
         let w = try VideoWriter(path: dir + "/in.avi", fps: 10, width: 512, height: 512)
         for _ in 0..<5 { try w.write(img) }
         try w.close()
-        let r = try run(Paths.ferBinary, ["video", dir + "/in.avi", "--out", dir + "/out.avi", "--csv", dir + "/t.csv"])
+        let r = try run(Paths.ferBinary, ["video", dir + "/in.avi", "--out", dir + "/out.avi", "--timeline-csv", dir + "/t.csv"])
         #expect(r.status == 0, "\(r.stderr)")
         let csv = try String(contentsOfFile: dir + "/t.csv", encoding: .utf8).split(separator: "\n")
         #expect(csv.count == 6)  // header + one face in each of 5 frames
@@ -129,7 +129,7 @@ import Testing
 @Suite("MTCNN detector") struct MTCNNDetectorTests {
     @Test func findsTheAstronautWithLandmarks() throws {
         let root = Paths.packageRoot as NSString
-        let d = try MTCNNDetector(weights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        let d = try MTCNNDetector(weights: BundledTestModels.mtcnn)
         let img = try Image.read(root.appendingPathComponent("samples/astronaut.png"), channels: 3)
         let faces = d.faces(img)
         #expect(faces.count == 1, "\(faces.map(\.box))")
@@ -155,7 +155,7 @@ import Testing
     /// Tracking (O-Net re-fitting last frame's box) follows a moving face as well as a full search.
     @Test func trackingFollowsAMovingFace() throws {
         let root = Paths.packageRoot as NSString
-        let d = try MTCNNDetector(weights: root.appendingPathComponent("models/mtcnn/mtcnn.safetensors"))
+        let d = try MTCNNDetector(weights: BundledTestModels.mtcnn)
         let frames = Self.drifting(try Image.read(root.appendingPathComponent("samples/astronaut.png"), channels: 3), frames: 20)
         var previous = d.detect(frames[0].frame)
         #expect(previous.count == 1)

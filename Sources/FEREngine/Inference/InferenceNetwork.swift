@@ -22,9 +22,9 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedLayer(let s): return "\(s) cannot be lowered for inference (conv, dense, batch norm, ReLU, PReLU, pooling, dropout only)"
-        case .notCalibrated: return "int8 needs activation ranges: run `fer calibrate-int8` first (with --mtcnn for the detector)"
+        case .notCalibrated: return "int8 needs activation ranges: run `fer calibrate int8` first (with --mtcnn for the detector)"
         case .calibrationMismatch(let e, let f): return "the model's int8 ranges hold \(f) values; its network needs \(e)"
-        case .badRange(let i, let v): return "the model's int8 range \(i) is \(v); ranges must be finite and non-negative (run fer calibrate-int8 again)"
+        case .badRange(let i, let v): return "the model's int8 range \(i) is \(v); ranges must be finite and non-negative (run fer calibrate int8 again)"
         }
     }
 }

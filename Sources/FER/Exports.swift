@@ -1,0 +1,10 @@
+// What an app needs from the layers below, and nothing else: the answers (FaceResult, FaceBox),
+// the pixels they come from (Image), and the settings of a Configuration.
+@_exported import struct FERIO.Image
+@_exported import struct FERVision.FaceResult
+@_exported import struct FERVision.FaceBox
+@_exported import struct FERVision.DetectorSettings
+@_exported import enum FERVision.DetectorKind
+@_exported import enum FERData.TestTimeAugmentation
+@_exported import enum FEREngine.InferencePrecision
+@_exported import struct FERModels.ModelCard
