@@ -115,6 +115,6 @@ let package = Package(
             exclude: ["Reference"]  // PyTorch dumps the tests read by path, and the script that made them
         ),
     ],
-    swiftLanguageModes: [.v5],
+    swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
 )

@@ -48,12 +48,13 @@ public enum FER2013 {
             images.withUnsafeMutableBufferPointer { img in
                 labels.withUnsafeMutableBufferPointer { lab in
                     usage.withUnsafeMutableBufferPointer { use in
-                        let img = img, lab = lab, use = use
+                        let img = SharedPointer(img), lab = SharedPointer(lab), use = SharedPointer(use)
+                        let text = SharedPointer(reading: base, count: n), starts = starts
                         DispatchQueue.concurrentPerform(iterations: chunks) { c in
                             let lo = rows * c / chunks, hi = rows * (c + 1) / chunks
                             for r in lo..<hi {
-                                let s = starts[r], e = lineEnd(base, n, s)
-                                if let problem = parseRow(base + s, e - s, pixels: img.baseAddress! + r * pixels, label: &lab[r], usage: &use[r]) {
+                                let s = starts[r], e = lineEnd(text.base, n, s)
+                                if let problem = parseRow(text.base + s, e - s, pixels: img.base + r * pixels, label: &lab.base[r], usage: &use.base[r]) {
                                     errors.set(c, DataError.badRow(name, line: r + 2, reason: problem))
                                     return
                                 }
@@ -124,7 +125,7 @@ public enum FER2013 {
 }
 
 /// The first error per worker; the earliest line wins.
-private final class ErrorSlots: @unchecked Sendable {
+private final class ErrorSlots: @unchecked Sendable {  // writes hold `lock`; read after the workers end
     private var slots: [DataError?]
     private let lock = NSLock()
     init(_ n: Int) { slots = .init(repeating: nil, count: n) }

@@ -72,11 +72,11 @@ public enum ImageFolder {
         var images = [UInt8](repeating: 0, count: files.count * pixels)
         let failures = FailureList()
         images.withUnsafeMutableBufferPointer { buf in
-            let buf = buf
+            let buf = SharedPointer(buf)
             DispatchQueue.concurrentPerform(iterations: files.count) { i in
                 do {
                     let face = try Image.read(files[i].0).faceInput(side: side)
-                    face.withUnsafeBufferPointer { UnsafeMutableRawPointer(buf.baseAddress! + i * pixels).copyMemory(from: $0.baseAddress!, byteCount: pixels) }
+                    face.withUnsafeBufferPointer { UnsafeMutableRawPointer(buf.base + i * pixels).copyMemory(from: $0.baseAddress!, byteCount: pixels) }
                 } catch {
                     failures.add(i, error)
                 }
@@ -87,7 +87,7 @@ public enum ImageFolder {
     }
 }
 
-private final class FailureList: @unchecked Sendable {
+private final class FailureList: @unchecked Sendable {  // writes hold `lock`; read after the workers end
     private var items: [(Int, Error)] = []
     private let lock = NSLock()
     func add(_ i: Int, _ e: Error) { lock.lock(); items.append((i, e)); lock.unlock() }

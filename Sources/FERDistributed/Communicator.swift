@@ -16,7 +16,7 @@ public enum DistributedError: Error, CustomStringConvertible {
 /// The processes of a data-parallel job. Started by mpirun (or srun with PMIx), it is MPI_COMM_WORLD,
 /// with Open MPI loaded at run time; started alone, it is one rank and every collective is a no-op,
 /// so `fer` needs no MPI to build or to run on one machine.
-public final class Communicator: @unchecked Sendable {
+public final class Communicator: @unchecked Sendable {  // one per process, used by the training thread alone; MPI calls are not made concurrently
     public let rank: Int
     public let size: Int
     private let mpi: Bool

@@ -24,10 +24,11 @@ struct GuardedChannel: ServerChildChannel {
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
+        let bound = NIOLoopBound(guardHandler, eventLoop: channel.eventLoop)
         return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             // The decoder fires its errors towards the application; catch them right behind it.
             let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try channel.pipeline.syncOperations.addHandler(MalformedRequestCatcher(guardHandler: guardHandler), position: .after(decoder))
+            try channel.pipeline.syncOperations.addHandler(MalformedRequestCatcher(guardHandler: bound.value), position: .after(decoder))
             return value
         }
     }
@@ -232,8 +233,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func arm(_ context: ChannelHandlerContext, after delay: TimeAmount, _ action: @escaping (ChannelHandlerContext) -> Void) {
         deadline?.cancel()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: max(delay, .zero)) { action(loopBound.value) }
+        // The deadline fires on the connection's own event loop, where its context lives.
+        let bound = NIOLoopBound((context, action), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: max(delay, .zero)) { bound.value.1(bound.value.0) }
     }
 
     private func close(_ context: ChannelHandlerContext, reason: String) {
@@ -264,7 +266,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         var head = "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
         if code == 503 { head += "Retry-After: 1\r\n" }
         let buffer = context.channel.allocator.buffer(string: head + "\r\n" + body)
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     static func describe(_ t: TimeAmount) -> String {

@@ -6,7 +6,7 @@ import FERVision
 /// their own tasks and wait here; the thread takes every waiting image (up to `maxBatch`), finds the
 /// faces in each, and classifies the faces of all of them in one call, so concurrent requests share
 /// the network's batch. The engine's layers keep per-shape buffers, so one thread owns them.
-public final class InferenceQueue: @unchecked Sendable {
+public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condition`; the analyzer only on the inference thread
     public typealias Completion = @Sendable (Result<[FaceResult], ServeError>) -> Void
 
     struct Job {

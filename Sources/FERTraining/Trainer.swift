@@ -21,7 +21,7 @@ struct TrainerState: Codable {
 }
 
 /// Set from a signal handler: the trainer saves its state after the current step and returns.
-public final class StopFlag: @unchecked Sendable {
+public final class StopFlag: @unchecked Sendable {  // every access holds `lock`
     public static let shared = StopFlag()
     private var flag = false
     private let lock = NSLock()

@@ -3,7 +3,7 @@ import Foundation
 import FERIO
 
 /// OpenCV's cascade face detectors from Debian's opencv-data, with their tuning.
-public final class CascadeDetector: FaceDetector, @unchecked Sendable {
+public final class CascadeDetector: FaceDetector {
     /// The cascade file of each kind, under opencv-data's folder.
     static func file(_ kind: DetectorKind) -> String? {
         switch kind {

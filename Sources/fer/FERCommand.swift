@@ -85,7 +85,7 @@ func installInterruptHandler(_ message: String = "Ctrl-C: saving and stopping af
     source.resume()
     interruptSource = source
 }
-nonisolated(unsafe) var interruptSource: DispatchSourceSignal?
+nonisolated(unsafe) var interruptSource: DispatchSourceSignal?  // set once on the main thread, kept only to stay alive
 
 /// Prints `value` as indented JSON; a value JSON cannot hold (NaN, infinity) is an error, never an
 /// empty output.

@@ -81,7 +81,7 @@ struct Live: ParsableCommand {
         enc.outputFormatting = [.sortedKeys]
         func emit<T: Encodable>(_ value: T) throws {
             print(String(decoding: try enc.encode(value), as: UTF8.self))
-            fflush(stdout)
+            fflush(nil)  // every output stream (stdout itself is a C global)
         }
         let start = DispatchTime.now()
         var processed = [Int](repeating: 0, count: feeds.count), lastAt = [DispatchTime?](repeating: nil, count: feeds.count)

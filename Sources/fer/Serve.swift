@@ -56,9 +56,10 @@ struct Serve: ParsableCommand {
         let metrics = ServerMetrics()
         let queue = InferenceQueue(analyzer: analyzer, settings: settings, metrics: metrics)
         let info = FERServer.ModelInfo(model: BundledModels.displayName(face.model.model), classes: analyzer.classifier.classNames, detector: analyzer.detector.name)
+        let detector = analyzer.detector.summary
         let app = FERServer.application(queue: queue, settings: settings, metrics: metrics, info: info) { [host] port in
-            print("fer serve: http://\(host):\(port)/ (model \(info.model), detector \(analyzer.detector.summary)); Ctrl-C stops")
-            fflush(stdout)
+            print("fer serve: http://\(host):\(port)/ (model \(info.model), detector \(detector)); Ctrl-C stops")
+            fflush(nil)  // every output stream: stdout is a C global Swift 6 will not touch from here
         }
         // The server runs on Swift concurrency's threads; this (synchronous) command waits for it.
         let outcome = Outcome()
@@ -72,7 +73,7 @@ struct Serve: ParsableCommand {
         if let e = outcome.error { throw ValidationError("the server stopped: \(e)") }
     }
 
-    final class Outcome: @unchecked Sendable { var error: Error? }
+    final class Outcome: @unchecked Sendable { var error: Error? }  // written by the server task before `done` is signalled, read after
 }
 #else
 /// This fer was built without the server (scripts/demo's quick build): say how to get it.

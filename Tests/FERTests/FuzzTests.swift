@@ -11,17 +11,26 @@ import Testing
 /// each: no signal, no hang, the expected exit code, and on failure one clear `error:` line (or an
 /// error row); afterwards no half-written file anywhere.
 @Suite("Fuzzing the command line", .serialized) struct FuzzTests {
-    enum Expect { case ok, fails, either }
+    enum Expect: Sendable { case ok, fails, either }
 
-    struct Case {
+    /// The outcomes of the cases, filled by two workers.
+    final class Outcomes: @unchecked Sendable {  // every access holds `lock`
+        private let lock = NSLock()
+        private var items: [Outcome?]
+        init(_ n: Int) { items = Array(repeating: nil, count: n) }
+        func set(_ i: Int, _ o: Outcome) { lock.lock(); items[i] = o; lock.unlock() }
+        var all: [Outcome?] { lock.lock(); defer { lock.unlock() }; return items }
+    }
+
+    struct Case: Sendable {
         var name: String
         var args: [String]
         var expect: Expect
         /// Extra check on (status, stdout, stderr); returns a problem or nil.
-        var check: ((Int32, String, String) -> String?)? = nil
+        var check: (@Sendable (Int32, String, String) -> String?)? = nil
     }
 
-    struct Outcome { var name: String; var status: Int32; var signaled: Bool; var timedOut: Bool; var stdout: String; var stderr: String }
+    struct Outcome: Sendable { var name: String; var status: Int32; var signaled: Bool; var timedOut: Bool; var stdout: String; var stderr: String }
 
     /// Runs the binary with a time limit; a hang is killed and reported.
     static func execute(_ c: Case, timeout: TimeInterval = 90) -> Outcome {
@@ -339,14 +348,11 @@ import Testing
         #expect(cases.count >= 200)
         let protected = [f.photo, f.dir + "/keep.png", f.model, f.csv, f.gz, f.dir + "/clip.avi"]
         let before = protected.map { FileManager.default.contents(atPath: $0) }
-        var outcomes = [Outcome?](repeating: nil, count: cases.count)
-        let lock = NSLock()
+        let results = Outcomes(cases.count)
         DispatchQueue.concurrentPerform(iterations: 2) { worker in
-            for i in stride(from: worker, to: cases.count, by: 2) {
-                let o = Self.execute(cases[i])
-                lock.lock(); outcomes[i] = o; lock.unlock()
-            }
+            for i in stride(from: worker, to: cases.count, by: 2) { results.set(i, Self.execute(cases[i])) }
         }
+        let outcomes = results.all
         var ok = 0, errors = 0
         for (c, o) in zip(cases, outcomes.compactMap { $0 }) {
             let said = "\(c.name): exit \(o.status)\n\(o.stderr.suffix(400))"

@@ -25,7 +25,7 @@ import Testing
     }
 
     /// Standard output as it arrives, readable while the process runs.
-    final class Collected: @unchecked Sendable {
+    final class Collected: @unchecked Sendable {  // every access holds its lock
         private var data = Data()
         private let lock = NSLock()
         func append(_ d: Data) { lock.lock(); data.append(d); lock.unlock() }

@@ -209,7 +209,7 @@ func metricValue(_ text: String, _ series: String) -> Double? {
 }
 
 @Suite("fer serve: the decoding budget") struct PixelBudgetTests {
-    final class Probe: @unchecked Sendable {
+    final class Probe: @unchecked Sendable {  // every access holds `lock`
         private let lock = NSLock()
         private var now = 0
         private(set) var peak = 0

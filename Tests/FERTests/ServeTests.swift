@@ -354,7 +354,7 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
 }
 
 /// A thread-safe tally for tests.
-final class Counter: @unchecked Sendable {
+final class Counter: @unchecked Sendable {  // every access holds `lock`
     private var counts: [String: Int] = [:]
     private let lock = NSLock()
     func add(_ key: String) { lock.lock(); counts[key, default: 0] += 1; lock.unlock() }

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// oneDNN does the arithmetic (convolution, pooling, batch norm, eltwise, inner product, reorders);
 /// Swift decides what runs when. All execution here is synchronous on one stream.
-public final class DNNL: @unchecked Sendable {
+public final class DNNL: @unchecked Sendable {  // immutable handles; oneDNN engines and streams are thread-safe to share
     public static let shared = DNNL()
     let engine: dnnl_engine_t
     let stream: dnnl_stream_t
@@ -150,7 +150,7 @@ final class Primitive {
 // MARK: - Reorders
 
 /// Reorder primitives, cached by (source layout, destination layout).
-final class ReorderCache: @unchecked Sendable {
+final class ReorderCache: @unchecked Sendable {  // the cache behind `lock`
     static let shared = ReorderCache()
     private var cache: [Data: Primitive] = [:]
     private let lock = NSLock()

@@ -8,7 +8,7 @@ import Foundation
 /// be blocked (e.g. nChw16c, channels padded to a multiple of 16); `plainValues()` reorders to
 /// row-major at the edges (loss, checkpoints, tests). Elementwise code that is layout-agnostic
 /// (dropout, optimizers) may work on `storage` directly.
-public final class Tensor: @unchecked Sendable {
+public final class Tensor: @unchecked Sendable {  // one owner at a time: the batch loader fills a tensor, hands it over and never touches it again
     let desc: MemoryDesc
     let memory: dnnl_memory_t
     /// Start of the data, `desc.byteCount` bytes.

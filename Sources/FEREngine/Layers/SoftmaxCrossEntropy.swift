@@ -90,7 +90,7 @@ public struct SoftmaxCrossEntropy {
 
 /// log(softmax(z)) along the class axis, on oneDNN's logsoftmax primitive. Also gives inference
 /// probabilities.
-public final class LogSoftmax: @unchecked Sendable {
+public final class LogSoftmax: @unchecked Sendable {  // its plans behind `lock`
     public static let shared = LogSoftmax()
     private var plans: [Data: Primitive] = [:]
     private let lock = NSLock()
