@@ -9,11 +9,13 @@ let package = Package(
         .library(name: "FER", targets: ["FER"]),
         .executable(name: "fer", targets: ["fer"]),
     ],
-    // `fer serve` pulls in Hummingbird and SwiftNIO, most of a clean build's time: scripts/demo builds
-    // without it (--disable-default-traits), every other build has it.
+    // `fer serve` (Hummingbird, SwiftNIO) and `fer export OUT.onnx` (swift-protobuf) are most of a
+    // clean build's time: scripts/demo builds without them (--disable-default-traits), every other
+    // build has them.
     traits: [
         .trait(name: "Server", description: "fer serve: the HTTP/WebSocket server (Hummingbird 2)"),
-        .default(enabledTraits: ["Server"]),
+        .trait(name: "ONNX", description: "fer export OUT.onnx: ONNX graphs (swift-protobuf)"),
+        .default(enabledTraits: ["Server", "ONNX"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -97,8 +99,9 @@ let package = Package(
         .executableTarget(
             name: "fer",
             dependencies: [
-                "FER", "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed", "FERExport",
+                "FER", "FEREngine", "FEROptimizers", "FERIO", "FERData", "FERModels", "FEREvaluation", "FERTraining", "FERVision", "FERDistributed",
                 .target(name: "FERServing", condition: .when(traits: ["Server"])),
+                .target(name: "FERExport", condition: .when(traits: ["ONNX"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/fer"

@@ -3,7 +3,9 @@ import FER
 import FERData
 import FEREngine
 import FEREvaluation
+#if ONNX
 import FERExport
+#endif
 import FERIO
 import FERModels
 import FEROptimizers
@@ -128,8 +130,12 @@ struct EngineBench: ParsableCommand {
             // ONNX Runtime's network: this preset exported by fer export (random weights, as ours), once.
             let onnxPath = (onnxDir as NSString).appendingPathComponent("\(m.rawValue).onnx")
             if !noOnnx {
+                #if ONNX
                 let classifier = Classifier(spec: spec(m))
                 try ONNXExport.model(classifier, card: ModelCard(spec: classifier.spec, classNames: classifier.classNames)).write(to: URL(fileURLWithPath: onnxPath))
+                #else
+                throw ValidationError("this fer was built without ONNX export, which the ONNX Runtime peer needs: add --no-onnx, or build the full fer: swift build -c release")
+                #endif
             }
             for (mode, batch) in [(Benchmark.Mode.train, 64), (.infer, 1), (.infer, 64)] {
                 let n = mode == .train ? steps : (batch == 1 ? steps * 20 : steps * 3)

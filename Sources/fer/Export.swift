@@ -1,6 +1,8 @@
 import ArgumentParser
 import FER
+#if ONNX
 import FERExport
+#endif
 import FERIO
 import FERModels
 import Foundation
@@ -31,12 +33,19 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let (classifier, card, st) = try Checkpoint.load(try BundledModels.resolve(model))
+        let format: String
         if isONNX {
+            #if ONNX
             try AtomicFile.write(try ONNXExport.model(classifier, card: card), to: out)
+            format = " (ONNX, opset \(ONNXExport.opset))"
+            #else
+            throw ValidationError("this fer was built without ONNX export (scripts/demo builds it lean); build the full one with: swift build -c release")
+            #endif
         } else {
             try Checkpoint.save(classifier, card: card, to: out, like: st, half: half ? true : nil)  // its int8 ranges and storage kept
+            format = half || st.storedAs == .f16 ? " (F16)" : ""
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-        print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(half || (!isONNX && st.storedAs == .f16) ? " (F16)" : isONNX ? " (ONNX, opset \(ONNXExport.opset))" : "")")
+        print("\(out): \(classifier.parameterCount) parameters, \(String(format: "%.1f", Double(size) / 1e6)) MB\(format)")
     }
 }
