@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -261,57 +262,41 @@ int cvb_cascade_detect(cvb_cascade *cascade, const uint8_t *gray, int width, int
     });
 }
 
-cvb_video *cvb_video_open(const char *path) {
+// Opens a capture with `open`, or records why not; `live` (a camera or stream) has no frame count.
+extern "C++" template <typename Open>
+static cvb_video *openCapture(bool live, const std::string &what, Open open) {
     try {
-        auto *v = new cvb_video();
-        v->camera = false;
-        if (!v->capture.open(path) || !v->capture.isOpened()) {
-            delete v;
-            fail(std::string("cannot open video ") + path);
+        std::unique_ptr<cvb_video> v(new cvb_video());
+        v->camera = live;
+        if (!open(v->capture) || !v->capture.isOpened()) {
+            fail("cannot open " + what);
             return nullptr;
         }
-        return v;
+        return v.release();
     } catch (const cv::Exception &e) {
         fail(e.what());
         return nullptr;
     }
+}
+
+cvb_video *cvb_video_open(const char *path) {
+    return openCapture(false, std::string("video ") + path, [&](cv::VideoCapture &c) { return c.open(path); });
 }
 
 cvb_video *cvb_stream_open(const char *url, int openTimeoutMs, int readTimeoutMs) {
-    try {
-        auto *v = new cvb_video();
-        v->camera = true;  // live: no frame count
-        // FFmpeg's back end, with deadlines: a stream that never answers or stalls returns an error
-        // instead of blocking the reader forever.
-        std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, openTimeoutMs, cv::CAP_PROP_READ_TIMEOUT_MSEC, readTimeoutMs};
-        if (!v->capture.open(url, cv::CAP_FFMPEG, params) || !v->capture.isOpened()) {
-            delete v;
-            fail(std::string("cannot open stream ") + url);
-            return nullptr;
-        }
-        return v;
-    } catch (const cv::Exception &e) {
-        fail(e.what());
-        return nullptr;
-    }
+    // FFmpeg's back end, with deadlines: a stream that never answers or stalls returns an error
+    // instead of blocking the reader forever.
+    std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, openTimeoutMs, cv::CAP_PROP_READ_TIMEOUT_MSEC, readTimeoutMs};
+    return openCapture(true, std::string("stream ") + url, [&](cv::VideoCapture &c) { return c.open(url, cv::CAP_FFMPEG, params); });
 }
 
 cvb_video *cvb_camera_open(int index, int width, int height) {
-    try {
-        auto *v = new cvb_video();
-        v->camera = true;
-        if (!v->capture.open(index) || !v->capture.isOpened()) {
-            delete v;
-            fail("cannot open camera " + std::to_string(index));
-            return nullptr;
-        }
-        if (width > 0) v->capture.set(cv::CAP_PROP_FRAME_WIDTH, width);
-        if (height > 0) v->capture.set(cv::CAP_PROP_FRAME_HEIGHT, height);
-        return v;
-    } catch (const cv::Exception &e) {
-        fail(e.what());
-        return nullptr;
-    }
+    return openCapture(true, "camera " + std::to_string(index), [&](cv::VideoCapture &c) {
+        if (!c.open(index)) return false;
+        if (width > 0) c.set(cv::CAP_PROP_FRAME_WIDTH, width);
+        if (height > 0) c.set(cv::CAP_PROP_FRAME_HEIGHT, height);
+        return true;
+    });
 }
 
 void cvb_video_info(cvb_video *video, int *width, int *height, double *fps, int *frames) {

@@ -30,38 +30,35 @@ public final class VideoReader {
     /// Frame count, nil when unknown (cameras).
     public let frameCount: Int?
 
-    public init(path: String) throws {
-        try DataError.checkReadable(path)
-        guard let h = cvb_video_open(path) else { throw VideoError.cannotOpen(path, String(cString: cvb_last_error())) }
+    /// Takes an open source and reads its size, rate and (files only) frame count.
+    private init(handle h: OpaquePointer, name: String) {
         handle = h
-        name = path
+        self.name = name
         var w: Int32 = 0, ht: Int32 = 0, f: Double = 0, n: Int32 = 0
         cvb_video_info(h, &w, &ht, &f, &n)
         width = Int(w); height = Int(ht); fps = f > 0 ? f : 30; frameCount = n >= 0 ? Int(n) : nil
     }
 
-    public init(camera index: Int, width: Int = 640, height: Int = 480) throws {
+    public convenience init(path: String) throws {
+        try DataError.checkReadable(path)
+        guard let h = cvb_video_open(path) else { throw VideoError.cannotOpen(path, String(cString: cvb_last_error())) }
+        self.init(handle: h, name: path)
+    }
+
+    public convenience init(camera index: Int, width: Int = 640, height: Int = 480) throws {
         guard let h = cvb_camera_open(Int32(index), Int32(width), Int32(height)) else {
             throw VideoError.cannotOpen("camera \(index)", "no such camera or it is busy; list cameras with `ls /dev/video*`")
         }
-        handle = h
-        name = "camera \(index)"
-        var w: Int32 = 0, ht: Int32 = 0, f: Double = 0, n: Int32 = 0
-        cvb_video_info(h, &w, &ht, &f, &n)
-        self.width = Int(w); self.height = Int(ht); fps = f > 0 ? f : 30; frameCount = nil
+        self.init(handle: h, name: "camera \(index)")
     }
 
     /// A network stream (`rtsp://`, `http(s)://` MJPEG, anything FFmpeg opens): opening fails after
     /// `openTimeout` seconds without an answer, and a read after `readTimeout` seconds without a frame.
-    public init(url: String, openTimeout: Double = 10, readTimeout: Double = 5) throws {
+    public convenience init(url: String, openTimeout: Double = 10, readTimeout: Double = 5) throws {
         guard let h = cvb_stream_open(url, Int32(openTimeout * 1000), Int32(readTimeout * 1000)) else {
             throw VideoError.cannotOpen(url, String(cString: cvb_last_error()))
         }
-        handle = h
-        name = url
-        var w: Int32 = 0, ht: Int32 = 0, f: Double = 0, n: Int32 = 0
-        cvb_video_info(h, &w, &ht, &f, &n)
-        width = Int(w); height = Int(ht); fps = f > 0 ? f : 30; frameCount = nil
+        self.init(handle: h, name: url)
     }
 
     deinit { cvb_video_close(handle) }
