@@ -88,6 +88,7 @@ struct Live: ParsableCommand {
         var fps = [Double](repeating: 0, count: feeds.count), latencies = [[Double]](repeating: [], count: feeds.count)
         var shown = [Image?](repeating: nil, count: feeds.count)
         var times = StageTimes()
+        var round = 0
         while !StopFlag.shared.isSet {
             for f in feeds {
                 for e in f.events() {
@@ -97,8 +98,13 @@ struct Live: ParsableCommand {
             if let m = maxFrames, zip(feeds, processed).allSatisfy({ $0.ended || $1 >= m }) { break }
             if feeds.allSatisfy(\.ended) { break }
             // The newest frame of every source that has one and is due (--max-fps).
+            // Detection runs source by source and the faces wait for the last one, so the source
+            // searched first waits longest: the order turns every round, so no source always waits.
             var batch: [(source: Int, frame: LiveFrame, boxes: [FaceBox])] = []
-            for (i, f) in feeds.enumerated() where maxFrames.map({ processed[i] < $0 }) ?? true {
+            round += 1
+            for k in feeds.indices {
+                let i = (k + round) % feeds.count, f = feeds[i]
+                if let m = maxFrames, processed[i] >= m { continue }
                 if let m = maxFps, let last = lastAt[i], Double(DispatchTime.now().uptimeNanoseconds - last.uptimeNanoseconds) / 1e9 < 1 / m { continue }
                 guard let frame = f.take() else { continue }
                 batch.append((i, frame, videos[i].boxes(frame.image, times: &times)))
