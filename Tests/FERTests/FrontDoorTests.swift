@@ -128,6 +128,10 @@ import Testing
             .write(toFile: app + "/Package.swift", atomically: true, encoding: .utf8)
         try? fm.removeItem(atPath: app + "/Sources/LabelPhotos")
         try fm.copyItem(atPath: source + "/Sources/LabelPhotos", toPath: app + "/Sources/LabelPhotos")
+        // SwiftPM refuses unsafeFlags in a package depended on by URL (a path dependency allows them,
+        // so the build below cannot show it): the manifest must have none.
+        let ours = try String(contentsOfFile: root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        #expect(!ours.contains("unsafeFlags"), "Package.swift uses unsafeFlags: apps could not depend on swift-fer by URL")
         let main = try String(contentsOfFile: source + "/Sources/LabelPhotos/main.swift", encoding: .utf8)
         #expect(main.split(separator: "\n").count < 30, "the example should stay under 30 lines")
 
