@@ -48,8 +48,17 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
             if !(borderRetry >= 0 && borderRetry <= 1) { return "--border-retry must be between 0 (off) and 1, got \(borderRetry)" }
             if align, margin != nil { return "--align turns the calibrated framing; it does not apply with --margin" }
             if align, detector.kind != .mtcnn { return "--align needs the eye landmarks of --detector mtcnn" }
-            if !(1...256).contains(threads) { return "--threads must be between 1 and 256, got \(threads)" }
-            if detector.kind.isCascade, detectorPrecision != .auto {
+            return Self.threadsProblem(threads) ?? Self.detectorProblem(detector, precision: detectorPrecision)
+        }
+
+        /// The rule for `threads` alone (commands that run the engine without a detector use it too).
+        public static func threadsProblem(_ threads: Int) -> String? {
+            (1...256).contains(threads) ? nil : "--threads must be between 1 and 256, got \(threads)"
+        }
+
+        /// The rules for a detector and MTCNN's arithmetic (commands that detect without classifying use them too).
+        public static func detectorProblem(_ detector: DetectorSettings, precision: PrecisionChoice) -> String? {
+            if detector.kind.isCascade, precision != .auto {
                 return "--detector-precision sets MTCNN's arithmetic; the \(detector.kind.rawValue) cascade runs in OpenCV"
             }
             return detector.problem
@@ -145,7 +154,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
     /// The faces in the photo at `path` (JPEG, PNG, BMP, WebP; turned by its EXIF orientation), left
     /// to right, boxes in the photo's pixels. Throws for a missing, unreadable, damaged or too large file.
     public func faces(inPhotoAt path: String) throws -> [FaceResult] {
-        try queue.sync { analyzer.analyze(try analyzer.readPhoto(path)) }
+        try queue.sync { try Self.photoFaces(analyzer, path) }
     }
 
     /// The faces in an `Image`: gray (1 channel) or colour (3, in OpenCV's BGR order, as `Image.read`
@@ -157,7 +166,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
 
     /// The faces in raw pixels, row by row: `channels` 1 (gray) or 3 (RGB).
     public func faces(inPixels pixels: [UInt8], width: Int, height: Int, channels: Int) throws -> [FaceResult] {
-        try faces(in: try Self.image(pixels, width: width, height: height, channels: channels).bgrFromRGB())
+        try faces(in: try Self.image(pixels, width: width, height: height, channels: channels))
     }
 
     /// The expression of a ready face crop (48x48 gray as in FER2013, or any crop of one face, which
@@ -170,42 +179,53 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
     // MARK: the same, awaited
 
     public func faces(inPhotoAt path: String) async throws -> [FaceResult] {
-        try await onQueue { try $0.faces(inPhotoAt: path) }
+        try await onQueue { try Self.photoFaces($0, path) }
     }
 
     public func faces(in image: Image) async throws -> [FaceResult] {
-        try await onQueue { try $0.faces(in: image) }
+        try Self.check(image)
+        return try await onQueue { $0.analyze(image) }
     }
 
     public func faces(inPixels pixels: [UInt8], width: Int, height: Int, channels: Int) async throws -> [FaceResult] {
-        try await onQueue { try $0.faces(inPixels: pixels, width: width, height: height, channels: channels) }
+        try await faces(in: try Self.image(pixels, width: width, height: height, channels: channels))
     }
 
     public func expression(ofFace face: Image) async throws -> FaceResult {
-        try await onQueue { try $0.expression(ofFace: face) }
+        try Self.check(face)
+        return try await onQueue { $0.analyzeAsCrop(face)[0] }
     }
 
-    /// Runs a synchronous call on a global thread, so that an awaiting task never blocks its own.
-    private func onQueue<T: Sendable>(_ body: @escaping @Sendable (ExpressionRecognizer) throws -> T) async throws -> T {
+    static func photoFaces(_ analyzer: FaceAnalyzer, _ path: String) throws -> [FaceResult] {
+        analyzer.analyze(try analyzer.readPhoto(path))
+    }
+
+    /// Runs `work` on the recognizer's queue and resumes the awaiting task with its result: no
+    /// thread is held while the call waits its turn.
+    private func onQueue<T: Sendable>(_ work: @escaping @Sendable (FaceAnalyzer) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in
-            DispatchQueue.global().async { c.resume(with: Result { try body(self) }) }
+            queue.async { c.resume(with: Result { try work(self.analyzer) }) }
         }
     }
 
+    /// Raw pixels as an `Image` (RGB turned to OpenCV's BGR), after checking their shape.
     static func image(_ pixels: [UInt8], width: Int, height: Int, channels: Int) throws -> Image {
+        try checkShape(width: width, height: height, channels: channels, count: pixels.count)
+        return Image(width: width, height: height, channels: channels, pixels: pixels).bgrFromRGB()
+    }
+
+    static func check(_ image: Image) throws {
+        try checkShape(width: image.width, height: image.height, channels: image.channels, count: image.pixels.count)
+    }
+
+    static func checkShape(width: Int, height: Int, channels: Int, count: Int) throws {
         guard channels == 1 || channels == 3 else { throw RecognizerError.badPixels("channels must be 1 (gray) or 3 (RGB), got \(channels)") }
         guard width > 0, height > 0, width <= 1 << 20, height <= 1 << 20 else {
             throw RecognizerError.badPixels("the image must be at least 1x1 and at most 1048576 pixels a side, got \(width)x\(height)")
         }
-        guard pixels.count == width * height * channels else {
-            throw RecognizerError.badPixels("\(width)x\(height)x\(channels) needs \(width * height * channels) bytes, got \(pixels.count)")
+        guard count == width * height * channels else {
+            throw RecognizerError.badPixels("\(width)x\(height)x\(channels) needs \(width * height * channels) bytes, got \(count)")
         }
-        return Image(width: width, height: height, channels: channels, pixels: pixels)
-    }
-
-    /// `Image` keeps colour in OpenCV's order, blue first.
-    static func check(_ image: Image) throws {
-        _ = try Self.image(image.pixels, width: image.width, height: image.height, channels: image.channels)
     }
 }
 

@@ -108,8 +108,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var phase = Phase.idle
     private var counted = false
     private var deadline: Scheduled<Void>?
-    /// The last three bytes read, to find a blank line split across reads.
-    private var tail: [UInt8] = []
+    /// How many bytes of the blank line ending the headers (CR LF CR LF) the last bytes read match.
+    private var headerEndMatched = 0
 
     init(limits: ConnectionLimits) { self.limits = limits }
 
@@ -128,9 +128,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         counted = true
-        arm(context, after: limits.idleTimeout) { [weak self] context in
-            self?.close(context, reason: "idle")
-        }
+        armIdle(context)
         context.fireChannelActive()
     }
 
@@ -169,7 +167,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             } else if status.map({ $0 >= 200 }) ?? true {
                 // Part of an answer (not an interim 100 Continue): the idle deadline runs from the last write.
                 phase = .answering
-                arm(context, after: limits.idleTimeout) { [weak self] context in self?.close(context, reason: "idle") }
+                armIdle(context)
             }
         }
         context.write(data, promise: promise)
@@ -184,36 +182,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startRequest(_ context: ChannelHandlerContext) {
-        let now = NIODeadline.now()
-        phase = .headers(started: now)
-        tail = []
+        phase = .headers(started: .now())
+        headerEndMatched = 0
         let headerEnd = min(limits.headerTimeout, limits.requestTimeout)
-        arm(context, after: headerEnd) { [weak self] context in
-            guard let self else { return }
-            self.answerAndClose(context, status: "408 Request Timeout", code: 408,
-                                "the request's headers did not arrive within \(Self.describe(headerEnd)) s", reason: "header_timeout")
-        }
+        armTimeout(context, after: headerEnd, "the request's headers did not arrive within \(Self.describe(headerEnd)) s", reason: "header_timeout")
     }
 
     private func scanForHeaderEnd(_ context: ChannelHandlerContext, _ bytes: ByteBuffer) {
         guard case .headers(let started) = phase else { return }
-        let view = bytes.readableBytesView
-        var window = tail
+        let blankLine: [UInt8] = [13, 10, 13, 10]
         var found = false
-        for b in view {
-            window.append(b)
-            if window.count > 4 { window.removeFirst() }
-            if window == [13, 10, 13, 10] { found = true; break }
+        for b in bytes.readableBytesView {
+            headerEndMatched = b == blankLine[headerEndMatched] ? headerEndMatched + 1 : (b == 13 ? 1 : 0)
+            if headerEndMatched == 4 { found = true; break }
         }
-        tail = Array(window.suffix(3))
         guard found else { return }
         phase = .body(started: started)
-        let left = limits.requestTimeout - (NIODeadline.now() - started)
-        arm(context, after: left) { [weak self] context in
-            guard let self else { return }
-            self.answerAndClose(context, status: "408 Request Timeout", code: 408,
-                                "the request did not arrive within \(Self.describe(self.limits.requestTimeout)) s", reason: "request_timeout")
-        }
+        armTimeout(context, after: limits.requestTimeout - (.now() - started),
+                   "the request did not arrive within \(Self.describe(limits.requestTimeout)) s", reason: "request_timeout")
     }
 
     /// A malformed request (told by the catcher behind the decoder): 400 where no answer has started.
@@ -231,11 +217,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func arm(_ context: ChannelHandlerContext, after delay: TimeAmount, _ action: @escaping (ChannelHandlerContext) -> Void) {
+    private func arm(_ context: ChannelHandlerContext, after delay: TimeAmount, _ action: @escaping (ConnectionGuard, ChannelHandlerContext) -> Void) {
         deadline?.cancel()
         // The deadline fires on the connection's own event loop, where its context lives.
-        let bound = NIOLoopBound((context, action), eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: max(delay, .zero)) { bound.value.1(bound.value.0) }
+        // Every deadline is cancelled when the connection ends, which releases the handler it holds.
+        let bound = NIOLoopBound((self, context, action), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: max(delay, .zero)) { bound.value.2(bound.value.0, bound.value.1) }
+    }
+
+    /// Closed, without an answer, after `idleTimeout` without a byte.
+    private func armIdle(_ context: ChannelHandlerContext) {
+        arm(context, after: limits.idleTimeout) { this, context in this.close(context, reason: "idle") }
+    }
+
+    /// 408 (or closed, if an answer has started) after `delay`.
+    private func armTimeout(_ context: ChannelHandlerContext, after delay: TimeAmount, _ message: String, reason: String) {
+        arm(context, after: delay) { this, context in
+            this.answerAndClose(context, status: "408 Request Timeout", code: 408, message, reason: reason)
+        }
     }
 
     private func close(_ context: ChannelHandlerContext, reason: String) {

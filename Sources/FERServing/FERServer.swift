@@ -233,6 +233,13 @@ struct ErrorAndMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
     let methods: [String: HTTPRequest.Method]
 
+    /// The connection ended under the request: the input closed before the body did.
+    static func clientLeft(_ error: Error) -> Bool {
+        if let e = error as? HTTPParserError { return e == .invalidEOFState }
+        if let e = error as? ChannelError { return e == .ioOnClosedChannel || e == .inputClosed || e == .eof }
+        return false
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = DispatchTime.now()
         func record(_ status: HTTPResponse.Status) {
@@ -245,19 +252,14 @@ struct ErrorAndMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let e as ServeError {
             record(e.status)
             throw e
-        } catch let e as HTTPParserError where e == .invalidEOFState {
+        } catch where Self.clientLeft(error) {
             // The client closed the connection mid-upload: nobody to answer, and not the server's fault.
-            metrics.request(route: context.endpointPath ?? "unmatched", status: ServerMetrics.clientClosedRequest,
-                            seconds: milliseconds(since: started) / 1000)
-            throw e
+            record(.init(code: ServerMetrics.clientClosedRequest))
+            throw error
         } catch let e as HTTPParserError {
             // A body the decoder cannot read (a bad chunk size, say): the client's error.
             record(.badRequest)
             throw ServeError(.badRequest, "the request body is not valid HTTP/1.1 (\(e))", close: true)
-        } catch let e as ChannelError where e == .ioOnClosedChannel || e == .inputClosed || e == .eof {
-            metrics.request(route: context.endpointPath ?? "unmatched", status: ServerMetrics.clientClosedRequest,
-                            seconds: milliseconds(since: started) / 1000)
-            throw e
         } catch let e as any HTTPResponseError {
             if e.status == .notFound, let allowed = methods[request.uri.path], allowed != request.method {
                 record(.methodNotAllowed)

@@ -57,8 +57,8 @@ struct Evaluate: ParsableCommand {
         if let photos { return try evaluatePhotos(photos) }
         guard let data else { return }
         face.threads.apply()
-        let path = try BundledModels.resolve(face.model.model)
-        let classifier = try face.model.load()
+        let model = try face.model.loadFile()
+        let (path, classifier) = (model.path, model.classifier)
         var splits = try DatasetLoader.load(data)
         if let fp = ferplus {
             let plus = try FERPlus.load(fp)

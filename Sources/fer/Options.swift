@@ -1,6 +1,5 @@
 import ArgumentParser
 import FER
-import FER
 import FERData
 import FERIO
 import FEREngine
@@ -15,7 +14,7 @@ struct ThreadOptions: ParsableArguments {
     @Option(help: "oneDNN threads.") var threads = ExpressionRecognizer.Configuration().threads
 
     func validate() throws {
-        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
+        if let p = ExpressionRecognizer.Configuration.threadsProblem(threads) { throw ValidationError(p) }
     }
 
     func apply() { DNNL.setThreads(threads) }
@@ -91,10 +90,7 @@ struct DetectorOptions: ParsableArguments {
         if !detector.isCascade, scaleFactor != nil || minNeighbors != nil {
             throw ValidationError("--scale-factor and --min-neighbors tune the cascades (haar, haar-alt2, lbp), not --detector mtcnn")
         }
-        if detector.isCascade, detectorPrecision != .auto {
-            throw ValidationError("--detector-precision sets MTCNN's arithmetic; the \(detector.rawValue) cascade runs in OpenCV")
-        }
-        if let p = settings.problem { throw ValidationError(p) }
+        if let p = ExpressionRecognizer.Configuration.detectorProblem(settings, precision: detectorPrecision) { throw ValidationError(p) }
     }
 
     /// `settings` with MTCNN's arithmetic resolved for this CPU.
