@@ -89,7 +89,7 @@ let package = Package(
         // The bundled models (models/<name>/) as SwiftPM resources, so that a package depending on
         // swift-fer finds them too; new bundled models are added to this list.
         .target(name: "FERBundledModels", path: "models",
-                resources: [.copy("default"), .copy("fast"), .copy("mtcnn")]),
+                resources: [.copy("default"), .copy("fast"), .copy("fer2013"), .copy("mtcnn")]),
         // The front door: one type that loads a model, builds the detector and labels faces; the
         // bundled names and the precision policy live here once, for apps, the CLI and the server.
         .target(name: "FER", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FERVision", "FERBundledModels"]),

@@ -1,8 +1,9 @@
 import FERBundledModels
 import Foundation
 
-/// The models that ship with swift-fer, by name: `default` (most accurate), `fast` (for live
-/// cameras), and MTCNN's face detector. A model argument anywhere (`--model`, `--init-from`,
+/// The models that ship with swift-fer, by name: `default` (for real photos: FER2013 faces with
+/// FER+ votes and labelled web photos), `fast` (for live cameras on slow machines), `fer2013` (the
+/// best on FER2013's own labels and test split), and MTCNN's face detector. A model argument anywhere (`--model`, `--init-from`,
 /// `--teacher`, `ExpressionRecognizer(model:)`) is a file path or one of these names.
 public enum BundledModels {
     /// The folder holding them; see `BundledModelFiles`.

@@ -9,8 +9,8 @@ import FERIO
 /// take Winograd kernels and its bf16 ones direct kernels, so bf16 trains at half fp32's speed
 /// (docs/benchmarks.md). So whenever more than one arithmetic could run, each is timed on the real
 /// network and shape for a few steps, once per CPU model and work, and the result is kept in
-/// `~/.cache/swift-fer/precision.json`; with one candidate (fp32 on CPUs without BF16 or VNNI)
-/// nothing is timed.
+/// `~/.cache/swift-fer/precision.json`; with one candidate (fp32 for a model without int8 ranges on
+/// a CPU without BF16) nothing is timed.
 public enum AutoPrecision {
     /// A choice and what it rests on.
     public struct Decision: Codable, Sendable, Equatable {
@@ -76,10 +76,11 @@ public enum AutoPrecision {
 }
 
 extension AutoPrecision {
-    /// The arithmetics this CPU runs natively for a network: fp32, int8 (VNNI, and int8 ranges
-    /// for the network), bf16 (AVX-512 BF16 or AMX). fp32 first: it wins ties.
-    public static func inferenceCandidates(hasInt8Ranges: Bool) -> [InferencePrecision] {
-        [.fp32] + (CPUFeatures.vnni && hasInt8Ranges ? [.int8] : []) + (CPUFeatures.bf16 ? [.bf16] : [])
+    /// The arithmetics this CPU runs natively for a network: fp32, int8 (int8 ranges for the network,
+    /// and `int8Kernels`: by default oneDNN's, AVX2 or later), bf16 (AVX-512 BF16 or AMX). fp32
+    /// first: it wins ties. Which is fastest is measured, never assumed.
+    public static func inferenceCandidates(hasInt8Ranges: Bool, int8Kernels: Bool = CPUFeatures.int8) -> [InferencePrecision] {
+        [.fp32] + (int8Kernels && hasInt8Ranges ? [.int8] : []) + (CPUFeatures.bf16 ? [.bf16] : [])
     }
 }
 

@@ -14,7 +14,7 @@ struct CalibrateInt8: ParsableCommand {
         discussion: """
         Runs the model in fp32 over the first --faces Training faces (never PublicTest, PrivateTest or a
         photo set) and stores, for every convolution and dense layer, the largest input and output
-        value seen (tensor "int8.ranges"). With them, --precision int8 (or auto on a CPU with VNNI)
+        value seen (tensor "int8.ranges"). With them, --precision int8 (or auto, where it measures faster than fp32)
         runs u8 activations and s8 weights.
         Example: fer calibrate int8 --data fer2013.csv.gz --model runs/x/best.safetensors --out runs/x/int8.safetensors
 

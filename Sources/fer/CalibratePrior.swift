@@ -5,62 +5,106 @@ import FEREngine
 import FEREvaluation
 import FERIO
 import FERModels
+import FERVision
 import Foundation
 
 struct CalibratePrior: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prior",
-        abstract: "Fit per-class offsets on PublicTest that maximise its accuracy, and write the model with them in its last bias.",
+        abstract: "Fit per-class offsets on the validation sets, and write the model with them in its last bias.",
         discussion: """
-        Uses PublicTest only (the selection split): never PrivateTest, never a photo set. Prints the
-        offsets and PublicTest accuracy before and after.
-        Example: fer calibrate prior --data fer2013.csv.gz --model runs/x/best.safetensors --out runs/x/prior.safetensors
+        Fits on selection sets only: FER2013's PublicTest (--data; with --ferplus against FER+'s
+        majority labels too, as a second set) and the val/ faces of labelled photo
+        folders (--photos, through the photo pipeline, face cache shared with `fer train`); never
+        PrivateTest. The offsets maximise the mean over the sets of their accuracy (--objective accuracy)
+        or of their mean recall over the classes with at least --min-class-faces faces (mean-recall).
+        Prints each set's figures before and after, and the objective with offsets fitted on the other
+        half of every set (two folds), which the fitted figure flatters.
+        Example: fer calibrate prior --data fer2013.csv.gz --photos web-photos --model runs/x/best.safetensors --out runs/x/prior.safetensors
         """)
 
-    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root.") var data: String
+    enum Objective: String, CaseIterable, ExpressibleByArgument { case accuracy, meanRecall = "mean-recall" }
+
+    @Option(help: "FER2013 CSV (plain or .gz) or image-folder root: fit on PublicTest.") var data: String?
+    @Option(help: "With --data: fer2013new.csv, to fit on PublicTest against FER+ majority labels too (one more set).") var ferplus: String?
+    @Option(help: ArgumentHelp("A folder of labelled photos (train/ and val/ inside, or emotion sub-folders): fit on its val/ faces; repeatable.", valueName: "dir"))
+    var photos: [String] = []
+    @Option(help: "What the offsets maximise: accuracy or mean-recall (each set's, averaged over the sets).") var objective: Objective = .accuracy
+    @Option(help: "mean-recall: classes with fewer faces than this in a set are left out of its mean.") var minClassFaces = 10
     @OptionGroup var model: ModelFileOptions
     @Option(help: "Where to write the calibrated model (.safetensors).") var out: String
+    @OptionGroup(title: "Photo folders: the face detector") var detection: DetectorOptions
+    @OptionGroup var faceCache: FaceCacheOptions
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
+        guard data != nil || !photos.isEmpty else { throw ValidationError("give the sets to fit on: --data (PublicTest), --photos DIR, or both") }
+        if ferplus != nil, data == nil { throw ValidationError("--ferplus relabels --data's PublicTest: give --data too") }
         guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
         if AtomicFile.sameFile(model.path, out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+        guard minClassFaces >= 1 else { throw ValidationError("--min-class-faces must be at least 1 (got \(minClassFaces))") }
     }
 
     func run() throws {
         threads.apply()
         let (classifier, card, st) = try Checkpoint.load(try model.resolved())
-        guard let set = try DatasetLoader.load(data)[.publicTest], set.count >= 2 else {
-            throw DataError.mismatch(data, reason: "the prior is fitted on PublicTest and checked on two halves of it: it needs at least 2 PublicTest faces")
-        }
         guard let last = classifier.network.layers.last(where: { $0 is Dense }) as? Dense, last.outFeatures == classifier.spec.classes else {
             throw ValidationError("the model's last layer is not a dense layer over the classes")
         }
-        let logp = classifier.classify(set, batchSize: 256).map { $0.map { log(max($0, 1e-12)) } }
-        let bias = PriorCalibration.fit(logProbabilities: logp, labels: set.labels)
-        let before = Double(PriorCalibration.correct(logp, set.labels, .init(repeating: 0, count: bias.count))) / Double(set.count)
-        let after = Double(PriorCalibration.correct(logp, set.labels, bias)) / Double(set.count)
-        // The fitted split's own accuracy flatters the offsets: estimate them on faces they were not
-        // fitted on too (two folds of PublicTest, alternate faces).
-        var heldOut = 0
-        for fold in 0..<2 {
-            let fit = logp.indices.filter { $0 % 2 == fold }, check = logp.indices.filter { $0 % 2 != fold }
-            let b = PriorCalibration.fit(logProbabilities: fit.map { logp[$0] }, labels: fit.map { set.labels[$0] })
-            heldOut += PriorCalibration.correct(check.map { logp[$0] }, check.map { set.labels[$0] }, b)
+        var sets: [(name: String, faces: FaceDataset)] = []
+        if let data {
+            guard let set = try DatasetLoader.load(data)[.publicTest], set.count >= 2 else {
+                throw DataError.mismatch(data, reason: "the prior is fitted on PublicTest and checked on two halves of it: it needs at least 2 PublicTest faces")
+            }
+            sets.append(("PublicTest", set))
+            if let ferplus { sets.append(("PublicTest (FER+ majority)", try FERPlus.load(ferplus).relabel(set, mode: .majority))) }
         }
-        let crossFitted = Double(heldOut) / Double(set.count)
+        if !photos.isEmpty {
+            let analyzer = FaceAnalyzer(detector: try detection.make(), classifier: classifier)
+            for root in photos {
+                let folder = try PhotoFaces.splitFolders(root).validation ?? root
+                let name = TrainConfig.datasetName(root) + "/val"
+                let set = try PhotoFolderFaces.load(folder, label: name, analyzer: analyzer, cacheFolder: faceCache.folder, verbose: true, progressBar: true)
+                guard set.faces.count >= 2 else { throw DataError.mismatch(folder, reason: "fewer than 2 faces found in its photos: nothing to fit on") }
+                sets.append((name, set.faces))
+            }
+        }
+        let scored = sets.map { PriorCalibration.Scored(logProbabilities: classifier.classify($0.faces, batchSize: 256).map { $0.map { log(max($0, 1e-12)) } },
+                                                        labels: $0.faces.labels) }
+        let goal: PriorCalibration.Objective = objective == .accuracy ? .accuracy : .meanRecall(minimumFaces: minClassFaces)
+        let bias = PriorCalibration.fit(scored, objective: goal)
+        let zero = [Float](repeating: 0, count: bias.count)
+        // The fitted sets' own figures flatter the offsets: fit on one half of every set, score the other.
+        var heldOut = 0.0
+        for fold in 0..<2 {
+            let b = PriorCalibration.fit(scored.map { $0.half(fold) }, objective: goal)
+            heldOut += PriorCalibration.score(scored.map { $0.half(1 - fold) }, b, goal) / 2
+        }
         // The offsets were fitted on log-probabilities, logits / T: in the bias they are worth T times as much.
         for (c, b) in bias.enumerated() { last.bias.values[c] += b * classifier.temperature }
         last.bias.changed()
         var calibrated = card
         for (name, b) in zip(classifier.classNames, bias) { calibrated.metrics["prior_offset_\(name)"] = Double(b) }
-        calibrated.metrics["publictest_accuracy_before_prior"] = before
-        calibrated.metrics["publictest_accuracy_after_prior"] = after
-        calibrated.metrics["publictest_accuracy_after_prior_2fold"] = crossFitted
-        try Checkpoint.save(classifier, card: calibrated, to: out, like: st)  // storage and int8 ranges kept: only the last bias moved
         print("offsets: " + zip(classifier.classNames, bias).map { "\($0) \(String(format: "%+.2f", $1))" }.joined(separator: ", "))
-        print(String(format: "PublicTest accuracy %.2f%% -> %.2f%% fitted on all of it, %.2f%% fitted on the other half (2 folds); %d faces",
-                     100 * before, 100 * after, 100 * crossFitted, set.count))
+        for ((name, faces), s) in zip(sets, scored) {
+            let key = name.lowercased().replacingOccurrences(of: "(fer+ majority)", with: "ferplus").map { $0.isLetter || $0.isNumber ? $0 : "_" }
+                .reduce(into: "") { if !($1 == "_" && $0.hasSuffix("_")) { $0.append($1) } }
+            let acc = { (b: [Float]) in Double(PriorCalibration.correct(s.logProbabilities, s.labels, b)) / Double(faces.count) }
+            let recall = { (b: [Float]) in PriorCalibration.meanRecall(s, b, minimumFaces: minClassFaces) }
+            calibrated.metrics["\(key)_accuracy_before_prior"] = acc(zero)
+            calibrated.metrics["\(key)_accuracy_after_prior"] = acc(bias)
+            calibrated.metrics["\(key)_mean_recall_before_prior"] = recall(zero)
+            calibrated.metrics["\(key)_mean_recall_after_prior"] = recall(bias)
+            print(String(format: "%@: accuracy %.2f%% -> %.2f%%, mean recall (classes with >= %d faces) %.3f -> %.3f; %d faces",
+                         name, 100 * acc(zero), 100 * acc(bias), minClassFaces, recall(zero), recall(bias), faces.count))
+        }
+        let label = objective == .accuracy ? "mean accuracy" : "mean of mean recalls"
+        calibrated.metrics["prior_objective_before"] = PriorCalibration.score(scored, zero, goal)
+        calibrated.metrics["prior_objective_after"] = PriorCalibration.score(scored, bias, goal)
+        calibrated.metrics["prior_objective_after_2fold"] = heldOut
+        print(String(format: "objective (%@ over %d sets): %.4f -> %.4f fitted on all, %.4f fitted on the other half (2 folds)",
+                     label, sets.count, PriorCalibration.score(scored, zero, goal), PriorCalibration.score(scored, bias, goal), heldOut))
+        try Checkpoint.save(classifier, card: calibrated, to: out, like: st)  // storage and int8 ranges kept: only the last bias moved
         print("written to \(out)")
     }
 }

@@ -17,7 +17,7 @@ struct Export: ParsableCommand {
         Example: fer export models/default/model.safetensors fer.onnx
         """)
 
-    @Argument(help: "Model file, or a bundled model name (default, fast).") var model: String
+    @Argument(help: "Model file, or a bundled model name (default, fast, fer2013).") var model: String
     @Argument(help: "Output file: .safetensors or .onnx.") var out: String
     @Flag(help: "Store weights as F16 (half the size; .safetensors only).") var half = false
 

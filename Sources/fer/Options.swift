@@ -40,7 +40,7 @@ func optionError<T>(_ option: String, _ body: () throws -> T) throws -> T {
 /// `--model` alone, for the commands that read a model's weights as they are (calibrate int8
 /// ranges, priors): no arithmetic to choose.
 struct ModelFileOptions: ParsableArguments {
-    @Option(help: "Model file (.safetensors), or a bundled model: default, fast (see `fer models`).") var model: String?
+    @Option(help: "Model file (.safetensors), or a bundled model: default, fast, fer2013 (see `fer models`).") var model: String?
 
     /// The model file: a path as it is, a bundled name resolved, nil the default model.
     func resolved() throws -> String { try optionError("--model") { try BundledModels.resolve(model) } }
@@ -51,7 +51,7 @@ struct ModelFileOptions: ParsableArguments {
 /// `--model`: a trained model to run, by file or bundled name, and the arithmetic to run it in.
 struct ModelOptions: ParsableArguments {
     @OptionGroup var file: ModelFileOptions
-    @Option(help: "Inference arithmetic: auto (the fastest measured on this CPU among those it runs natively: fp32, int8 with VNNI and int8 ranges, bf16 with AVX-512 BF16), fp32, bf16, int8.")
+    @Option(help: "Inference arithmetic: auto (the fastest measured on this CPU among those it runs natively: fp32, int8 with int8 ranges on AVX2 or later, bf16 with AVX-512 BF16), fp32, bf16, int8.")
     var precision = ExpressionRecognizer.Configuration().precision
 
     var model: String? { file.model }
@@ -74,7 +74,7 @@ struct DetectorOptions: ParsableArguments {
     @Option(help: "Detect on a copy whose longer side is at most this (0: full size).") var detectSide: Int = DetectorSettings().maxSide
     @Option(help: "Cascades only: pyramid step, above 1 (default 1.1).") var scaleFactor: Double?
     @Option(help: "Cascades only: overlapping hits needed per face, 1 or more (default 5).") var minNeighbors: Int?
-    @Option(help: "MTCNN's arithmetic: auto (the fastest measured on this CPU, as --precision), fp32, bf16, int8.")
+    @Option(help: "MTCNN's arithmetic: auto (the fastest measured on this CPU, as --precision; int8 only with VNNI, where its 8-bit weights keep every face), fp32, bf16, int8.")
     var detectorPrecision = ExpressionRecognizer.Configuration().detectorPrecision
 
     var settings: DetectorSettings {

@@ -195,33 +195,24 @@ extension Train {
         threads.apply()
         // The analyzer's classifier only fixes the face side (48); the run trains its own network.
         let analyzer = FaceAnalyzer(detector: try detection.make(), classifier: Classifier(spec: spec))
-        let cacheFolder = dataOptions.noFaceCache ? nil : (dataOptions.faceCache ?? KeyedCache.defaultFolder)
         var sources: [(DataSource, String)] = [], skipped: [PhotoFaces.Problem] = []
-        func say(_ s: String) { if world.isRoot { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
         for root in roots {
             let name = TrainConfig.datasetName(root)
             let (trainFolder, valFolder) = try PhotoFaces.splitFolders(root)
             var sets: [FaceDataset?] = []
             for (folder, part) in [(trainFolder, "train"), (valFolder, "val")] {
                 guard let folder else { sets.append(nil); continue }
-                let bar = ProgressBar(total: 1, label: "faces \(name)/\(part)")
-                bar.enabled = !quiet && world.isRoot
-                let set = try PhotoFaces.load(folder, analyzer: analyzer, cacheFolder: cacheFolder) { done, total in bar.total = total; bar.update(done) }
-                bar.finish()
-                say("\(name)/\(part): \(set.faces.count + set.problems.count) photos, \(set.faces.count) faces; \(set.cached) from the face cache, \(set.detected) detected")
-                if let p = set.cacheProblem { say("face cache for \(folder) not used (\(p)): rebuilt") }
-                let kinds = Dictionary(grouping: set.problems, by: { $0.problem.hasSuffix("faces found") ? "several faces" : $0.problem == "no face found" ? "no face" : "unreadable" })
-                if !set.problems.isEmpty {
-                    say("\(name)/\(part): \(set.problems.count) of \(set.faces.count + set.problems.count) photos left out ("
-                        + kinds.sorted { $0.key < $1.key }.map { "\($0.value.count) \($0.key)" }.joined(separator: ", ") + "); listed in photos-skipped.json")
-                }
+                let set = try PhotoFolderFaces.load(folder, label: "\(name)/\(part)", analyzer: analyzer, cacheFolder: dataOptions.faceCache.folder,
+                                                    verbose: world.isRoot, progressBar: !quiet && world.isRoot)
                 skipped += set.problems
                 sets.append(set.faces)
             }
             sources.append((DataSource(name: name, train: sets[0], validation: sets[1]), PhotoFaces.cacheKey(analyzer)))
         }
         if world.isRoot {
-            try AtomicFile.write(Data(try JSONEncoder.sorted.encode(skipped)), to: (out as NSString).appendingPathComponent("photos-skipped.json"))
+            let list = (out as NSString).appendingPathComponent("photos-skipped.json")
+            try AtomicFile.write(Data(try JSONEncoder.sorted.encode(skipped)), to: list)
+            if !skipped.isEmpty { FileHandle.standardError.write(Data("the \(skipped.count) photos left out are listed in \(list)\n".utf8)) }
         }
         return sources
     }
@@ -254,8 +245,7 @@ struct TrainDataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The validation figure that picks the best epoch: mean (of every set's accuracy) or one dataset's name. Default: mean with photo folders, else PublicTest.",
                                valueName: "mean|name"))
     var selectOn: String?
-    @Option(help: "Folder for the photo folders' detected faces (default: ~/.cache/swift-fer).") var faceCache: String?
-    @Flag(help: "Detect the photos' faces afresh, without reading or writing the cache.") var noFaceCache = false
+    @OptionGroup var faceCache: FaceCacheOptions
     @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
     @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes).") var ferplusMode: FERPlus.Mode = .majority
     @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label.") var ferplusWeight: Float = 0.5

@@ -23,7 +23,7 @@ import Testing
         #expect(cnn["multiplyAdds"] as? Int == 85_990_784)
         #expect(cnn["parameters"] as? Int == 288_231)
         let bundled = try #require(out["bundled"] as? [[String: Any]])
-        #expect(bundled.map { $0["name"] as? String } == ["default", "fast"])
+        #expect(bundled.map { $0["name"] as? String } == ["default", "fast", "fer2013"])
     }
 
     @Test func trainEvaluatePredict() throws {
@@ -192,7 +192,7 @@ import Testing
     }
 
     /// A face crop (issue 2's `fer predict FACE.png`): classified whole, by each bundled model.
-    @Test(arguments: ["default", "fast"]) func predictOnAFaceCrop(model: String) throws {
+    @Test(arguments: ["default", "fast", "fer2013"]) func predictOnAFaceCrop(model: String) throws {
         let face = (Paths.packageRoot as NSString).appendingPathComponent("samples/astronaut-face.png")
         let r = try run(fer, ["predict", "--crop", "--json", "--model", model, face])
         #expect(r.status == 0, "\(r.stderr)")
@@ -206,7 +206,7 @@ import Testing
     @Test func unknownModelNameIsAClearError() throws {
         let r = try run(fer, ["predict", "--crop", "--model", "fastest", "samples/astronaut-face.png"])
         #expect(r.status != 0)
-        #expect(r.stderr.contains("--model fastest: no such file, and no bundled model of that name (bundled: default, fast"), "\(r.stderr)")
+        #expect(r.stderr.contains("--model fastest: no such file, and no bundled model of that name (bundled: default, fast, fer2013"), "\(r.stderr)")
     }
 }
 

@@ -47,7 +47,7 @@ import Testing
         #expect { _ = try r.faces(inPixels: [], width: 0, height: 0, channels: 3) } throws: { "\($0)".contains("at least 1x1") }
         #expect { _ = try r.faces(inPixels: [0, 0], width: 1, height: 1, channels: 2) } throws: { "\($0)".contains("channels must be 1") }
         #expect { _ = try r.faces(inPhotoAt: "/nonexistent/photo.jpg") } throws: { "\($0)".contains("/nonexistent/photo.jpg") }
-        #expect { _ = try ExpressionRecognizer(model: "no-such-model") } throws: { "\($0)".contains("bundled: default, fast") }
+        #expect { _ = try ExpressionRecognizer(model: "no-such-model") } throws: { "\($0)".contains("bundled: default, fast, fer2013") }
         var c = ExpressionRecognizer.Configuration()
         c.margin = 3
         #expect { _ = try ExpressionRecognizer(c) } throws: { "\($0)".contains("--margin must be between 0 and 1") }

@@ -84,6 +84,38 @@ import Testing
         #expect(abs(bias.reduce(0, +)) < 1e-5)
     }
 
+    /// Several sets, mean recall: a rare class the network under-scores is answered again, where
+    /// plain accuracy would give it up for the common class.
+    @Test func priorCalibrationForMeanRecallOverSeveralSets() {
+        var rng = SplitMix64(seed: 5)
+        func set(_ n: Int, rareEvery: Int) -> PriorCalibration.Scored {
+            var logp: [[Float]] = [], labels: [Int] = []
+            for i in 0..<n {
+                let y = i % rareEvery == 0 ? 1 : 0
+                var row = (0..<2).map { _ in Float(rng.next() % 1000) / 1000 }
+                row[y] += 0.3
+                row[1] -= 0.5  // the rare class under-scored
+                logp.append(row)
+                labels.append(y)
+            }
+            return PriorCalibration.Scored(logProbabilities: logp, labels: labels)
+        }
+        let sets = [set(400, rareEvery: 10), set(300, rareEvery: 8)]
+        let zero: [Float] = [0, 0]
+        let recall = PriorCalibration.fit(sets, objective: .meanRecall(minimumFaces: 10))
+        let accuracy = PriorCalibration.fit(sets, objective: .accuracy)
+        let before = PriorCalibration.score(sets, zero, .meanRecall(minimumFaces: 10))
+        #expect(PriorCalibration.score(sets, recall, .meanRecall(minimumFaces: 10)) > before + 0.05)
+        #expect(recall[1] - recall[0] > accuracy[1] - accuracy[0])  // recall favours the rare class more
+        #expect(PriorCalibration.score(sets, accuracy, .accuracy) >= PriorCalibration.score(sets, recall, .accuracy))
+        // Classes under the minimum are left out of the mean; halves alternate faces.
+        let tiny = PriorCalibration.Scored(logProbabilities: [[0, -1], [0, -1], [-1, 0]], labels: [0, 0, 1])
+        #expect(PriorCalibration.meanRecall(tiny, zero, minimumFaces: 2) == 1)
+        #expect(PriorCalibration.meanRecall(tiny, zero, minimumFaces: 1) == 1)
+        #expect(PriorCalibration.meanRecall(tiny, [0.5, -0.5], minimumFaces: 1) == 0.5)
+        #expect(tiny.half(0).labels == [0, 1] && tiny.half(1).labels == [0])
+    }
+
     @Test func cosineWithWarmup() {
         var c = ScheduleConfig()
         c.kind = .cosine

@@ -186,6 +186,26 @@ import Testing
         #expect(bad.status != 0 && bad.stderr.contains("--mix names fer"), "\(bad.stderr)")
     }
 
+    /// `fer calibrate prior` on PublicTest and a photo folder's faces: both sets scored before and
+    /// after, the offsets in the written model's card, the input model untouched.
+    @Test func priorFittedOnPublicTestAndPhotos() throws {
+        let root = try Self.makeFolder(), cache = Paths.temporaryDirectory("facecache"), out = Paths.temporaryDirectory("prior") + "/m.safetensors"
+        try FileManager.default.copyItem(atPath: root + "/train/happy/a.jpg", toPath: root + "/val/happy/a.jpg")  // val/: two faces
+        let model = BundledTestModels.model("fast")
+        let before = try Data(contentsOf: URL(fileURLWithPath: model))
+        let r = try run(Paths.ferBinary, ["calibrate", "prior", "--data", try Self.syntheticCSV(), "--photos", root, "--objective", "mean-recall",
+                                          "--min-class-faces", "1", "--model", "fast", "--face-cache", cache, "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let name = (root as NSString).lastPathComponent
+        #expect(r.stdout.contains("PublicTest: accuracy") && r.stdout.contains("\(name)/val: accuracy") && r.stdout.contains("2 faces"), "\(r.stdout)")
+        #expect(r.stderr.contains("\(name)/val: 2 photos, 2 faces"), "\(r.stderr)")
+        let card = try Checkpoint.load(out).1
+        #expect(card.metrics["prior_offset_Happy"] != nil && card.metrics.keys.contains { $0.hasSuffix("_val_mean_recall_after_prior") }, "\(card.metrics.keys.sorted())")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: model)) == before)
+        let none = try run(Paths.ferBinary, ["calibrate", "prior", "--model", "fast", "--out", out + "2.safetensors"])
+        #expect(none.status != 0 && none.stderr.contains("--data (PublicTest), --photos DIR"), "\(none.stderr)")
+    }
+
     static func syntheticCSV() throws -> String {
         let dir = Paths.temporaryDirectory("csv")
         var rng = SplitMix64(seed: 9)

@@ -388,6 +388,17 @@ struct BF16TrainingTests {
         #expect(AutoPrecision.fastest([("fp32", 1.0), ("bf16", .nan)]) == "fp32")
     }
 
+    /// int8 is timed wherever oneDNN has int8 kernels (AVX2 and up) and the model carries ranges;
+    /// MTCNN asks for VNNI (its 7-bit weights without it lose faces).
+    @Test func int8IsACandidateWhereItsKernelsRun() {
+        let bf16: [InferencePrecision] = CPUFeatures.bf16 ? [.bf16] : []
+        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: true, int8Kernels: true) == [.fp32, .int8] + bf16)
+        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: false, int8Kernels: true) == [.fp32] + bf16)
+        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: true, int8Kernels: false) == [.fp32] + bf16)
+        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: true) == [.fp32] + (CPUFeatures.int8 ? [.int8] : []) + bf16)
+        #expect(!CPUFeatures.vnni || CPUFeatures.int8)  // VNNI CPUs have AVX2
+    }
+
     @Test func measuredOncePerCPUAndWorkThenCached() throws {
         let file = Paths.temporaryDirectory("auto") + "/precision.json"
         var calls: [String] = []

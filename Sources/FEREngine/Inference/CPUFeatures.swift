@@ -8,7 +8,12 @@ public enum CPUFeatures {
     /// Native bf16 dot products: bf16 is then faster than fp32.
     public static var bf16: Bool { isa & dnnl_cpu_isa_avx512_core_bf16.rawValue == dnnl_cpu_isa_avx512_core_bf16.rawValue }
 
-    /// 8-bit dot products (VNNI): int8 is then faster than fp32.
+    /// oneDNN's JIT int8 kernels: AVX2 or later. Without VNNI they multiply u8 by s8 in pairs
+    /// (vpmaddubsw; weights kept to 7 bits, `WeightedOp.weightLevels`), still about twice fp32's speed
+    /// at batch 1 on a 2-core AVX2 EPYC (docs/benchmarks.md); `AutoPrecision` times it either way.
+    public static var int8: Bool { isa & dnnl_cpu_isa_avx2.rawValue == dnnl_cpu_isa_avx2.rawValue }
+
+    /// 8-bit dot products in one instruction (VNNI): int8's fastest kernels.
     public static var vnni: Bool {
         isa & dnnl_cpu_isa_avx512_core_vnni.rawValue == dnnl_cpu_isa_avx512_core_vnni.rawValue
             || isa & dnnl_cpu_isa_avx2_vnni.rawValue == dnnl_cpu_isa_avx2_vnni.rawValue
