@@ -51,13 +51,14 @@ struct CalibratePrior: ParsableCommand {
         guard let last = classifier.network.layers.last(where: { $0 is Dense }) as? Dense, last.outFeatures == classifier.spec.classes else {
             throw ValidationError("the model's last layer is not a dense layer over the classes")
         }
-        var sets: [(name: String, faces: FaceDataset)] = []
+        // Each set with its name for people and its prefix in the card's metrics.
+        var sets: [(name: String, key: String, faces: FaceDataset)] = []
         if let data {
             guard let set = try DatasetLoader.load(data)[.publicTest], set.count >= 2 else {
                 throw DataError.mismatch(data, reason: "the prior is fitted on PublicTest and checked on two halves of it: it needs at least 2 PublicTest faces")
             }
-            sets.append(("PublicTest", set))
-            if let ferplus { sets.append(("PublicTest (FER+ majority)", try FERPlus.load(ferplus).relabel(set, mode: .majority))) }
+            sets.append(("PublicTest", "publictest", set))
+            if let ferplus { sets.append(("PublicTest (FER+ majority)", "publictest_ferplus", try FERPlus.load(ferplus).relabel(set, mode: .majority))) }
         }
         if !photos.isEmpty {
             let analyzer = FaceAnalyzer(detector: try detection.make(), classifier: classifier)
@@ -66,7 +67,8 @@ struct CalibratePrior: ParsableCommand {
                 let name = TrainConfig.datasetName(root) + "/val"
                 let set = try PhotoFolderFaces.load(folder, label: name, analyzer: analyzer, cacheFolder: faceCache.folder, verbose: true, progressBar: true)
                 guard set.faces.count >= 2 else { throw DataError.mismatch(folder, reason: "fewer than 2 faces found in its photos: nothing to fit on") }
-                sets.append((name, set.faces))
+                let key = name.lowercased().split { !($0.isLetter || $0.isNumber) }.joined(separator: "_")
+                sets.append((name, key, set.faces))
             }
         }
         let scored = sets.map { PriorCalibration.Scored(logProbabilities: classifier.classify($0.faces, batchSize: 256).map { $0.map { log(max($0, 1e-12)) } },
@@ -75,35 +77,33 @@ struct CalibratePrior: ParsableCommand {
         let bias = PriorCalibration.fit(scored, objective: goal)
         let zero = [Float](repeating: 0, count: bias.count)
         // The fitted sets' own figures flatter the offsets: fit on one half of every set, score the other.
-        var heldOut = 0.0
-        for fold in 0..<2 {
-            let b = PriorCalibration.fit(scored.map { $0.half(fold) }, objective: goal)
-            heldOut += PriorCalibration.score(scored.map { $0.half(1 - fold) }, b, goal) / 2
-        }
+        let halves = (0..<2).map { fold in scored.map { $0.half(fold) } }
+        let heldOut = (0..<2).map { fold in
+            PriorCalibration.score(halves[1 - fold], PriorCalibration.fit(halves[fold], objective: goal), goal) / 2
+        }.reduce(0, +)
         // The offsets were fitted on log-probabilities, logits / T: in the bias they are worth T times as much.
         for (c, b) in bias.enumerated() { last.bias.values[c] += b * classifier.temperature }
         last.bias.changed()
         var calibrated = card
         for (name, b) in zip(classifier.classNames, bias) { calibrated.metrics["prior_offset_\(name)"] = Double(b) }
         print("offsets: " + zip(classifier.classNames, bias).map { "\($0) \(String(format: "%+.2f", $1))" }.joined(separator: ", "))
-        for ((name, faces), s) in zip(sets, scored) {
-            let key = name.lowercased().replacingOccurrences(of: "(fer+ majority)", with: "ferplus").map { $0.isLetter || $0.isNumber ? $0 : "_" }
-                .reduce(into: "") { if !($1 == "_" && $0.hasSuffix("_")) { $0.append($1) } }
-            let acc = { (b: [Float]) in Double(PriorCalibration.correct(s.logProbabilities, s.labels, b)) / Double(faces.count) }
-            let recall = { (b: [Float]) in PriorCalibration.meanRecall(s, b, minimumFaces: minClassFaces) }
-            calibrated.metrics["\(key)_accuracy_before_prior"] = acc(zero)
-            calibrated.metrics["\(key)_accuracy_after_prior"] = acc(bias)
-            calibrated.metrics["\(key)_mean_recall_before_prior"] = recall(zero)
-            calibrated.metrics["\(key)_mean_recall_after_prior"] = recall(bias)
+        for (set, s) in zip(sets, scored) {
+            let accuracy = [zero, bias].map { Double(PriorCalibration.correct(s.logProbabilities, s.labels, $0)) / Double(set.faces.count) }
+            let recall = [zero, bias].map { PriorCalibration.meanRecall(s, $0, minimumFaces: minClassFaces) }
+            calibrated.metrics["\(set.key)_accuracy_before_prior"] = accuracy[0]
+            calibrated.metrics["\(set.key)_accuracy_after_prior"] = accuracy[1]
+            calibrated.metrics["\(set.key)_mean_recall_before_prior"] = recall[0]
+            calibrated.metrics["\(set.key)_mean_recall_after_prior"] = recall[1]
             print(String(format: "%@: accuracy %.2f%% -> %.2f%%, mean recall (classes with >= %d faces) %.3f -> %.3f; %d faces",
-                         name, 100 * acc(zero), 100 * acc(bias), minClassFaces, recall(zero), recall(bias), faces.count))
+                         set.name, 100 * accuracy[0], 100 * accuracy[1], minClassFaces, recall[0], recall[1], set.faces.count))
         }
         let label = objective == .accuracy ? "mean accuracy" : "mean of mean recalls"
-        calibrated.metrics["prior_objective_before"] = PriorCalibration.score(scored, zero, goal)
-        calibrated.metrics["prior_objective_after"] = PriorCalibration.score(scored, bias, goal)
+        let (before, after) = (PriorCalibration.score(scored, zero, goal), PriorCalibration.score(scored, bias, goal))
+        calibrated.metrics["prior_objective_before"] = before
+        calibrated.metrics["prior_objective_after"] = after
         calibrated.metrics["prior_objective_after_2fold"] = heldOut
         print(String(format: "objective (%@ over %d sets): %.4f -> %.4f fitted on all, %.4f fitted on the other half (2 folds)",
-                     label, sets.count, PriorCalibration.score(scored, zero, goal), PriorCalibration.score(scored, bias, goal), heldOut))
+                     label, sets.count, before, after, heldOut))
         try Checkpoint.save(classifier, card: calibrated, to: out, like: st)  // storage and int8 ranges kept: only the last bias moved
         print("written to \(out)")
     }
