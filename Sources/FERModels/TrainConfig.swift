@@ -9,6 +9,8 @@ import FERData
 public struct TrainConfig: Codable, Sendable, Equatable {
     /// FER2013 (CSV or image folders); empty when the run trains on photo folders alone.
     public var data: String = ""
+    /// The named recipe the run started from (`fer train --recipe`), if any; the fields below hold its values.
+    public var recipe: TrainRecipe? = nil
     /// Folders of labelled photos (`ROOT/<emotion>/*` or `ROOT/train|val/<emotion>/*`), each run
     /// through the photo pipeline (detect, frame) into training faces (`PhotoFaces`).
     public var photos: [String]? = nil

@@ -147,17 +147,19 @@ extension Preset: ExpressibleByArgument {}
 
 /// The architecture of a network to build: a preset and its sizes (train, bench, models).
 struct ArchitectureOptions: ParsableArguments {
-    @Option(help: "Preset: mlp, cnn, vgg, resnet (see `fer models`).") var preset: Preset = .cnn
+    @Option(help: "Preset: mlp, cnn, vgg, resnet (see `fer models`; default: \(TrainConfig().preset.rawValue)).") var preset: Preset?
     @Option(help: "First-stage width: channels, 1-256 (hidden units for mlp, 1-8192).") var width: Int?
-    @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
-    @Option(help: "Input side: 48, or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int = 48
+    @Option(help: "Hidden units of the VGG head (0, the default: 64 x width).") var fcWidth: Int?
+    @Option(help: "Input side: 48 (the default), or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int?
     @Option(help: "Dropout probability before the classifier, in [0, 1).") var dropout: Float?
 
-    var spec: ModelSpec {
-        ModelSpec(preset: preset, width: width, fcWidth: fcWidth, inputSize: inputSize, classes: Emotion.allCases.count, dropout: dropout)
+    /// The network these options describe, on top of `base` (TrainConfig's defaults, or a recipe's).
+    func spec(over base: TrainConfig = TrainConfig()) -> ModelSpec {
+        ModelSpec(preset: preset ?? base.preset, width: width ?? base.width, fcWidth: fcWidth ?? base.fcWidth,
+                  inputSize: inputSize ?? base.inputSize, classes: Emotion.allCases.count, dropout: dropout ?? base.dropout)
     }
 
     func validate() throws {
-        if let p = spec.problem { throw ValidationError(p) }
+        if let p = spec().problem { throw ValidationError(p) }
     }
 }

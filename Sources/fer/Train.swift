@@ -16,6 +16,7 @@ extension ScheduleKind: ExpressibleByArgument {}
 extension FERPlus.Mode: ExpressibleByArgument {}
 extension TestTimeAugmentation: ExpressibleByArgument {}
 extension Split: ExpressibleByArgument {}
+extension TrainRecipe: ExpressibleByArgument {}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,6 +25,8 @@ struct Train: ParsableCommand {
         Trains on Training, validates on PublicTest every epoch and keeps the best checkpoint
         (OUT/best.safetensors). Ctrl-C saves OUT/last.safetensors; --resume continues exactly.
         Example: fer train --data fer2013.csv.gz --preset cnn --epochs 30 --optimizer adamw --lr 1e-3 --out runs/cnn
+        The one-hour recipe: fer train --recipe fast --data fer2013.csv.gz --ferplus fer2013new.csv --out runs/fast
+        Defaults: a recipe's values, else those shown; options given always win.
         """)
 
     @OptionGroup(title: "Data") var dataOptions: TrainDataOptions
@@ -32,6 +35,9 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Optimisation") var optimisation: TrainOptimizerOptions
     @OptionGroup(title: "Augmentation") var augmentation: TrainAugmentationOptions
     @OptionGroup(title: "Starting point and teachers") var start: TrainStartOptions
+    @Option(help: ArgumentHelp("Start from a named recipe (fast: the default network from scratch in 35 epochs); options given beside it override its values.",
+                               valueName: "name"))
+    var recipe: TrainRecipe?
     @Option(help: "Run folder for checkpoints, metrics.jsonl and curves.png.") var out: String
     @Option var seed: UInt64 = 1
     @OptionGroup var threads: ThreadOptions
@@ -40,54 +46,61 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from OUT/last.safetensors.") var resume = false
     @Flag(help: "No progress bar.") var quiet = false
 
+    /// The run's settings: the recipe's (or TrainConfig's defaults), then every option given here.
     var config: TrainConfig {
-        var c = TrainConfig()
+        var c = recipe?.config ?? TrainConfig()
+        // An option given replaces the base's value; one not given keeps it (fields that are themselves
+        // optional take the two-level form, so that a missing option is not written as nil).
+        func set<T>(_ value: T?, _ field: WritableKeyPath<TrainConfig, T>) { if let value { c[keyPath: field] = value } }
+        func set<T>(_ value: T?, _ field: WritableKeyPath<TrainConfig, T?>) { if let value { c[keyPath: field] = value } }
         c.data = dataOptions.data ?? ""
         if !dataOptions.photos.isEmpty { c.photos = dataOptions.photos }
         if !dataOptions.mix.isEmpty { c.mix = Dictionary(dataOptions.mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
         c.epochSize = dataOptions.epochSize
         c.selectOn = dataOptions.selectOn ?? (dataOptions.photos.isEmpty ? nil : "mean")
-        c.preset = architecture.preset
-        c.width = architecture.width
-        c.fcWidth = architecture.fcWidth
-        c.inputSize = architecture.inputSize
-        c.dropout = architecture.dropout
-        c.epochs = optimisation.epochs ?? 30
-        c.batchSize = optimisation.batchSize
-        c.optimizer.kind = optimisation.optimizer
-        c.optimizer.learningRate = optimisation.lr
-        c.optimizer.momentum = optimisation.momentum
-        c.optimizer.nesterov = optimisation.nesterov
-        c.optimizer.weightDecay = optimisation.weightDecay
-        c.schedule.kind = optimisation.schedule
-        c.schedule.warmupEpochs = optimisation.warmup
-        c.schedule.stepEpochs = optimisation.stepEpochs
-        c.schedule.gamma = optimisation.gamma
-        c.schedule.patience = optimisation.plateauPatience
-        c.labelSmoothing = optimisation.labelSmoothing
-        c.balancedClassWeights = optimisation.balanced
+        set(architecture.preset, \.preset)
+        set(architecture.width, \.width)
+        set(architecture.fcWidth, \.fcWidth)
+        set(architecture.inputSize, \.inputSize)
+        set(architecture.dropout, \.dropout)
+        set(optimisation.epochs, \.epochs)
+        set(optimisation.batchSize, \.batchSize)
+        set(optimisation.optimizer, \.optimizer.kind)
+        set(optimisation.lr, \.optimizer.learningRate)
+        set(optimisation.momentum, \.optimizer.momentum)
+        if optimisation.nesterov { c.optimizer.nesterov = true }
+        set(optimisation.weightDecay, \.optimizer.weightDecay)
+        set(optimisation.schedule, \.schedule.kind)
+        set(optimisation.warmup, \.schedule.warmupEpochs)
+        set(optimisation.stepEpochs, \.schedule.stepEpochs)
+        set(optimisation.gamma, \.schedule.gamma)
+        set(optimisation.plateauPatience, \.schedule.patience)
+        set(optimisation.labelSmoothing, \.labelSmoothing)
+        if optimisation.balanced { c.balancedClassWeights = true }
+        set(optimisation.patience, \.patience)
+        set(optimisation.clip, \.clipNorm)
         c.ferplus = dataOptions.ferplus
-        c.ferplusMode = dataOptions.ferplusMode
-        if dataOptions.ferplusMode == .blend { c.ferplusWeight = dataOptions.ferplusWeight }
+        set(dataOptions.ferplusMode, \.ferplusMode)
+        set(dataOptions.ferplusWeight, \.ferplusWeight)
+        if c.ferplus == nil { c.ferplusMode = .majority }  // a recipe's FER+ blend applies when there are votes
+        if c.ferplusMode != .blend { c.ferplusWeight = nil }
         c.initFrom = start.initFrom.map { (try? BundledModels.resolve($0)) ?? $0 }
         c.teachers = start.teacher.isEmpty ? nil : start.teacher.map { (try? BundledModels.resolve($0)) ?? $0 }
         c.teacherWeight = start.teacherWeight
         c.teacherTemperature = start.teacherTemperature
         c.teacherTTA = start.teacherTta
-        if augmentation.mixup != 0 { c.mixup = augmentation.mixup }
+        if let m = augmentation.mixup { c.mixup = m == 0 ? nil : m }
         if augmentation.noAugment {
             c.augmentation = .none
         } else {
-            c.augmentation.flip = !augmentation.noFlip
-            c.augmentation.rotation = augmentation.rotation
-            c.augmentation.shift = augmentation.shift
-            c.augmentation.scale = augmentation.scale
-            c.augmentation.erasing = augmentation.erasing
+            if augmentation.noFlip { c.augmentation.flip = false }
+            set(augmentation.rotation, \.augmentation.rotation)
+            set(augmentation.shift, \.augmentation.shift)
+            set(augmentation.scale, \.augmentation.scale)
+            set(augmentation.erasing, \.augmentation.erasing)
             if augmentation.photometric { c.augmentation.photometric = Photometric() }
         }
         c.seed = seed
-        c.patience = optimisation.patience
-        c.clipNorm = optimisation.clip
         c.threads = threads.threads
         c.precision = precision.explicit  // auto: measured when the run starts (train)
         c.limit = dataOptions.limit
@@ -107,7 +120,7 @@ struct Train: ParsableCommand {
         if let f = start.initFrom, !FileManager.default.fileExists(atPath: (try? BundledModels.resolve(f)) ?? f) {
             throw ValidationError("--init-from \(f): no such model file, and no bundled model of that name")
         }
-        if !resume, dataOptions.ferplus == nil, dataOptions.ferplusMode != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
+        if !resume, dataOptions.ferplus == nil, dataOptions.ferplusMode ?? .majority != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
         for t in start.teacher where !FileManager.default.fileExists(atPath: (try? BundledModels.resolve(t)) ?? t) {
             throw ValidationError("--teacher \(t): no such model file")
         }
@@ -247,42 +260,42 @@ struct TrainDataOptions: ParsableArguments {
     var selectOn: String?
     @OptionGroup var faceCache: FaceCacheOptions
     @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
-    @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes).") var ferplusMode: FERPlus.Mode = .majority
-    @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label.") var ferplusWeight: Float = 0.5
+    @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes) (default: majority).") var ferplusMode: FERPlus.Mode?
+    @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label (default: 0.5).") var ferplusWeight: Float?
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(help: "Use only the first N validation images.") var valLimit: Int?
 }
 
 /// `fer train`: optimisation.
 struct TrainOptimizerOptions: ParsableArguments {
-    @Option(help: "Epochs (default 30; with --resume, a new total for the run).") var epochs: Int?
-    @Option var batchSize: Int = 64
-    @Option(help: "sgd, adam or adamw.") var optimizer: OptimizerKind = .adamw
-    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
-    @Option var momentum: Float = 0.9
+    @Option(help: "Epochs (default: \(TrainConfig().epochs); with --resume, a new total for the run).") var epochs: Int?
+    @Option(help: "Images per step (default: \(TrainConfig().batchSize)).") var batchSize: Int?
+    @Option(help: "sgd, adam or adamw (default: \(TrainConfig().optimizer.kind.rawValue)).") var optimizer: OptimizerKind?
+    @Option(help: "Peak learning rate (default: \(TrainConfig().optimizer.learningRate)).") var lr: Float?
+    @Option(help: "SGD momentum (default: \(TrainConfig().optimizer.momentum)).") var momentum: Float?
     @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
-    @Option var weightDecay: Float = 0
-    @Option(help: "constant, cosine, step or plateau.") var schedule: ScheduleKind = .cosine
-    @Option(help: "Warm-up epochs (cosine).") var warmup: Double = 1
-    @Option(help: "Step schedule: epochs between decays.") var stepEpochs: Int = 10
-    @Option(help: "Step and plateau: decay factor.") var gamma: Float = 0.1
-    @Option(help: "Plateau: epochs without improvement before decaying.") var plateauPatience: Int = 5
-    @Option var labelSmoothing: Float = 0
+    @Option(help: "Weight decay (default: \(TrainConfig().optimizer.weightDecay)).") var weightDecay: Float?
+    @Option(help: "constant, cosine, step or plateau (default: \(TrainConfig().schedule.kind.rawValue)).") var schedule: ScheduleKind?
+    @Option(help: "Warm-up epochs (cosine; default: \(TrainConfig().schedule.warmupEpochs)).") var warmup: Double?
+    @Option(help: "Step schedule: epochs between decays (default: \(TrainConfig().schedule.stepEpochs)).") var stepEpochs: Int?
+    @Option(help: "Step and plateau: decay factor (default: \(TrainConfig().schedule.gamma)).") var gamma: Float?
+    @Option(help: "Plateau: epochs without improvement before decaying (default: \(TrainConfig().schedule.patience)).") var plateauPatience: Int?
+    @Option(help: "Label smoothing (default: \(TrainConfig().labelSmoothing)).") var labelSmoothing: Float?
     @Flag(help: "Weight classes inversely to their frequency.") var balanced = false
-    @Option(help: "Early stopping: epochs without a better validation accuracy (0: off).") var patience: Int = 0
+    @Option(help: "Early stopping: epochs without a better validation accuracy (0, the default: off).") var patience: Int?
     @Option(help: "Clip the global gradient norm.") var clip: Float?
 }
 
 /// `fer train`: augmentation.
 struct TrainAugmentationOptions: ParsableArguments {
-    @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0: off).") var mixup: Float = 0
+    @Option(help: "Mixup: blend image pairs and their targets with a weight ~ Beta(alpha, alpha); 0.2 is usual (0, the default: off).") var mixup: Float?
     @Flag(help: "Photometric augmentation: brightness, contrast, gamma, blur, noise, down-and-up scaling, JPEG.") var photometric = false
     @Flag(help: "Turn all augmentation off.") var noAugment = false
     @Flag(help: "No horizontal flips.") var noFlip = false
-    @Option(help: "Max rotation, degrees.") var rotation: Float = 10
-    @Option(help: "Max shift, fraction of the side.") var shift: Float = 0.1
-    @Option(help: "Max zoom, fraction.") var scale: Float = 0.1
-    @Option(help: "Random-erasing probability.") var erasing: Float = 0.25
+    @Option(help: "Max rotation, degrees (default: \(Augmentation().rotation)).") var rotation: Float?
+    @Option(help: "Max shift, fraction of the side (default: \(Augmentation().shift)).") var shift: Float?
+    @Option(help: "Max zoom, fraction (default: \(Augmentation().scale)).") var scale: Float?
+    @Option(help: "Random-erasing probability (default: \(Augmentation().erasing)).") var erasing: Float?
 }
 
 /// `fer train`: starting point and teachers.

@@ -65,6 +65,36 @@ import Testing
     }
 
     /// `--without-training-duplicates` leaves out exactly the test faces whose pixels are in Training.
+    @Test func recipeSetsTheRunAndOptionsGivenOverrideIt() throws {
+        let dir = Paths.temporaryDirectory("recipe")
+        for (emotion, base) in [("happy", 200), ("sad", 40)] {
+            for split in ["train", "val"] {
+                let d = "\(dir)/faces/\(split)/\(emotion)"
+                try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                for i in 0..<4 { try Image(width: 48, height: 48, channels: 1, fill: UInt8(base + i)).write("\(d)/\(i).png") }
+            }
+        }
+        let t = try run(fer, ["train", "--recipe", "fast", "--data", dir + "/faces", "--out", dir + "/run", "--epochs", "1",
+                              "--batch-size", "4", "--lr", "0.005", "--rotation", "0", "--quiet"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let saved = try JSONDecoder().decode(TrainConfig.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/run/config.json")))
+        var expected = TrainRecipe.fast.config
+        expected.data = dir + "/faces"
+        expected.epochs = 1
+        expected.batchSize = 4
+        expected.optimizer.learningRate = 0.005
+        expected.augmentation.rotation = 0
+        expected.ferplusMode = .majority  // no --ferplus: the recipe's blend has no votes to blend
+        expected.ferplusWeight = nil
+        // What the run adds: the arithmetic measured at start-up and this machine's threads.
+        expected.precision = saved.precision
+        expected.precisionChoice = saved.precisionChoice
+        expected.threads = saved.threads
+        #expect(saved == expected)
+        let bad = try run(fer, ["train", "--recipe", "slow", "--data", dir + "/faces", "--out", dir + "/bad"])
+        #expect(bad.status != 0 && bad.stderr.contains("slow"))
+    }
+
     @Test func evaluateLeavesOutTrainingDuplicates() throws {
         let dir = Paths.temporaryDirectory("dups")
         let spec = ModelSpec(preset: .cnn, width: 8)

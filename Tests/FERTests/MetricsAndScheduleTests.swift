@@ -116,6 +116,26 @@ import Testing
         #expect(tiny.half(0).labels == [0, 1] && tiny.half(1).labels == [0])
     }
 
+    @Test func fastRecipeTrainsTheDefaultNetworkOnAWarmCosine() throws {
+        let c = TrainRecipe.fast.config
+        try c.validate()
+        #expect(c.recipe == .fast && c.epochs == 35)
+        // The network the bundled default model runs, so the recipe's figure speaks for it.
+        let (_, shipped, _) = try Checkpoint.load(BundledTestModels.model("default"))
+        #expect(c.modelSpec == shipped.spec)
+        // One warm-up epoch up to 0.02, then a cosine that falls every step and ends at zero.
+        let steps = 28_709 / c.batchSize
+        let s = LearningRateSchedule(c.schedule, baseRate: c.optimizer.learningRate, epochs: c.epochs, stepsPerEpoch: steps)
+        #expect(s.rate(step: 0) < 0.001)
+        #expect(abs(s.rate(step: steps - 1) - 0.02) < 1e-6)
+        let after = (steps..<(steps * c.epochs)).map { s.rate(step: $0) }
+        #expect(zip(after, after.dropFirst()).allSatisfy { $0 >= $1 })
+        #expect(after.last! < 1e-6)
+        #expect(abs(s.rate(step: steps * 18) - 0.01) < 1e-4)  // half-way through the cosine
+        #expect(c.optimizer.kind == .sgd && c.optimizer.nesterov && c.optimizer.weightDecay == 5e-4)
+        #expect(c.mixup == nil && c.augmentation.photometric == nil && c.ferplusWeight == 0.3)
+    }
+
     @Test func cosineWithWarmup() {
         var c = ScheduleConfig()
         c.kind = .cosine

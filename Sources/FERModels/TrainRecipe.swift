@@ -1,0 +1,38 @@
+import FERData
+import FEROptimizers
+
+/// Named training recipes: every setting of a run but its data, measured and written up in
+/// docs/experiments.md. `fer train --recipe NAME` starts from one; options given beside it win.
+public enum TrainRecipe: String, Codable, Sendable, CaseIterable {
+    /// The default network from scratch in 35 epochs, about an hour on a 2-core AVX-512 CPU (issue 20):
+    /// SGD with Nesterov momentum, one warm-up epoch to 0.02, then a cosine to zero; weight decay 5e-4;
+    /// the geometric augmentation (flip, rotation, shift, zoom, erasing) and nothing that slows fitting
+    /// (no mixup, no photometric): a short schedule underfits before it overfits. With `--ferplus`, the
+    /// targets blend FER2013's label with FER+'s votes (0.3), a label smoothing that knows the classes.
+    case fast
+
+    public var config: TrainConfig {
+        var c = TrainConfig()
+        c.recipe = self
+        switch self {
+        case .fast:
+            c.preset = .vgg
+            c.width = 48
+            c.fcWidth = 1024
+            c.inputSize = 40
+            c.epochs = 35
+            c.batchSize = 64
+            c.optimizer.kind = .sgd
+            c.optimizer.learningRate = 0.02
+            c.optimizer.momentum = 0.9
+            c.optimizer.nesterov = true
+            c.optimizer.weightDecay = 5e-4
+            c.schedule.kind = .cosine
+            c.schedule.warmupEpochs = 1
+            c.ferplusMode = .blend
+            c.ferplusWeight = 0.3
+            c.augmentation = Augmentation()
+        }
+        return c
+    }
+}
