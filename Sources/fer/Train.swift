@@ -171,6 +171,9 @@ struct Train: ParsableCommand {
             cfg.precisionChoice = "auto: " + decision.reason
             if world.isRoot { FileHandle.standardError.write(Data("precision auto: \(decision.reason)\n".utf8)) }
         }
+        if world.isRoot, let r = cfg.recipe {
+            FileHandle.standardError.write(Data("recipe: \(r.rawValue) (options given beside it override its values; config.json has them all)\n".utf8))
+        }
         let photoSources = try loadPhotos(cfg.photos ?? [], spec: cfg.modelSpec, world: world)
         if !photoSources.isEmpty { cfg.photoPipeline = photoSources[0].pipeline }
         let trainer = Trainer(config: cfg, outDir: out)
