@@ -41,6 +41,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var ferplusMode: FERPlus.Mode = .majority
     /// FER+ blend mode: the weight of the FER+ vote distribution against FER2013's one-hot label.
     public var ferplusWeight: Float? = nil
+    /// The blend weight, the default filled in.
+    public var ferplusBlendWeight: Float { ferplusWeight ?? 0.5 }
     /// Distillation: trained models whose softened answers are blended into the training targets
     /// (`Distillation`), the weight of their answers, and the softmax temperature.
     public var teachers: [String]? = nil

@@ -130,7 +130,7 @@ public final class Trainer {
         var splits = try DatasetLoader.load(config.data)
         if let fp = config.ferplus {
             let plus = try FERPlus.load(fp)
-            for (k, v) in splits { splits[k] = try plus.relabel(v, mode: config.ferplusMode, weight: config.ferplusWeight ?? 0.5) }
+            for (k, v) in splits { splits[k] = try plus.relabel(v, mode: config.ferplusMode, weight: config.ferplusBlendWeight) }
         }
         guard let train = splits[.training], train.count > 0 else { throw TrainingError.noTrainingData("\(config.data) has no Training split") }
         return DataSource(name: TrainConfig.datasetName(config.data), train: train, validation: splits[.publicTest])

@@ -36,7 +36,7 @@ struct BenchOne: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let spec = architecture.spec()
+        let spec = architecture.spec
         let r = try Benchmark.run(spec: spec, mode: mode, batch: batch, steps: steps, precision: precision)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]

@@ -153,13 +153,15 @@ struct ArchitectureOptions: ParsableArguments {
     @Option(help: "Input side: 48 (the default), or a random crop of the 48x48 face such as 44 or 40.") var inputSize: Int?
     @Option(help: "Dropout probability before the classifier, in [0, 1).") var dropout: Float?
 
-    /// The network these options describe, on top of `base` (TrainConfig's defaults, or a recipe's).
-    func spec(over base: TrainConfig = TrainConfig()) -> ModelSpec {
-        ModelSpec(preset: preset ?? base.preset, width: width ?? base.width, fcWidth: fcWidth ?? base.fcWidth,
-                  inputSize: inputSize ?? base.inputSize, classes: Emotion.allCases.count, dropout: dropout ?? base.dropout)
+    /// The network these options describe, TrainConfig's defaults for what they leave out (`fer train`
+    /// fills them from its recipe instead).
+    var spec: ModelSpec {
+        let base = TrainConfig()
+        return ModelSpec(preset: preset ?? base.preset, width: width, fcWidth: fcWidth ?? base.fcWidth,
+                         inputSize: inputSize ?? base.inputSize, classes: Emotion.allCases.count, dropout: dropout)
     }
 
     func validate() throws {
-        if let p = spec().problem { throw ValidationError(p) }
+        if let p = spec.problem { throw ValidationError(p) }
     }
 }

@@ -263,8 +263,8 @@ struct TrainDataOptions: ParsableArguments {
     var selectOn: String?
     @OptionGroup var faceCache: FaceCacheOptions
     @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
-    @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes) (default: majority).") var ferplusMode: FERPlus.Mode?
-    @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label (default: 0.5).") var ferplusWeight: Float?
+    @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes) (default: \(TrainConfig().ferplusMode.rawValue)).") var ferplusMode: FERPlus.Mode?
+    @Option(help: "Blend mode: weight of the FER+ votes against FER2013's label (default: \(TrainConfig().ferplusBlendWeight)).") var ferplusWeight: Float?
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(help: "Use only the first N validation images.") var valLimit: Int?
 }

@@ -64,7 +64,6 @@ import Testing
         #expect(face["emotion"] as? String == "Happy")
     }
 
-    /// `--without-training-duplicates` leaves out exactly the test faces whose pixels are in Training.
     @Test func recipeSetsTheRunAndOptionsGivenOverrideIt() throws {
         let dir = Paths.temporaryDirectory("recipe")
         for (emotion, base) in [("happy", 200), ("sad", 40)] {
@@ -96,6 +95,7 @@ import Testing
         #expect(bad.status != 0 && bad.stderr.contains("slow"))
     }
 
+    /// `--without-training-duplicates` leaves out exactly the test faces whose pixels are in Training.
     @Test func evaluateLeavesOutTrainingDuplicates() throws {
         let dir = Paths.temporaryDirectory("dups")
         let spec = ModelSpec(preset: .cnn, width: 8)
