@@ -61,6 +61,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// Stop after this many epochs without a better validation accuracy (0: never).
     public var patience: Int = 0
     public var clipNorm: Float? = nil
+    /// Decay per step of an exponential moving average of the weights (`WeightAverage`), which is
+    /// validated and saved in place of the trained weights; nil: off.
+    public var ema: Float? = nil
     public var threads: Int = 2
     /// Arithmetic of the convolutions and dense layers (nil: fp32, as runs before it existed).
     public var precision: TrainingPrecision? = nil
@@ -123,6 +126,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard sc.gamma > 0, sc.gamma <= 1 else { throw bad("gamma must be in (0, 1], got \(sc.gamma)") }
         guard sc.patience >= 1 else { throw bad("plateau patience must be at least 1, got \(sc.patience)") }
         if let c = clipNorm { guard c.isFinite, c > 0 else { throw bad("gradient clipping norm must be positive, got \(c)") } }
+        if let d = ema { guard d.isFinite, d > 0, d < 1 else { throw bad("--ema: the average's decay must be in (0, 1), such as 0.999, got \(d)") } }
         let a = augmentation
         guard a.rotation.isFinite, a.rotation >= 0, a.rotation <= 180 else { throw bad("rotation must be between 0 and 180 degrees, got \(a.rotation)") }
         guard a.shift.isFinite, a.shift >= 0, a.shift <= 0.5 else { throw bad("shift must be between 0 and 0.5 of the side, got \(a.shift)") }

@@ -148,6 +148,10 @@ public final class Trainer {
         let dropouts: [Dropout]
         let batchesPerEpoch: Int
         var state = TrainerState()
+        /// The moving average of the weights (`--ema`), if the run keeps one.
+        var average: WeightAverage?
+        /// The network validated and saved: the average if there is one, else the trained network.
+        var judged: Classifier { average?.model ?? model }
 
         init(data: TrainingData, sampling: MixedSampling?, model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule,
              loss: SoftmaxCrossEntropy, batchesPerEpoch: Int) {
@@ -203,8 +207,10 @@ public final class Trainer {
                           loss: SoftmaxCrossEntropy(labelSmoothing: config.labelSmoothing,
                                                     classWeights: config.balancedClassWeights ? train.balancedClassWeights : nil),
                           batchesPerEpoch: batches)
+        run.average = config.ema.map { WeightAverage(of: model, decay: $0) }
+        run.average?.model.network.use(config.precision ?? .fp32)
         if resume && FileManager.default.fileExists(atPath: lastPath) {
-            run.state = try restore(model: model, optimizer: run.optimizer, schedule: run.schedule)
+            run.state = try restore(model: model, optimizer: run.optimizer, schedule: run.schedule, average: run.average)
             try checkResumable(run.state, batchesPerEpoch: batches)
             say("resumed from \(lastPath) at epoch \(run.state.epoch + 1), step \(run.state.stepInEpoch)")
         } else {
@@ -215,6 +221,7 @@ public final class Trainer {
                 try Checkpoint.restore(model, from: st, path: source)
                 say("initialised from \(source)")
             }
+            run.average?.restart()
             if communicator.isRoot {
                 try AtomicFile.write(Data(try JSONEncoder.sorted.encode(config)), to: (outDir as NSString).appendingPathComponent("config.json"))
             }
@@ -248,6 +255,7 @@ public final class Trainer {
             guard r.loss.isFinite else {
                 throw TrainingError.invalidConfig("the loss became \(r.loss) at epoch \(s.epoch + 1), step \(s.stepInEpoch + 1); lower the learning rate")
             }
+            run.average?.update(step: s.globalStep)
             s.partialLoss += Double(r.loss) * Double(r.seen)
             s.partialCorrect += r.correct
             s.partialSeen += r.seen
@@ -276,7 +284,8 @@ public final class Trainer {
         var s = run.state
         defer { run.state = s }
         try averageRunningStatistics(run.model)
-        let figures = try run.validations.map { v in try rootsFigures(Self.evaluate(run.model, v.data)) }
+        if let a = run.average { try averageRunningStatistics(a.model) }
+        let figures = try run.validations.map { v in try rootsFigures(Self.evaluate(run.judged, v.data)) }
         let (valLoss, valAcc) = try selected(zip(run.validations.map(\.name), figures).map { ($0, $1) })
         let seen = max(s.partialSeen, 1), epochSeconds = s.partialSeconds
         var record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
@@ -301,7 +310,7 @@ public final class Trainer {
             card.epoch = s.epoch
             card.metrics = ["validation_accuracy": valAcc, "validation_loss": valLoss, "train_seconds": s.trainSeconds]
             if communicator.isRoot {
-                try Checkpoint.save(run.model, card: card, to: bestPath)
+                try Checkpoint.save(run.judged, card: card, to: bestPath)
                 try AtomicFile.write(Data(try JSONEncoder.sorted.encode(card)), to: (outDir as NSString).appendingPathComponent("best.json"))
             }
             improved = " (best, saved)"
@@ -423,13 +432,14 @@ public final class Trainer {
         var extra = SafeTensors()
         for (k, v) in run.optimizer.state.sorted(by: { $0.key < $1.key }) { extra.add("optimizer/" + k, shape: [v.count], values: v) }
         extra.add("schedule/state", shape: [run.schedule.state.count], values: run.schedule.state)
+        run.average?.save(into: &extra)
         extra.metadata["trainer-state"] = String(decoding: try JSONEncoder().encode(run.state), as: UTF8.self)
         var card = ModelCard(spec: run.model.spec, classNames: run.model.classNames, training: config)
         card.epoch = run.state.epoch
         try Checkpoint.save(run.model, card: card, to: lastPath, extra: extra)
     }
 
-    private func restore(model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule) throws -> TrainerState {
+    private func restore(model: Classifier, optimizer: Optimizer, schedule: LearningRateSchedule, average: WeightAverage?) throws -> TrainerState {
         let st = try SafeTensors.read(lastPath)
         guard let json = st.metadata["swift-fer"], let card = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)) else {
             throw CheckpointError.notAModel(lastPath)
@@ -440,6 +450,7 @@ public final class Trainer {
         for t in st.tensors where t.name.hasPrefix("optimizer/") { opt[String(t.name.dropFirst("optimizer/".count))] = t.values }
         try optimizer.load(state: opt)
         if let s = st["schedule/state"] { schedule.load(state: s.values) }
+        try average?.restore(from: st, path: lastPath)
         guard let s = st.metadata["trainer-state"], let state = try? JSONDecoder().decode(TrainerState.self, from: Data(s.utf8)) else {
             throw TrainingError.resumeMismatch("\(lastPath) has no trainer state")
         }

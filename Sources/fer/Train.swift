@@ -79,6 +79,7 @@ struct Train: ParsableCommand {
         if optimisation.balanced { c.balancedClassWeights = true }
         set(optimisation.patience, \.patience)
         set(optimisation.clip, \.clipNorm)
+        if let d = optimisation.ema { c.ema = d == 0 ? nil : d }
         c.ferplus = dataOptions.ferplus
         set(dataOptions.ferplusMode, \.ferplusMode)
         set(dataOptions.ferplusWeight, \.ferplusWeight)
@@ -287,6 +288,8 @@ struct TrainOptimizerOptions: ParsableArguments {
     @Flag(help: "Weight classes inversely to their frequency.") var balanced = false
     @Option(help: "Early stopping: epochs without a better validation accuracy (0, the default: off).") var patience: Int?
     @Option(help: "Clip the global gradient norm.") var clip: Float?
+    @Option(help: "Average the weights: the decay per step of their moving average, such as 0.999; the average is what is validated and saved (0, the default: off).")
+    var ema: Float?
 }
 
 /// `fer train`: augmentation.

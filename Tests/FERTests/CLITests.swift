@@ -74,7 +74,7 @@ import Testing
             }
         }
         let t = try run(fer, ["train", "--recipe", "fast", "--data", dir + "/faces", "--out", dir + "/run", "--epochs", "1",
-                              "--batch-size", "4", "--lr", "0.005", "--rotation", "0", "--quiet"])
+                              "--batch-size", "4", "--lr", "0.005", "--rotation", "0", "--ema", "0.99", "--quiet"])
         #expect(t.status == 0, "\(t.stderr)")
         #expect(t.stderr.contains("recipe: fast"))
         let saved = try JSONDecoder().decode(TrainConfig.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/run/config.json")))
@@ -84,6 +84,7 @@ import Testing
         expected.batchSize = 4
         expected.optimizer.learningRate = 0.005
         expected.augmentation.rotation = 0
+        expected.ema = 0.99
         expected.ferplusMode = .majority  // no --ferplus: the recipe's blend has no votes to blend
         expected.ferplusWeight = nil
         // What the run adds: the arithmetic measured at start-up and this machine's threads.
@@ -93,6 +94,8 @@ import Testing
         #expect(saved == expected)
         let bad = try run(fer, ["train", "--recipe", "slow", "--data", dir + "/faces", "--out", dir + "/bad"])
         #expect(bad.status != 0 && bad.stderr.contains("slow"))
+        let badDecay = try run(fer, ["train", "--recipe", "fast", "--data", dir + "/faces", "--out", dir + "/bad", "--ema", "1"])
+        #expect(badDecay.status != 0 && badDecay.stderr.contains("--ema"), "\(badDecay.stderr)")
     }
 
     /// `--without-training-duplicates` leaves out exactly the test faces whose pixels are in Training.

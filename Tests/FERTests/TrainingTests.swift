@@ -258,6 +258,64 @@ import Testing
         #expect(a == b)
     }
 
+    /// The moving average after one step is the stated blend: decay min(d, (1 + t) / (10 + t)).
+    @Test func weightAverageBlendsEachStepAfterItsWarmUp() {
+        let trained = Classifier(spec: ModelSpec(preset: .cnn, width: 8, inputSize: 24), seed: 5)
+        let average = WeightAverage(of: trained, decay: 0.99)
+        let start = trained.network.parameters.map { Array($0.values) }
+        for p in trained.network.parameters { for i in 0..<p.count { p.values[i] = 1 }; p.changed() }
+        average.update(step: 0)                 // decay 1/10
+        #expect(WeightAverage.decay(0.99, atStep: 0) == 0.1)
+        #expect(WeightAverage.decay(0.99, atStep: 10_000) == 0.99)
+        for (p, w0) in zip(average.model.network.parameters, start) {
+            for i in stride(from: 0, to: p.count, by: max(1, p.count / 7)) {
+                #expect(abs(p.values[i] - (0.1 * w0[i] + 0.9)) < 1e-6, "\(p.name)[\(i)]")
+            }
+        }
+        average.update(step: 1)                 // decay 2/11, towards 1 again
+        let w = average.model.network.parameters[0]
+        #expect(abs(w.values[0] - ((2.0 / 11) * (0.1 * start[0][0] + 0.9) + 9.0 / 11)) < 1e-6)
+    }
+
+    /// --ema: best.safetensors holds the average (not the trained weights), and a resumed run's
+    /// average continues exactly; a checkpoint without one cannot be resumed with --ema.
+    @Test func averagedRunSavesTheAverageAndResumesExactly() throws {
+        let csv = syntheticCSV()
+        var cfg = tinyConfig(csv)
+        cfg.epochs = 3
+        cfg.ema = 0.9
+        func train(_ c: TrainConfig, _ out: String, resume: Bool = false) throws {
+            let t = Trainer(config: c, outDir: out)
+            t.showProgress = false; t.say = { _ in }
+            _ = try t.run(resume: resume)
+        }
+        let straight = Paths.temporaryDirectory("emaStraight"), split = Paths.temporaryDirectory("emaSplit")
+        try train(cfg, straight)
+        var short = cfg
+        short.epochs = 1
+        try train(short, split)
+        // After one epoch (necessarily the best so far) best.safetensors is the average of last.safetensors.
+        let last = try SafeTensors.read(split + "/last.safetensors"), best = try Checkpoint.load(split + "/best.safetensors").0
+        let trained = try Checkpoint.load(split + "/last.safetensors").0
+        for p in best.network.parameters + best.network.buffers {
+            #expect(Array(p.values) == last[WeightAverage.prefix + p.name]?.values, "\(p.name)")
+        }
+        #expect(best.network.parameters.flatMap { Array($0.values) } != trained.network.parameters.flatMap { Array($0.values) })
+        try train(cfg, split, resume: true)
+        let a = try SafeTensors.read(straight + "/last.safetensors"), b = try SafeTensors.read(split + "/last.safetensors")
+        let names = a.tensors.map(\.name).filter { $0.hasPrefix(WeightAverage.prefix) }
+        #expect(!names.isEmpty)
+        for n in names { #expect(a[n]?.values == b[n]?.values, "\(n)") }
+        // A run saved without an average, resumed with one: a clear error, nothing overwritten.
+        let plain = Paths.temporaryDirectory("emaPlain")
+        var noAverage = short
+        noAverage.ema = nil
+        try train(noAverage, plain)
+        let before = try Data(contentsOf: URL(fileURLWithPath: plain + "/last.safetensors"))
+        #expect { try train(cfg, plain, resume: true) } throws: { "\($0)".contains("no weight average") }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: plain + "/last.safetensors")) == before)
+    }
+
     @Test func checkpointRoundTrip() throws {
         let spec = ModelSpec(preset: .resnet, width: 8, inputSize: 32)
         let model = Classifier(spec: spec, seed: 5)
