@@ -110,8 +110,6 @@ public enum Checkpoint {
         }
     }
 
-    /// Loads `st`'s weights into `model` (same architecture), checking every name, shape and value:
-    /// weights must be finite, and batch-norm variances non-negative.
     /// Checks that the model file `st` answers over `model`'s classes, named alike and in the same
     /// order (a fine-tune's start, a teacher): a model whose classes are permuted would pass every
     /// shape check and train on swapped labels. `role` names it in the error.
@@ -124,15 +122,19 @@ public enum Checkpoint {
         }
     }
 
-    public static func restore(_ model: Classifier, from st: SafeTensors, path: String) throws {
+    /// Loads `st`'s weights into `model` (same architecture), checking every name, shape and value:
+    /// weights must be finite, and batch-norm variances non-negative. `prefix` reads the tensors
+    /// stored under it (a second network kept in the same file, such as a weight average).
+    public static func restore(_ model: Classifier, from st: SafeTensors, path: String, prefix: String = "") throws {
         for p in model.network.parameters + model.network.buffers {
-            guard let t = st[p.name] else { throw CheckpointError.missingTensor(path, p.name) }
-            guard t.shape == p.value.shape else { throw CheckpointError.shapeMismatch(path, p.name, expected: p.value.shape, found: t.shape) }
+            let name = prefix + p.name
+            guard let t = st[name] else { throw CheckpointError.missingTensor(path, name) }
+            guard t.shape == p.value.shape else { throw CheckpointError.shapeMismatch(path, name, expected: p.value.shape, found: t.shape) }
             if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
-                throw CheckpointError.invalid(path, "tensor '\(p.name)' holds \(t.values[bad]) at index \(bad); weights must be finite")
+                throw CheckpointError.invalid(path, "tensor '\(name)' holds \(t.values[bad]) at index \(bad); weights must be finite")
             }
             if p.name.hasSuffix("running_var"), let bad = t.values.firstIndex(where: { $0 < 0 }) {
-                throw CheckpointError.invalid(path, "tensor '\(p.name)' holds a negative variance (\(t.values[bad]) at index \(bad))")
+                throw CheckpointError.invalid(path, "tensor '\(name)' holds a negative variance (\(t.values[bad]) at index \(bad))")
             }
             let dst = p.values
             for i in 0..<t.values.count { dst[i] = t.values[i] }

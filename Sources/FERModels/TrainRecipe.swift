@@ -19,11 +19,9 @@ public enum TrainRecipe: String, Codable, Sendable, CaseIterable {
 
     public var config: TrainConfig {
         var c = TrainConfig()
-        c.recipe = self
         switch self {
         case .long:
             c = Self.fast.config
-            c.recipe = self
             c.epochs = 120
             c.schedule.warmupEpochs = 2
             c.mixup = 0.2
@@ -46,6 +44,7 @@ public enum TrainRecipe: String, Codable, Sendable, CaseIterable {
             c.ferplusWeight = 0.3
             c.augmentation = Augmentation()
         }
+        c.recipe = self
         return c
     }
 }

@@ -62,19 +62,9 @@ final class WeightAverage {
 
     /// Reads the average back from a checkpoint `save` wrote; an error names a missing or damaged tensor.
     func restore(from st: SafeTensors, path: String) throws {
-        for t in targets {
-            guard let v = st[Self.prefix + t.name] else {
-                throw TrainingError.resumeMismatch("\(path) has no weight average ('\(Self.prefix + t.name)'): it was saved by a run without --ema")
-            }
-            guard v.shape == t.value.shape else {
-                throw CheckpointError.shapeMismatch(path, Self.prefix + t.name, expected: t.value.shape, found: v.shape)
-            }
-            if let bad = v.values.firstIndex(where: { !$0.isFinite }) {
-                throw CheckpointError.invalid(path, "tensor '\(Self.prefix + t.name)' holds \(v.values[bad]) at index \(bad); weights must be finite")
-            }
-            let dst = t.values
-            for i in 0..<dst.count { dst[i] = v.values[i] }
-            t.changed()
+        if let first = targets.first, st[Self.prefix + first.name] == nil {
+            throw TrainingError.resumeMismatch("\(path) has no weight average ('\(Self.prefix + first.name)'): it was saved by a run without --ema")
         }
+        try Checkpoint.restore(model, from: st, path: path, prefix: Self.prefix)
     }
 }
