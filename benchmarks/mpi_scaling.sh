@@ -6,8 +6,9 @@ set -euo pipefail
 data=${1:?usage: mpi_scaling.sh fer2013.csv.gz [images]}
 images=${2:-3200}
 fer="$(cd "$(dirname "$0")/.." && pwd)/.build/release/fer"
+source "$(dirname "$0")/cpu_description.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-echo "CPU: $(lscpu | sed -n "s/^Model name: *//p"), $(nproc) cores, $(grep -o -w -E "avx2|avx512f|avx512_vnni|avx512_bf16" /proc/cpuinfo | sort -u | tr "\n" " "); global batch 64; $images images; 1 thread per rank"
+echo "CPU: $(cpu_description); global batch 64; $images images; 1 thread per rank"
 printf '%-8s %12s %12s %9s %14s %14s %12s\n' preset "1 rank st/s" "2 ranks st/s" speedup "bytes/step" "allreduce ms" "params"
 for spec in "mlp" "cnn" "vgg --width 48 --fc-width 1024 --input-size 40"; do
     name=${spec%% *}

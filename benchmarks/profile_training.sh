@@ -10,8 +10,9 @@ data=${1:?usage: profile_training.sh fer2013.csv.gz [steps] [fer train options..
 steps=${2:-20}
 shift $(( $# >= 2 ? 2 : 1 ))
 fer="$(cd "$(dirname "$0")/.." && pwd)/.build/release/fer"
+source "$(dirname "$0")/cpu_description.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-echo "CPU: $(lscpu | sed -n "s/^Model name: *//p"), $(nproc) cores, $(grep -o -w -E "avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile" /proc/cpuinfo | sort -u | tr "\n" " ")"
+echo "CPU: $(cpu_description)"
 echo "fer train: vgg width 48, FC 1024, 40x40, batch 64, $steps steps, validation on 64 faces; options: ${*:-none}"
 ONEDNN_VERBOSE=1 "$fer" train --data "$data" --preset vgg --width 48 --fc-width 1024 --input-size 40 \
     --epochs 1 --limit $(( steps * 64 )) --val-limit 64 --batch-size 64 --quiet "$@" --out "$tmp/run" > "$tmp/log" 2>&1 ||
