@@ -41,16 +41,27 @@ public enum AutoPrecision {
     public static func choose(_ candidates: [String], work: String, cacheFile: String? = defaultCacheFile,
                               measure: (String) throws -> Double) rethrows -> Decision {
         guard candidates.count > 1 else { return Decision(choice: candidates.first ?? "fp32", seconds: [:], cached: false) }
-        let key = "\(CPU.description) | \(work) | \(candidates.joined(separator: ","))"
-        var table = cacheFile.map(load) ?? [:]
-        if let seconds = table[key], Set(seconds.keys) == Set(candidates),
-           let choice = fastest(candidates.map { ($0, seconds[$0]!) }) {
-            return Decision(choice: choice, seconds: seconds, cached: true)
+        guard let cacheFile else { return try measureAll(candidates, measure) }
+        // One process at a time looks up, measures and writes: two runs started together (two MPI
+        // ranks, parallel tests) would otherwise time each other's load, and the last to write would
+        // drop the other's entry, so a later run could measure again and choose differently.
+        return try withFileLock(cacheFile + ".lock") {
+            let key = "\(CPU.description) | \(work) | \(candidates.joined(separator: ","))"
+            var table = load(cacheFile)
+            if let seconds = table[key], Set(seconds.keys) == Set(candidates),
+               let choice = fastest(candidates.map { ($0, seconds[$0]!) }) {
+                return Decision(choice: choice, seconds: seconds, cached: true)
+            }
+            let d = try measureAll(candidates, measure)
+            table[key] = d.seconds
+            try? AtomicFile.write(Data((try? JSONEncoder.sorted.encode(table)) ?? Data()), to: cacheFile)  // a cache that cannot be written is measured again next time
+            return d
         }
+    }
+
+    static func measureAll(_ candidates: [String], _ measure: (String) throws -> Double) rethrows -> Decision {
         var seconds: [String: Double] = [:]
         for c in candidates { seconds[c] = try measure(c) }
-        table[key] = seconds
-        if let f = cacheFile { try? AtomicFile.write(Data((try? JSONEncoder.sorted.encode(table)) ?? Data()), to: f) }  // a cache that cannot be written is measured again next time
         return Decision(choice: fastest(candidates.map { ($0, seconds[$0]!) }) ?? candidates[0], seconds: seconds, cached: false)
     }
 

@@ -116,7 +116,7 @@ struct EngineBench: ParsableCommand {
     func measurePeer(_ script: String, _ args: [String]) -> Benchmark.Result? {
         let path = (Checkout.packageRoot as NSString).appendingPathComponent("benchmarks/\(script)")
         let r = python.hasPrefix("/") ? measure(python, [path] + args) : measure("/usr/bin/env", [python, path] + args)
-        if r == nil { FileHandle.standardError.write(Data("warning: \(script) \(args.filter { $0.hasPrefix("--") && !$0.contains("=") }.joined(separator: " ")) failed (are torch and onnxruntime installed for \(python)?)\n".utf8)) }
+        if r == nil { FileHandle.standardError.write(Data("warning: \(script) \(args.filter { $0.hasPrefix("--") && !$0.contains("=") }.joined(separator: " ")) failed (the peers need torch, onnxruntime and onnx: \(python) -m pip install torch onnxruntime onnx)\n".utf8)) }
         return r
     }
 

@@ -162,15 +162,18 @@ struct Train: ParsableCommand {
         }
         if cfg.precision == nil {
             threads.apply()
-            var (p, decision) = try AutoPrecision.training(spec: cfg.modelSpec, batch: cfg.batchSize)
-            if world.size > 1 {  // every rank trains in rank 0's choice
-                var v = [world.isRoot && p == .bf16 ? 1.0 : 0]
+            // Rank 0 measures and every rank trains in its choice: ranks timing at once would
+            // disturb each other's figures, and could choose apart.
+            let measured = world.isRoot ? try AutoPrecision.training(spec: cfg.modelSpec, batch: cfg.batchSize) : nil
+            var p = measured?.0 ?? .fp32
+            if world.size > 1 {
+                var v = [p == .bf16 ? 1.0 : 0]
                 try world.sum(&v)
                 p = v[0] > 0 ? .bf16 : .fp32
             }
             cfg.precision = p
-            cfg.precisionChoice = "auto: " + decision.reason
-            if world.isRoot { FileHandle.standardError.write(Data("precision auto: \(decision.reason)\n".utf8)) }
+            cfg.precisionChoice = "auto: " + (measured?.1.reason ?? "\(p.rawValue): rank 0's measurement")
+            if let (_, decision) = measured { FileHandle.standardError.write(Data("precision auto: \(decision.reason)\n".utf8)) }
         }
         if world.isRoot, let r = cfg.recipe {
             FileHandle.standardError.write(Data("recipe: \(r.rawValue) (options given beside it override its values; config.json has them all)\n".utf8))

@@ -134,18 +134,21 @@ import Testing
         #expect(abs(s.rate(step: steps * 18) - 0.01) < 1e-4)  // half-way through the cosine
         #expect(c.optimizer.kind == .sgd && c.optimizer.nesterov && c.optimizer.weightDecay == 5e-4)
         #expect(c.mixup == nil && c.augmentation.photometric == nil && c.ferplusWeight == 0.3)
+        // fast2's additions: label smoothing and a weight average with a horizon of about two epochs.
+        #expect(c.labelSmoothing == 0.1 && c.ema == 0.999)
+        let horizon = 1 / (1 - Double(c.ema!))
+        #expect(horizon > Double(steps) && horizon < 3 * Double(steps))
     }
 
-    /// The record attempt's recipe: fast's network, optimiser and targets, longer, with mixup and a
-    /// weight average whose horizon (1 / (1 - decay) steps) is about two epochs.
+    /// The record attempt's recipe: fast's network, optimiser, targets and weight average, longer,
+    /// with mixup.
     @Test func longRecipeIsTheFastOneLongerAndAveraged() throws {
         let c = TrainRecipe.long.config, fast = TrainRecipe.fast.config
         try c.validate()
         #expect(c.recipe == .long && c.epochs == 120 && c.schedule.warmupEpochs == 2)
         #expect(c.modelSpec == fast.modelSpec && c.optimizer == fast.optimizer && c.ferplusWeight == fast.ferplusWeight)
-        #expect(c.mixup == 0.2 && c.ema == 0.999)
-        let horizon = 1 / (1 - Double(c.ema!)), steps = Double(28_709 / c.batchSize)
-        #expect(horizon > steps && horizon < 3 * steps)
+        #expect(c.mixup == 0.2 && c.ema == fast.ema && c.labelSmoothing == fast.labelSmoothing)
+        let steps = Double(28_709 / c.batchSize)
         let s = LearningRateSchedule(c.schedule, baseRate: c.optimizer.learningRate, epochs: c.epochs, stepsPerEpoch: Int(steps))
         #expect(abs(s.rate(step: Int(steps) * 2 - 1) - 0.02) < 1e-6)
         #expect(s.rate(step: Int(steps) * 120 - 1) < 1e-6)

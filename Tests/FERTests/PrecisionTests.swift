@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import FERTraining
 @testable import FEROptimizers
@@ -417,6 +418,30 @@ struct BF16TrainingTests {
         // One candidate: nothing to time.
         let only = AutoPrecision.choose(["fp32"], work: "z", cacheFile: file) { _ in Issue.record("timed a lone candidate"); return 0 }
         #expect(only.choice == "fp32" && only.seconds.isEmpty)
+    }
+
+    /// Runs started together (MPI ranks, parallel tests) take turns on the cache: work already being
+    /// measured is measured once and the others read its figures, and no run's entry is lost to
+    /// another's write. (flock locks per open file, so threads of one process contend as processes do.)
+    @Test func runsStartedTogetherMeasureOnceAndLoseNoEntry() throws {
+        let file = Paths.temporaryDirectory("auto-together") + "/precision.json"
+        let calls = Mutex<[String]>([])
+        let works = (0..<8).map { $0 % 2 == 0 ? "train shared" : "train own \($0)" }
+        let choices = Mutex<[String: Set<String>]>([:])
+        DispatchQueue.concurrentPerform(iterations: works.count) { i in
+            let d = AutoPrecision.choose(["fp32", "bf16"], work: works[i], cacheFile: file) { name in
+                calls.withLock { $0.append(works[i]) }
+                usleep(20_000)  // long enough for the others to arrive while it measures
+                return name == "bf16" ? Double(i + 1) : 2.5
+            }
+            choices.withLock { _ = $0[works[i], default: []].insert(d.choice) }
+        }
+        // Each work measured once (two candidates each): the shared one by whichever run came first.
+        let counted = calls.withLock { Dictionary(grouping: $0, by: { $0 }).mapValues(\.count) }
+        #expect(counted == Dictionary(uniqueKeysWithValues: Set(works).map { ($0, 2) }), "\(counted)")
+        #expect(choices.withLock { $0["train shared"]?.count } == 1)  // every run of it chose alike
+        let table = AutoPrecision.load(file)
+        #expect(table.count == Set(works).count, "\(table.keys.sorted())")
     }
 
     /// On this CPU: training and inference never resolve to an arithmetic the measurement found slower.
