@@ -13,7 +13,7 @@ public enum TrainRecipe: String, Codable, Sendable, CaseIterable {
     /// moving average of the weights (decay 0.999, about two epochs), so the epoch picked is less a
     /// matter of one epoch's swing. fast2 (docs/experiments.md): 69.66% PrivateTest in 35 epochs.
     case fast
-    /// The FER2013 record attempt (issue 20): the same network, optimiser, targets and average as `fast`, for
+    /// The FER2013 record attempt (issue 20): `fast` (network, optimiser, smoothed targets, average) for
     /// 120 epochs (the published ~300 with a plateau schedule, compressed by the cosine). A long run
     /// overfits where a short one underfits (the 80-epoch vgg48 run ended at 84% train against 69%
     /// PublicTest), so it adds mixup (alpha 0.2).
