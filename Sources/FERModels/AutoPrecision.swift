@@ -23,7 +23,7 @@ public enum AutoPrecision {
         public var reason: String {
             guard seconds.count > 1 else { return "\(choice): the only arithmetic this CPU runs natively here" }
             let t = seconds.sorted { $0.value < $1.value }.map { String(format: "%@ %.2f ms", $0.key, 1000 * $0.value) }.joined(separator: ", ")
-            return "\(choice): fastest measured on \(CPU.description) (\(t) per step\(cached ? ", cached" : ""))"
+            return "\(choice): fastest measured on \(CPU.measuredOn) (\(t) per step\(cached ? ", cached" : ""))"
         }
     }
 
@@ -46,7 +46,7 @@ public enum AutoPrecision {
         // ranks, parallel tests) would otherwise time each other's load, and the last to write would
         // drop the other's entry, so a later run could measure again and choose differently.
         return try withFileLock(cacheFile + ".lock") {
-            let key = "\(CPU.description) | \(work) | \(candidates.joined(separator: ","))"
+            let key = "\(CPU.measuredOn) | \(work) | \(candidates.joined(separator: ","))"
             var table = load(cacheFile)
             if let seconds = table[key], Set(seconds.keys) == Set(candidates),
                let choice = fastest(candidates.map { ($0, seconds[$0]!) }) {
@@ -111,4 +111,10 @@ extension Classifier {
         }
         return (InferencePrecision(rawValue: d.choice) ?? .fp32, d)
     }
+}
+
+extension CPU {
+    /// What a measurement ran on: the processor and, where `ONEDNN_MAX_CPU_ISA` caps oneDNN's
+    /// kernels, the cap (a Zen 4 running AVX2 kernels measures AVX2's choices, and keeps them apart).
+    public static var measuredOn: String { CPUFeatures.kernelCap.map { "\(description), \($0)" } ?? description }
 }

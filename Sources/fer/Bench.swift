@@ -162,7 +162,7 @@ struct EngineBench: ParsableCommand {
             }
         }
         if json { try printJSON(rows); return }
-        print("CPU: \(CPU.description)")
+        print("CPU: \(CPU.measuredOn)")
         print("\(threads.threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process;")
         print("x best peer: this engine's images/s over the fastest peer's on the same work")
         print("model  work      engine                                                  img/s   ms/batch  peak MB  x best peer")

@@ -55,7 +55,7 @@ struct PipelineBench: ParsableCommand {
         var photo: String; var photoMilliseconds: Double; var photoStages: StageTimes
         var photoSet: PhotoSetResult?
         var precision: String; var detectorPrecision: String?; var threads: Int
-        var cpu = CPU.description
+        var cpu = CPU.measuredOn
     }
 
     /// A 640x480 video of `count` copies of `photo` (side `side`) drifting across a gray frame.
@@ -186,7 +186,7 @@ struct PipelineBench: ParsableCommand {
                        detectorPrecision: face.detection.detector == .mtcnn ? analyzer.detector.settings.precision.rawValue : nil,
                        threads: face.threads.threads)
         if json { try printJSON(r); return }
-        print("CPU: \(CPU.description)")
+        print("CPU: \(CPU.measuredOn)")
         print("detector \(analyzer.detector.summary), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
         print("video                                             decode  detect  preproc classify  draw   total ms    FPS")
         for v in videos {

@@ -137,6 +137,17 @@ final class Primitive {
         return md.pointee
     }
 
+    /// oneDNN's name for the implementation it chose (`jit:avx2`, `brgconv:avx512_core`, `ref:any`...),
+    /// as `ONEDNN_VERBOSE` prints it.
+    var implementation: String {
+        var info: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success, let info else { return "?" }
+        return String(cString: info)
+    }
+
+    /// True for oneDNN's reference implementations: plain C loops, 10-200x slower than its JIT kernels.
+    var isReference: Bool { implementation.hasPrefix("ref") }
+
     /// True when the primitive needs a workspace (max pooling in training).
     var hasWorkspace: Bool { desc(dnnl_query_workspace_md).ndims > 0 }
 
