@@ -14,7 +14,7 @@ public enum PrecisionChoice: String, CaseIterable, Sendable {
         case .fp32: return .fp32
         case .bf16:
             guard CPUFeatures.bf16 else {
-                throw RecognizerError.precisionUnavailable(option: option, reason: "bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 or int8")
+                throw RecognizerError.precisionUnavailable(option: option, reason: "bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.measuredOn)) has neither: use fp32 or int8")
             }
             return .bf16
         case .int8:

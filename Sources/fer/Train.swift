@@ -111,7 +111,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if precision == .bf16, !CPUFeatures.bf16Supported {
-            throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.description)) has neither: use fp32 (or auto)")
+            throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.measuredOn)) has neither: use fp32 (or auto)")
         }
         if let e = optimisation.epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
         if dataOptions.data == nil, dataOptions.photos.isEmpty { throw ValidationError("give the training data: --data (FER2013) and/or --photos (folders of labelled photos)") }

@@ -130,6 +130,17 @@ struct GradientCheck {
         #expect(gc.check(l, inputShape: [2, 16, 3, 3], h: 1e-3) < 2e-3)
     }
 
+    /// After a convolution the data arrive blocked by 8 or 16 channels, and oneDNN lays the slopes
+    /// and their gradients out to match (MTCNN's layers): the gradients must survive the way back.
+    @Test func preluOnBlockedData() {
+        var rng = SplitMix64(seed: 7)
+        let p = PReLU(24, initial: 0.2)
+        for c in 0..<24 { p.weight.values[c] = -0.3 + 0.05 * Float(c) }
+        p.weight.changed()
+        var gc = GradientCheck()
+        #expect(gc.check(Sequential([Conv2D(3, 24, kernel: 3, padding: 0, rng: &rng), p]), inputShape: [2, 3, 6, 6], h: 1e-3) < 2e-3)
+    }
+
     @Test func preluOnFeatures() {
         var gc = GradientCheck()
         #expect(gc.check(PReLU(6), inputShape: [4, 6], h: 1e-3) < 2e-3)
@@ -143,6 +154,8 @@ struct GradientCheck {
     @Test func residualIdentity() {
         var rng = SplitMix64(seed: 8), gc = GradientCheck()
         #expect(gc.check(Residual(Sequential([Conv2D(16, 16, rng: &rng), BatchNorm(16)])), inputShape: [2, 16, 5, 5]) < 5e-3)
+        // Channels that do not fill a block of 16 (padded layouts: oneDNN's sum ran a reference loop there).
+        #expect(gc.check(Residual(Sequential([Conv2D(8, 8, rng: &rng), BatchNorm(8)])), inputShape: [2, 8, 5, 5]) < 5e-3)
     }
 
     @Test func maxPoolCeilMode() {

@@ -56,12 +56,18 @@ func pixelString(_ count: Int = 2304, value: Int = 128) -> String {
     (0..<count).map { _ in String(value) }.joined(separator: " ")
 }
 
-/// Runs a command, returning exit status and both outputs.
+/// Runs a command, returning exit status and both outputs; `environment` adds to (or, with a nil
+/// value, removes from) this process's variables.
 @discardableResult
-func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+func run(_ executable: String, _ arguments: [String], environment: [String: String?] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
+    if !environment.isEmpty {
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+    }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -2,13 +2,14 @@ import CDNNL
 import Foundation
 
 /// A residual connection: y = body(x) + shortcut(x), the shortcut being the identity or a projection
-/// (1x1 convolution and batch norm) when the shape changes. The sum is oneDNN's sum primitive.
+/// (1x1 convolution and batch norm) when the shape changes. The sum is oneDNN's binary add: a JIT
+/// kernel in every layout, where its sum primitive runs a reference loop on channel-padded blocks.
 ///
 /// backward: dy flows into both branches; dx = body'(dy) + shortcut'(dy)
 public final class Residual: Layer {
     public let body: Layer
     public let shortcut: Layer?
-    private var sums: [Data: Primitive] = [:]
+    private var adds: [Data: Primitive] = [:]
     public var skipInputGradient = false
 
     public init(_ body: Layer, shortcut: Layer? = nil) {
@@ -27,18 +28,16 @@ public final class Residual: Layer {
     private func add(_ a: Tensor, _ b: Tensor) -> Tensor {
         let b = b.laidOut(as: a.desc)
         let key = a.desc.key
-        let sum = sums[key] ?? {
-            var descs = [a.desc, a.desc]
-            var dst = a.desc
-            var scales: [Float] = [1, 1]
-            var pd: dnnl_primitive_desc_t?
-            check(dnnl_sum_primitive_desc_create(&pd, &dst, 2, &scales, &descs, nil, DNNL.shared.engine), "sum desc")
-            let p = Primitive(pd: pd!, "sum")
-            sums[key] = p
+        let add = adds[key] ?? {
+            var src = a.desc, dst = a.desc
+            var desc = dnnl_binary_desc_t()
+            check(dnnl_binary_desc_init(&desc, dnnl_binary_add, &src, &src, &dst), "binary add desc")
+            let p = Primitive(&desc, "binary add")
+            adds[key] = p
             return p
         }()
         let y = Tensor(desc: a.desc, zeroed: false)
-        sum.execute([(DNNL_ARG_MULTIPLE_SRC, a), (DNNL_ARG_MULTIPLE_SRC + 1, b), (DNNL_ARG_DST, y)])
+        add.execute([(DNNL_ARG_SRC_0, a), (DNNL_ARG_SRC_1, b), (DNNL_ARG_DST, y)])
         return y
     }
 
