@@ -55,6 +55,8 @@ struct PipelineBench: ParsableCommand {
         var photo: String; var photoMilliseconds: Double; var photoStages: StageTimes
         var photoSet: PhotoSetResult?
         var precision: String; var detectorPrecision: String?; var threads: Int
+        /// The oneDNN implementations each stage ran, as "primitive: implementation".
+        var kernels: [String: [String]]
         var cpu = CPU.measuredOn
     }
 
@@ -181,10 +183,16 @@ struct PipelineBench: ParsableCommand {
             if r.ms < best { best = r.ms; bestStages = r.stages }
         }
         let set = try photos.map { try timePhotoSet($0, analyzer, names: names) }
+        // Which kernels the figures came from: the photo's stages once more, recorded (video
+        // frames run the same networks; tracking runs O-Net alone).
+        let sample = try analyzer.readPhoto(photoPath)
+        let (boxes, detectKernels) = KernelLog.recording { analyzer.detect(sample) }
+        var unused = StageTimes()
+        let classifyKernels = KernelLog.recording { analyzer.classify(sample.image, boxes, times: &unused) }.kernels
         let r = Result(videos: videos, photo: "1350x1350 JPEG", photoMilliseconds: best, photoStages: bestStages, photoSet: set,
                        precision: analyzer.classifier.precisionName,
                        detectorPrecision: face.detection.detector == .mtcnn ? analyzer.detector.settings.precision.rawValue : nil,
-                       threads: face.threads.threads)
+                       threads: face.threads.threads, kernels: ["detect": detectKernels, "classify": classifyKernels])
         if json { try printJSON(r); return }
         print("CPU: \(CPU.measuredOn)")
         print("detector \(analyzer.detector.summary), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
@@ -201,5 +209,6 @@ struct PipelineBench: ParsableCommand {
             print(String(format: "%d photos in %@, each once: mean %.1f ms, median %.1f, p90 %.1f, max %.1f (mean decode %.1f, detect %.1f, classify %.1f); %d faces, %d unreadable",
                          p.photos, p.folder, p.meanMilliseconds, p.medianMilliseconds, p.p90Milliseconds, p.maxMilliseconds, s.decode, s.detect, s.classify, p.faces, p.failed))
         }
+        for stage in ["detect", "classify"] { print("oneDNN kernels, \(stage): \(r.kernels[stage, default: []].joined(separator: ", "))") }
     }
 }

@@ -104,6 +104,8 @@ extension dnnl_memory_desc_t {
 final class Primitive {
     let pd: dnnl_primitive_desc_t
     let primitive: dnnl_primitive_t
+    /// What it computes ("int8 convolution", "prelu forward"...), for errors and `KernelLog`.
+    let what: String
 
     /// `opDesc` points at an operation descriptor (convolution, pooling, ...); `hint` is the forward
     /// primitive a backward one must agree with.
@@ -114,6 +116,7 @@ final class Primitive {
         check(dnnl_primitive_create(&p, pd), "\(what) primitive")
         self.pd = pd!
         self.primitive = p!
+        self.what = what
     }
 
     /// Wraps a primitive descriptor made by a dedicated constructor (reorder, sum).
@@ -122,6 +125,7 @@ final class Primitive {
         check(dnnl_primitive_create(&p, pd), "\(what) primitive")
         self.pd = pd
         self.primitive = p!
+        self.what = what
     }
 
     deinit {
@@ -155,6 +159,7 @@ final class Primitive {
         var exec = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.memory) }
         check(dnnl_primitive_execute(primitive, DNNL.shared.stream, Int32(exec.count), &exec), "execute")
         check(dnnl_stream_wait(DNNL.shared.stream), "stream wait")
+        KernelLog.note(self)
     }
 }
 
