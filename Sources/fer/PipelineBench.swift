@@ -31,6 +31,8 @@ struct PipelineBench: ParsableCommand {
     @Option(help: "Repetitions of the photo run.") var repeats: Int = 20
     @Option(help: "Video: search the whole frame every N frames (1: every frame).") var fullScan: Int = 10
     @Option(help: "A folder of photos (searched recursively) to time one by one.") var photos: String?
+    @Flag(help: "Run facenet-pytorch's MTCNN on the same photos and print the detection ratio (benchmarks/peer_mtcnn.py).") var peer = false
+    @Option(help: "Python with torch and facenet-pytorch installed (--peer).") var python: String = "python3"
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -50,6 +52,14 @@ struct PipelineBench: ParsableCommand {
         var stageMilliseconds: StageTimes
     }
 
+    /// The peer's detection time on the same photos, and ours over it.
+    struct PeerResult: Codable {
+        var engine: String; var photos: String; var peerMilliseconds: Double; var ourMilliseconds: Double; var speedup: Double
+    }
+
+    /// What benchmarks/peer_mtcnn.py prints.
+    struct PeerLine: Codable { var engine: String; var meanDetectMilliseconds: Double }
+
     struct Result: Codable {
         var videos: [VideoResult]
         var photo: String; var photoMilliseconds: Double; var photoStages: StageTimes
@@ -57,6 +67,7 @@ struct PipelineBench: ParsableCommand {
         var precision: String; var detectorPrecision: String?; var threads: Int
         /// The oneDNN implementations each stage ran, as "primitive: implementation".
         var kernels: [String: [String]]
+        var peers: [PeerResult] = []
         var cpu = CPU.measuredOn
     }
 
@@ -127,12 +138,48 @@ struct PipelineBench: ParsableCommand {
         return (milliseconds(since: t0), st, found.count)
     }
 
-    func timePhotoSet(_ root: String, _ analyzer: FaceAnalyzer, names: [String]) throws -> PhotoSetResult {
+    /// Every photo under `root`, sorted.
+    func photoFiles(_ root: String) throws -> [String] {
         let exts: Set<String> = ["jpg", "jpeg", "png", "bmp", "webp"]
         guard let e = FileManager.default.enumerator(atPath: root) else { throw DataError.unreadable(root, reason: "not a readable folder") }
         let files = e.compactMap { $0 as? String }.filter { exts.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
             .map { (root as NSString).appendingPathComponent($0) }
         guard !files.isEmpty else { throw DataError.unreadable(root, reason: "no photos (jpg, png, bmp, webp) in it") }
+        return files
+    }
+
+    /// facenet-pytorch's mean detection time over `files` (best of `repeats` runs each), or nil
+    /// with a warning naming what to install. Where oneDNN's kernels are capped at AVX2, PyTorch's
+    /// are too (ATEN_CPU_CAPABILITY), so that both run the same instruction set.
+    func peerDetect(_ files: [String], repeats: Int, dir: String) -> PeerLine? {
+        let list = dir + "/peer-photos-\(files.count).txt"
+        let script = (Checkout.packageRoot as NSString).appendingPathComponent("benchmarks/peer_mtcnn.py")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, script, "--list", list, "--repeats", String(repeats), "--min-face", String(face.detection.minSize),
+                       "--threads", String(face.threads.threads)]
+        var env = ProcessInfo.processInfo.environment
+        if CPUFeatures.kernelCap != nil, CPUFeatures.kernelISA.hasPrefix("avx2") { env["ATEN_CPU_CAPABILITY"] = "avx2" }
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        do {
+            try Data(files.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: list))
+            try p.run()
+        } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+              let r = try? JSONDecoder().decode(PeerLine.self, from: Data(line.utf8)) else {
+            FileHandle.standardError.write(Data("warning: the MTCNN peer did not run (it needs: \(python) -m pip install torch torchvision && \(python) -m pip install facenet-pytorch --no-deps)\n".utf8))
+            return nil
+        }
+        return r
+    }
+
+    func timePhotoSet(_ root: String, _ analyzer: FaceAnalyzer, names: [String]) throws -> PhotoSetResult {
+        let files = try photoFiles(root)
         var ms: [Double] = [], total = StageTimes(), failed = 0, faces = 0
         let bar = ProgressBar(total: files.count, label: "photos")
         bar.enabled = !json
@@ -189,10 +236,20 @@ struct PipelineBench: ParsableCommand {
         let (boxes, detectKernels) = KernelLog.recording { analyzer.detect(sample) }
         var unused = StageTimes()
         let classifyKernels = KernelLog.recording { analyzer.classify(sample.image, boxes, times: &unused) }.kernels
+        var peers: [PeerResult] = []
+        if peer, let p = peerDetect([photoPath], repeats: repeats, dir: dir) {
+            peers.append(PeerResult(engine: p.engine, photos: "1350x1350 JPEG", peerMilliseconds: p.meanDetectMilliseconds,
+                                    ourMilliseconds: bestStages.detect, speedup: p.meanDetectMilliseconds / bestStages.detect))
+        }
+        if peer, let set, let root = photos, let p = peerDetect(try photoFiles(root), repeats: 1, dir: dir) {
+            let ours = set.stageMilliseconds.detect
+            peers.append(PeerResult(engine: p.engine, photos: "\(set.photos) photos in \(root)", peerMilliseconds: p.meanDetectMilliseconds,
+                                    ourMilliseconds: ours, speedup: p.meanDetectMilliseconds / ours))
+        }
         let r = Result(videos: videos, photo: "1350x1350 JPEG", photoMilliseconds: best, photoStages: bestStages, photoSet: set,
                        precision: analyzer.classifier.precisionName,
                        detectorPrecision: face.detection.detector == .mtcnn ? analyzer.detector.settings.precision.rawValue : nil,
-                       threads: face.threads.threads, kernels: ["detect": detectKernels, "classify": classifyKernels])
+                       threads: face.threads.threads, kernels: ["detect": detectKernels, "classify": classifyKernels], peers: peers)
         if json { try printJSON(r); return }
         print("CPU: \(CPU.measuredOn)")
         print("detector \(analyzer.detector.summary), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
@@ -208,6 +265,9 @@ struct PipelineBench: ParsableCommand {
             let s = p.stageMilliseconds
             print(String(format: "%d photos in %@, each once: mean %.1f ms, median %.1f, p90 %.1f, max %.1f (mean decode %.1f, detect %.1f, classify %.1f); %d faces, %d unreadable",
                          p.photos, p.folder, p.meanMilliseconds, p.medianMilliseconds, p.p90Milliseconds, p.maxMilliseconds, s.decode, s.detect, s.classify, p.faces, p.failed))
+        }
+        for p in peers {
+            print(String(format: "detect, %@: %.1f ms, %@ %.1f ms: %.2fx", p.photos, p.ourMilliseconds, p.engine, p.peerMilliseconds, p.speedup))
         }
         for stage in ["detect", "classify"] { print("oneDNN kernels, \(stage): \(r.kernels[stage, default: []].joined(separator: ", "))") }
     }
