@@ -60,7 +60,7 @@ public enum FERServer {
             let header = try checkedHeader(upload, settings: settings)
             return try await budget.withPixels(header.pixels) {
                 // A drawn answer is the full-size photo; labels alone need only the detector's side.
-                let photo = try decode(upload, header: header, settings: settings, minSide: annotate || crop ? 0 : queue.analyzer.decodeSide)
+                let photo = try decode(upload, header: header, settings: settings, minSide: annotate || crop ? 0 : queue.analyzer.decodeSide, minScale: queue.analyzer.decodeScale)
                 let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
                 let faces = try await queue.analyze(photo, asCrop: asCrop)
                 if annotate {
@@ -81,7 +81,7 @@ public enum FERServer {
                     let upload = Array(buffer: buffer)
                     let header = try checkedHeader(upload, settings: settings)
                     reply = try await budget.withPixels(header.pixels) {
-                        let photo = try decode(upload, header: header, settings: settings, minSide: queue.analyzer.decodeSide)
+                        let photo = try decode(upload, header: header, settings: settings, minSide: queue.analyzer.decodeSide, minScale: queue.analyzer.decodeScale)
                         let faces = try await queue.analyze(photo, asCrop: false)
                         return String(decoding: try jsonData(Prediction(faces, photo, since: started)), as: UTF8.self)
                     }
@@ -208,9 +208,9 @@ public enum FERServer {
     }
 
     /// Decodes a checked upload; a JPEG at the smallest scale that still covers `minSide` (0: whole).
-    static func decode(_ bytes: [UInt8], header: ImageHeader, settings: ServeSettings, minSide: Int = 0) throws -> ScaledImage {
+    static func decode(_ bytes: [UInt8], header: ImageHeader, settings: ServeSettings, minSide: Int = 0, minScale: Double = 1) throws -> ScaledImage {
         do {
-            return try ScaledImage.decode(bytes, channels: 3, minSide: minSide, maxPixels: settings.maxPixels, name: "the \(header.format) image")
+            return try ScaledImage.decode(bytes, channels: 3, minSide: minSide, minScale: minScale, maxPixels: settings.maxPixels, name: "the \(header.format) image")
         } catch {
             throw ServeError.unprocessable("\(error)")
         }

@@ -109,22 +109,24 @@ public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condit
             }
         }
         guard !live.isEmpty else { return }
-        // A crop is its own single face; a photo's faces are what the detector finds.
-        let boxes = live.map { job in
-            job.asCrop ? [FaceBox(x: 0, y: 0, width: job.photo.image.width, height: job.photo.image.height)] : analyzer.detect(job.photo)
+        // A crop is its own single face; a photo's faces are what the detector finds (`find`: in
+        // the copy of the photo they are cut from).
+        let found = live.map { job in
+            job.asCrop ? (photo: job.photo, boxes: [FaceBox(x: 0, y: 0, width: job.photo.image.width, height: job.photo.image.height)])
+                : analyzer.find(job.photo)
         }
-        let inputs = zip(live, boxes).flatMap { job, found in
-            job.asCrop ? [job.photo.image.faceInput(side: analyzer.classifier.sourceSide)] : found.map { analyzer.faceInput(job.photo.image, $0) }
+        let inputs = zip(live, found).flatMap { job, f in
+            job.asCrop ? [f.photo.image.faceInput(side: analyzer.classifier.sourceSide)] : f.boxes.map { analyzer.faceInput(f.photo.image, $0) }
         }
         let probabilities = inputs.isEmpty ? [] : analyzer.classifier.classify(faces: inputs, tta: analyzer.tta)
         metrics?.batchFaces.record(Double(inputs.count))
         metrics?.faces.increment(by: Int64(inputs.count))
         metrics?.inference.record(.nanoseconds(Int64(milliseconds(since: started) * 1e6)))
         var next = 0
-        for (job, found) in zip(live, boxes) {
-            job.done(.success(found.map { box in
+        for (job, f) in zip(live, found) {
+            job.done(.success(f.boxes.map { box in
                 defer { next += 1 }
-                return FaceAnalyzer.inOriginal(FaceResult(box: box, probabilities: probabilities[next], classNames: classNames), job.photo)
+                return FaceAnalyzer.inOriginal(FaceResult(box: box, probabilities: probabilities[next], classNames: classNames), f.photo)
             }))
         }
     }

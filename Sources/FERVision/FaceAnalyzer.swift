@@ -127,12 +127,43 @@ public final class FaceAnalyzer {
     }
 
     /// The side a photo may be decoded down to (`ScaledImage`) without changing what the detector
-    /// sees: its search side (0: full size).
+    /// sees: its search side (0: full size), or `decodeScale` of the photo where that is less.
     public var decodeSide: Int { detector.settings.maxSide }
 
-    /// Reads a photo at the reduced size `decodeSide` allows.
+    /// The smallest scale of a photo the search needs: the detector's window over the smallest face
+    /// (MTCNN looking for faces of 48 pixels or more: a quarter). Faces found too small to be cut
+    /// from that copy for the classifier are cut from a finer one (`classify(_:_:times:)`).
+    public var decodeScale: Double { Double(detector.settings.kind.searchWindow) / Double(detector.settings.minFace) }
+
+    /// Reads a photo at the reduced size `decodeSide` and `decodeScale` allow.
     public func readPhoto(_ path: String) throws -> ScaledImage {
-        try ScaledImage.read(path, channels: 3, minSide: decodeSide, maxPixels: maxPixels)
+        try ScaledImage.read(path, channels: 3, minSide: decodeSide, minScale: decodeScale, maxPixels: maxPixels)
+    }
+
+    /// The faces of a photo read by `readPhoto` (or decoded with `decodeSide` and `decodeScale`),
+    /// and the copy of it they are in (boxes in its pixels), from which each is cut with at least
+    /// the classifier's input side.
+    ///
+    /// A photo decoded below the detector's side (`decodeScale`: a quarter of a 1350-pixel portrait)
+    /// holds its faces in enough pixels for O-Net and the classifier (48) when they are large; where
+    /// it holds a smaller face, or none, it is searched again decoded at the detector's side, as a
+    /// photo read without `decodeScale` is, and a face still under 48 pixels is cut from a finer
+    /// decode.
+    public func find(_ photo: ScaledImage) -> (photo: ScaledImage, boxes: [FaceBox]) {
+        let need = classifier.sourceSide
+        var photo = photo, boxes = detect(photo)
+        func small(_ b: [FaceBox]) -> Bool { b.contains { min($0.width, $0.height) < need } }
+        let sideReduction = ScaledImage.reduction(longerSide: max(photo.originalWidth, photo.originalHeight), minSide: decodeSide)
+        if photo.reduction > sideReduction, boxes.isEmpty || small(boxes), let atSide = try? photo.decodedAgain(reduction: sideReduction) {
+            photo = atSide
+            boxes = detect(photo)
+        }
+        guard photo.reduction > 1, let smallest = boxes.map({ min($0.width, $0.height) }).min(), smallest < need else { return (photo, boxes) }
+        var k = photo.reduction
+        while k > 1 && smallest * photo.reduction / k < need { k /= 2 }
+        guard let finer = try? photo.decodedAgain(reduction: k), finer.image.width > photo.image.width else { return (photo, boxes) }
+        let f = photo.scale / finer.scale
+        return (finer, boxes.map { $0.unscaled(f) })
     }
 
     /// The faces of a photo decoded at reduced size, in the decoded image's pixels; the smallest is
@@ -158,7 +189,8 @@ public final class FaceAnalyzer {
 
     /// The network's inputs for every face of a photo, left to right (what `analyze` classifies).
     public func faceInputs(_ photo: ScaledImage) -> [[UInt8]] {
-        detect(photo).map { faceInput(photo.image, $0) }
+        let (p, boxes) = find(photo)
+        return boxes.map { faceInput(p.image, $0) }
     }
 
     /// A result found on the decoded copy, with its box in the original's pixels.
@@ -172,9 +204,9 @@ public final class FaceAnalyzer {
     /// Faces in a photo decoded at reduced size, with boxes in the original's pixels.
     public func analyze(_ photo: ScaledImage, times: inout StageTimes) -> [FaceResult] {
         let t = DispatchTime.now()
-        let boxes = detect(photo)
+        let (p, boxes) = find(photo)
         times.detect += milliseconds(since: t)
-        return classify(photo.image, boxes, times: &times).map { Self.inOriginal($0, photo) }
+        return classify(p.image, boxes, times: &times).map { Self.inOriginal($0, p) }
     }
 
     public func analyze(_ photo: ScaledImage) -> [FaceResult] {

@@ -7,6 +7,16 @@ public enum DetectorKind: String, CaseIterable, Codable, Sendable {
     case mtcnn, haar, haarAlt2 = "haar-alt2", lbp
 
     public var isCascade: Bool { self != .mtcnn }
+
+    /// The smallest face the detector sees, in pixels of the image it searches: P-Net's window, or
+    /// the cascade's. A search for faces of F pixels or more needs the image at this / F of its size.
+    public var searchWindow: Int {
+        switch self {
+        case .mtcnn: return 12
+        case .haarAlt2: return 20
+        case .haar, .lbp: return 24
+        }
+    }
 }
 
 /// Everything that configures a face detector, for every kind; the cascade-only fields are

@@ -72,7 +72,7 @@ public enum PhotoFaces {
                 cached += 1
             } else {
                 do {
-                    outcome = record(analyzer.faceInputs(try ScaledImage.decode([UInt8](bytes), channels: 3, minSide: analyzer.decodeSide, maxPixels: analyzer.maxPixels, name: path)))
+                    outcome = record(analyzer.faceInputs(try ScaledImage.decode([UInt8](bytes), channels: 3, minSide: analyzer.decodeSide, minScale: analyzer.decodeScale, maxPixels: analyzer.maxPixels, name: path)))
                 } catch {
                     problems.append(Problem(file: path, problem: "\(error)"))  // unreadable now; not cached, so a fixed file is read again
                     continue

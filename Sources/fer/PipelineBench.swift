@@ -129,13 +129,13 @@ struct PipelineBench: ParsableCommand {
         let photo = try analyzer.readPhoto(path)
         st.decode = milliseconds(since: t)
         t = DispatchTime.now()
-        let boxes = analyzer.detect(photo)
+        let (found, boxes) = analyzer.find(photo)
         st.detect = milliseconds(since: t)
-        let found = analyzer.classify(photo.image, boxes, times: &st)  // in the decoded copy's pixels, to draw on it
+        let faces = analyzer.classify(found.image, boxes, times: &st)  // in the decoded copy's pixels, to draw on it
         t = DispatchTime.now()
-        _ = Annotator.annotate(photo.image, found, classNames: names)
+        _ = Annotator.annotate(found.image, faces, classNames: names)
         st.draw = milliseconds(since: t)
-        return (milliseconds(since: t0), st, found.count)
+        return (milliseconds(since: t0), st, faces.count)
     }
 
     /// Every photo under `root`, sorted.
@@ -233,9 +233,9 @@ struct PipelineBench: ParsableCommand {
         // Which kernels the figures came from: the photo's stages once more, recorded (video
         // frames run the same networks; tracking runs O-Net alone).
         let sample = try analyzer.readPhoto(photoPath)
-        let (boxes, detectKernels) = KernelLog.recording { analyzer.detect(sample) }
+        let (found, detectKernels) = KernelLog.recording { analyzer.find(sample) }
         var unused = StageTimes()
-        let classifyKernels = KernelLog.recording { analyzer.classify(sample.image, boxes, times: &unused) }.kernels
+        let classifyKernels = KernelLog.recording { analyzer.classify(found.photo.image, found.boxes, times: &unused) }.kernels
         var peers: [PeerResult] = []
         if peer, let p = peerDetect([photoPath], repeats: repeats, dir: dir) {
             peers.append(PeerResult(engine: p.engine, photos: "1350x1350 JPEG", peerMilliseconds: p.meanDetectMilliseconds,
