@@ -20,24 +20,43 @@ public enum LiveSource: Equatable, Sendable, CustomStringConvertible {
         if let r = text.range(of: "://") {
             let scheme = text[..<r.lowerBound].lowercased()
             guard schemes.contains(scheme) else {
-                throw LiveError.badSource(text, "unsupported scheme \(scheme):// (use \(schemes.map { $0 + "://" }.joined(separator: ", ")), a video file or a camera index)")
+                throw LiveError.badSource(redacted(text), "unsupported scheme \(scheme):// (use \(schemes.map { $0 + "://" }.joined(separator: ", ")), a video file or a camera index)")
             }
             guard let url = URLComponents(string: text), let host = url.host, !host.isEmpty else {
-                throw LiveError.badSource(text, "not a URL with a host (for example rtsp://192.168.1.20:554/stream)")
+                throw LiveError.badSource(redacted(text), "not a URL with a host (for example rtsp://192.168.1.20:554/stream)")
             }
-            if let port = url.port, !(1...65535).contains(port) { throw LiveError.badSource(text, "port \(port) is not 1-65535") }
+            if let port = url.port, !(1...65535).contains(port) { throw LiveError.badSource(redacted(text), "port \(port) is not 1-65535") }
             return .stream(text)
         }
         try DataError.checkReadable(text)
         return .file(text)
     }
 
+    /// How the source is named in output, logs and errors: a stream URL's password is shown as
+    /// `***` (`rtsp://user:***@host/...`), never printed.
     public var description: String {
         switch self {
         case .camera(let i): return "camera \(i)"
         case .file(let p): return p
-        case .stream(let u): return u
+        case .stream(let u): return Self.redacted(u)
         }
+    }
+
+    /// `text` with the password of every URL in it (`scheme://user:password@`) replaced by `***`.
+    public static func redacted(_ text: String) -> String {
+        var out = "", rest = Substring(text)
+        while let r = rest.range(of: "://") {
+            out += rest[..<r.upperBound]
+            rest = rest[r.upperBound...]
+            // The authority ends at the first '/', '?', '#' or white space; its user part at the last '@'.
+            let end = rest.firstIndex { "/?# \n\t\"'".contains($0) } ?? rest.endIndex
+            let authority = rest[..<end]
+            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+                out += authority[...colon] + "***" + authority[at...]
+                rest = rest[end...]
+            }
+        }
+        return out + rest
     }
 
     /// A camera that is not there is an error at once (a stream that refuses is retried instead:

@@ -29,6 +29,8 @@ public enum PhotoFaces {
         public var cached: Int, detected: Int
         /// Why an existing cache file was not used (damaged, other settings), if it was not.
         public var cacheProblem: String?
+        /// Why the cache could not be written, if it could not (the faces are still all here).
+        public var cacheWriteProblem: String?
     }
 
     /// Everything that decides what face a photo yields; part of the cache's key.
@@ -67,7 +69,7 @@ public enum PhotoFaces {
             }
             let hash = contentHash(bytes)
             var outcome = cache?[hash]
-            if let o = outcome, !(o.count == 1 || o.count == 1 + side * side) { outcome = nil }  // not a record of ours: detect again
+            if let o = outcome, !isRecord(o, side: side) { outcome = nil }  // not a record of ours (a valid checksum proves no more): detect again
             if outcome != nil {
                 cached += 1
             } else {
@@ -89,10 +91,18 @@ public enum PhotoFaces {
             labels.append(label)
             sources.append(path)
         }
-        if detected > 0 { try cache?.save() }
+        var writeProblem: String?
+        if detected > 0, let c = cache {
+            // A cache that cannot be written costs the next run its time, not this run its result.
+            do { try c.save() } catch { writeProblem = "\(error)" }
+        }
         let faces = FaceDataset(side: side, images: images, labels: labels, sources: sources)
-        return Set(faces: faces, problems: problems, cached: cached, detected: detected, cacheProblem: cache?.problem)
+        return Set(faces: faces, problems: problems, cached: cached, detected: detected, cacheProblem: cache?.problem, cacheWriteProblem: writeProblem)
     }
+
+    /// Whether `o` is an outcome `record` writes: its size matches the face count it declares (one
+    /// byte for no face or several; that byte and a side x side face for one).
+    static func isRecord(_ o: [UInt8], side: Int) -> Bool { o.count == (o.first == 1 ? 1 + side * side : 1) }
 
     /// A photo's outcome as a cache record: the face count (at most 255), then the face if one.
     static func record(_ faces: [[UInt8]]) -> [UInt8] {

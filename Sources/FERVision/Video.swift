@@ -55,10 +55,11 @@ public final class VideoReader {
     /// A network stream (`rtsp://`, `http(s)://` MJPEG, anything FFmpeg opens): opening fails after
     /// `openTimeout` seconds without an answer, and a read after `readTimeout` seconds without a frame.
     public convenience init(url: String, openTimeout: Double = 10, readTimeout: Double = 5) throws {
+        // Names and errors carry the URL without its password (OpenCV's own messages may quote it).
         guard let h = cvb_stream_open(url, Int32(openTimeout * 1000), Int32(readTimeout * 1000)) else {
-            throw VideoError.cannotOpen(url, String(cString: cvb_last_error()))
+            throw VideoError.cannotOpen(LiveSource.redacted(url), LiveSource.redacted(String(cString: cvb_last_error())))
         }
-        self.init(handle: h, name: url)
+        self.init(handle: h, name: LiveSource.redacted(url))
     }
 
     deinit { cvb_video_close(handle) }
@@ -68,7 +69,7 @@ public final class VideoReader {
         var img = cvb_image()
         let r = cvb_video_read(handle, &img)
         if r == 0 { return nil }
-        guard r > 0 else { throw VideoError.readFailed(name, String(cString: cvb_last_error())) }
+        guard r > 0 else { throw VideoError.readFailed(name, LiveSource.redacted(String(cString: cvb_last_error()))) }
         defer { cvb_image_free(&img) }
         let n = Int(img.width) * Int(img.height) * Int(img.channels)
         return Image(width: Int(img.width), height: Int(img.height), channels: Int(img.channels), pixels: Array(UnsafeBufferPointer(start: img.data, count: n)))

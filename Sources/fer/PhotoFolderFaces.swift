@@ -24,6 +24,9 @@ enum PhotoFolderFaces {
         let photos = set.faces.count + set.problems.count
         say("\(label): \(photos) photos, \(set.faces.count) faces; \(set.cached) from the face cache, \(set.detected) detected")
         if let p = set.cacheProblem { say("face cache for \(folder) not used (\(p)): rebuilt") }
+        if let p = set.cacheWriteProblem {
+            FileHandle.standardError.write(Data("warning: the face cache for \(folder) could not be written (\(p)); training goes on, and the next run detects the faces again (--face-cache DIR, or --no-face-cache)\n".utf8))
+        }
         if !set.problems.isEmpty {
             let kinds = Dictionary(grouping: set.problems) { $0.problem.hasSuffix("faces found") ? "several faces" : $0.problem == "no face found" ? "no face" : "unreadable" }
             say("\(label): \(set.problems.count) of \(photos) photos left out ("

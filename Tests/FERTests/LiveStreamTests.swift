@@ -157,3 +157,41 @@ import Testing
         #expect(summary?.count == 2)
     }
 }
+
+/// Issue 37: a password in a stream URL (`rtsp://user:pass@host/...`, the README's own form) is
+/// never printed: not in names, events, summaries or errors.
+@Suite("Stream credentials") struct StreamCredentialTests {
+    @Test func passwordsAreShownAsStars() throws {
+        #expect(LiveSource.redacted("rtsp://admin:s3cret@10.0.0.5:554/live") == "rtsp://admin:***@10.0.0.5:554/live")
+        #expect(LiveSource.redacted("http://u:p@a@cam.local/x?y=1") == "http://u:***@cam.local/x?y=1")
+        #expect(LiveSource.redacted("rtsp://user@host/x") == "rtsp://user@host/x")  // no password, nothing to hide
+        #expect(LiveSource.redacted("opening 'rtsp://a:b@h/s' failed; rtsp://c:d@h2 too") == "opening 'rtsp://a:***@h/s' failed; rtsp://c:***@h2 too")
+        #expect(LiveSource.redacted("/videos/clip.mp4") == "/videos/clip.mp4")
+        #expect(try LiveSource.parse("rtsp://admin:s3cret@127.0.0.1:554/live").description == "rtsp://admin:***@127.0.0.1:554/live")
+        #expect { _ = try LiveSource.parse("ftp://admin:s3cret@127.0.0.1/x") } throws: { !"\($0)".contains("s3cret") && "\($0)".contains("admin:***@") }
+    }
+
+    /// A stream that refuses: its error names the URL without the password.
+    @Test func anOpenErrorHidesThePassword() throws {
+        #expect { _ = try VideoReader(url: "http://admin:s3cret@127.0.0.1:9/cam.mjpg", openTimeout: 3, readTimeout: 1) } throws: {
+            !"\($0)".contains("s3cret") && "\($0)".contains("admin:***@127.0.0.1:9")
+        }
+    }
+
+    /// The whole command: `fer live --headless` on a refusing stream prints events, never the password.
+    @Test func liveNeverPrintsThePassword() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
+        p.arguments = ["live", "--headless", "--source", "rtsp://admin:s3cret@127.0.0.1:9/live", "--stream-timeout", "1"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        Thread.sleep(forTimeInterval: 3)
+        p.interrupt()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(text.contains("admin:***@127.0.0.1:9"), "\(text)")
+        #expect(!text.contains("s3cret"), "\(text)")
+    }
+}

@@ -218,3 +218,43 @@ import Testing
         return dir + "/synthetic.csv"
     }
 }
+
+/// Issue 37: a face cache is data from disk like any other, and a cache is never worth a run.
+@Suite("Face cache under hostile files", .serialized) struct FaceCacheHardeningTests {
+    /// ROOT/happy/a.jpg: one face.
+    static func folder() throws -> String {
+        let root = Paths.temporaryDirectory("cache-hostile")
+        try FileManager.default.createDirectory(atPath: root + "/happy", withIntermediateDirectories: true)
+        try PhotoTrainingTests.pasted(at: 300, 120).write(root + "/happy/a.jpg")
+        return root
+    }
+
+    /// Records with a valid checksum whose sizes contradict the face count they declare (a face with
+    /// no pixels, a face cut short, "no face" with pixels, nothing at all) are detected again: no
+    /// crash (a face without pixels was a SIGILL), no face count that disagrees with the pixels.
+    @Test func recordsAreCheckedAgainstTheirDeclaredSizes() throws {
+        let root = try Self.folder(), analyzer = try PhotoTrainingTests.analyzer()
+        let side = analyzer.classifier.sourceSide
+        let hash = contentHash(try Data(contentsOf: URL(fileURLWithPath: root + "/happy/a.jpg")))
+        for hostile: [UInt8] in [[1], [1] + [UInt8](repeating: 9, count: side * side - 1), [0, 7], [], [2] + [UInt8](repeating: 9, count: side * side)] {
+            let cacheFolder = Paths.temporaryDirectory("cache-hostile-c")
+            let key = PhotoFaces.cacheKey(analyzer)
+            var cache = KeyedCache(path: PhotoFaces.cachePath(folder: root, key: key, in: cacheFolder), settings: key)
+            cache[hash] = hostile
+            try cache.save()
+            let set = try PhotoFaces.load(root, analyzer: analyzer, cacheFolder: cacheFolder)
+            #expect(set.detected == 1 && set.cached == 0, "record of \(hostile.count) bytes")
+            #expect(set.faces.count == 1 && set.faces.images.count == side * side)
+        }
+    }
+
+    /// A cache folder that cannot be written (under a regular file) costs the cache, not the run.
+    @Test func anUnwritableCacheIsAWarningAndTheFacesAreAllThere() throws {
+        let root = try Self.folder(), analyzer = try PhotoTrainingTests.analyzer()
+        let file = Paths.temporaryDirectory("cache-file") + "/plain"
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let set = try PhotoFaces.load(root, analyzer: analyzer, cacheFolder: file + "/cache")
+        #expect(set.faces.count == 1 && set.detected == 1)
+        #expect(set.cacheWriteProblem?.contains("cannot create the folder") == true, "\(set.cacheWriteProblem ?? "no problem")")
+    }
+}

@@ -306,9 +306,36 @@ import Testing
         let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
                                     classifier: try Checkpoint.load(VisionTests.bundledModel).0)
         let reduced = try analyzer.readPhoto(path)
-        #expect(reduced.image.width == 768)
+        // A search for faces of 48 pixels or more with P-Net's 12-pixel window needs a quarter.
+        #expect(reduced.image.width == 384)
         let full = analyzer.analyze(try Image.read(path, channels: 3)), fromReduced = analyzer.analyze(reduced)
         #expect(full.count == 1 && fromReduced.count == 1)
+        let a = try #require(full.first?.box), b = try #require(fromReduced.first?.box)
+        #expect(a.iou(b) > 0.85, "full \(a), reduced \(b)")
+        #expect(fromReduced.first?.emotion == full.first?.emotion)
+    }
+
+    /// A small face in a large photo: under the classifier's 48 pixels in the quarter-size copy, so
+    /// it is searched again at the detector's side and cut from a finer decode; the answer is the
+    /// full-size decode's.
+    @Test func aSmallFaceInALargePhotoIsFoundAndCutFromAFinerDecode() throws {
+        let portrait = try Image.read(VisionTests.photo, channels: 3)
+        var canvas = Image(width: 1536, height: 1536, channels: 3, fill: 120)
+        for y in 0..<portrait.height { for x in 0..<portrait.width { for c in 0..<3 {
+            canvas.pixels[((600 + y) * 1536 + 500 + x) * 3 + c] = portrait.pixels[(y * portrait.width + x) * 3 + c]
+        } } }
+        let path = Paths.temporaryDirectory("small-face") + "/big.jpg"
+        try canvas.write(path)
+        DNNL.setThreads(2)
+        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
+                                    classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+        let reduced = try analyzer.readPhoto(path)
+        #expect(reduced.reduction == 4)
+        let (copy, boxes) = analyzer.find(reduced)
+        #expect(boxes.count == 1)
+        #expect(boxes.allSatisfy { min($0.width, $0.height) >= analyzer.classifier.sourceSide }, "\(boxes) in a \(copy.image.width)-pixel copy")
+        #expect(copy.reduction < 4)
+        let full = analyzer.analyze(try Image.read(path, channels: 3)), fromReduced = analyzer.analyze(reduced)
         let a = try #require(full.first?.box), b = try #require(fromReduced.first?.box)
         #expect(a.iou(b) > 0.85, "full \(a), reduced \(b)")
         #expect(fromReduced.first?.emotion == full.first?.emotion)
