@@ -280,7 +280,9 @@ static cvb_video *openCapture(bool live, const std::string &what, Open open) {
 }
 
 cvb_video *cvb_video_open(const char *path) {
-    return openCapture(false, std::string("video ") + path, [&](cv::VideoCapture &c) { return c.open(path); });
+    // FFmpeg's back end only: OpenCV otherwise tries each back end in turn, and GStreamer's waits
+    // forever in open on a file without video (audio only, no frames).
+    return openCapture(false, std::string("video ") + path, [&](cv::VideoCapture &c) { return c.open(path, cv::CAP_FFMPEG); });
 }
 
 cvb_video *cvb_stream_open(const char *url, int openTimeoutMs, int readTimeoutMs) {

@@ -1,9 +1,35 @@
 import Foundation
 
 /// Writes files so a crash or Ctrl-C never leaves a half-written one: data goes to a temporary file
-/// in the same folder, is flushed, then renamed over the target.
+/// in the same folder, is flushed, then renamed over the target. What is not a regular file is never
+/// replaced by one: a device, FIFO or socket (`/dev/stdout`, `/dev/null`, a named pipe) is written
+/// through, and a symbolic link's target is replaced, the link kept.
 public enum AtomicFile {
+    /// "a device", "a FIFO" or "a socket" when `path` (its links followed) is one; nil otherwise.
+    public static func specialKind(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        switch st.st_mode & S_IFMT {
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        default: return nil
+        }
+    }
+
     public static func write(_ data: Data, to path: String) throws {
+        if let kind = specialKind(path) {
+            guard let h = FileHandle(forWritingAtPath: path) else { throw DataError.cannotWrite(path, reason: "cannot open \(kind) for writing") }
+            defer { try? h.close() }
+            do { try h.write(contentsOf: data) } catch { throw DataError.cannotWrite(path, reason: "writing to \(kind) failed: \(error.localizedDescription)") }
+            return
+        }
+        var path = path
+        var link = stat()
+        if lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK, let real = realpath(path, nil) {
+            path = String(cString: real)  // the link's target is replaced, the link kept
+            free(real)
+        }
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
         do {

@@ -162,6 +162,17 @@ public final class Trainer {
         }
     }
 
+    /// Whether a run may start in `outDir`: a fresh run refuses a folder that holds one, and (with
+    /// `probeLock`) a run in progress there holds its lock. Commands check this before any work
+    /// of their own (detecting photos, writing lists), so a refused run writes nothing.
+    public static func checkRunFolder(_ outDir: String, resume: Bool, probeLock: Bool = true) throws {
+        let files = ["last.safetensors", "best.safetensors"].map { (outDir as NSString).appendingPathComponent($0) }
+        if !resume && files.contains(where: { FileManager.default.fileExists(atPath: $0) }) {
+            throw TrainingError.invalidConfig("\(outDir) already holds a run; continue it with --resume, or choose another --out")
+        }
+        if probeLock, FileManager.default.fileExists(atPath: outDir) { try RunFolderLock(outDir).release() }
+    }
+
     public func run(resume: Bool = false) throws -> TrainingOutcome {
         try config.validate()
         let lock = communicator.isRoot ? try RunFolderLock(outDir) : nil
@@ -182,10 +193,7 @@ public final class Trainer {
     /// Data, model (fresh, fine-tuned from `initFrom`, or resumed), optimizer and schedule.
     func prepare(resume: Bool) throws -> Session {
         DNNL.setThreads(config.threads)
-        let hasRun = [lastPath, bestPath].contains { FileManager.default.fileExists(atPath: $0) }
-        if !resume && hasRun {
-            throw TrainingError.invalidConfig("\(outDir) already holds a run; continue it with --resume, or choose another --out")
-        }
+        try Self.checkRunFolder(outDir, resume: resume, probeLock: false)
         let data = try Self.datasets(config, photos: photos)
         let train = data.train, sampling = data.sampling(config)
         if let p = sampling?.problem { throw TrainingError.invalidConfig("--mix: \(p)") }

@@ -109,6 +109,7 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     private var pending: [LiveEvent] = []
     private var stopping = false, finished = false, started = false
     private var readCount = 0, reconnectCount = 0
+    private var failureMessage: String?
     private let done = DispatchSemaphore(value: 0)
 
     public init(_ source: LiveSource, width: Int = 640, height: Int = 480, openTimeout: Double = 10, readTimeout: Double = 5) {
@@ -145,6 +146,15 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     /// Frames read from the source, and times it was reopened after a failure.
     public var framesRead: Int { lock.lock(); defer { lock.unlock() }; return readCount }
     public var reconnects: Int { lock.lock(); defer { lock.unlock() }; return reconnectCount }
+    /// Why a file could not be read (it cannot be opened, or a read failed), if so: a file is not
+    /// retried, and the command says so in its exit status.
+    public var failure: String? { lock.lock(); defer { lock.unlock() }; return failureMessage }
+
+    /// A file source failing: reported once, remembered, and the reader stops.
+    private func fail(_ error: Error) {
+        report("error", "\(error)")
+        lock.lock(); failureMessage = "\(error)"; lock.unlock()
+    }
 
     /// Stops the reader and waits for it (at most its open and read deadlines); again, returns at once.
     public func stop() {
@@ -184,7 +194,7 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
             do {
                 reader = try open()
             } catch {
-                guard source.isLive else { report("error", "\(error)"); return }
+                guard source.isLive else { fail(error); return }
                 report("error", "\(error)", retryIn: backoff)
                 failed = true
                 pause(backoff)
@@ -201,7 +211,10 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
             var n = 0
             while !shouldStop {
                 let image: Image?
-                do { image = try reader.read() } catch { image = nil; report("error", "\(error)", retryIn: backoff) ; failed = true; break }
+                do { image = try reader.read() } catch {
+                    guard source.isLive else { fail(error); return }  // a file read again would start over
+                    image = nil; report("error", "\(error)", retryIn: backoff); failed = true; break
+                }
                 guard let image else {
                     guard source.isLive else { report("ended"); return }
                     report("error", "\(source): the stream ended or stalled", retryIn: backoff)

@@ -41,8 +41,27 @@ public final class VideoReader {
 
     public convenience init(path: String) throws {
         try DataError.checkReadable(path)
+        if let kind = Self.fetchingKind(path) {
+            throw VideoError.cannotOpen(path, "it is \(kind), which makes the decoder fetch what it names; give a stream URL to --source instead")
+        }
         guard let h = cvb_video_open(path) else { throw VideoError.cannotOpen(path, String(cString: cvb_last_error())) }
         self.init(handle: h, name: path)
+    }
+
+    /// What the file is when it is a list of other inputs (an HLS or M3U playlist, a PLS playlist,
+    /// an SDP session, an FFmpeg concat script): FFmpeg would open what it names, URLs included,
+    /// so a "file" would reach the network past the checks and deadlines streams get. nil for
+    /// anything else. Read from the first bytes, whatever the file is called.
+    static func fetchingKind(_ path: String) -> String? {
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        let head = String(decoding: (try? h.read(upToCount: 64)) ?? Data(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\u{FEFF}"))).lowercased()
+        if head.hasPrefix("#extm3u") || head.hasPrefix("#ext-x-") { return "an HLS/M3U playlist" }
+        if head.hasPrefix("[playlist]") { return "a PLS playlist" }
+        if head.hasPrefix("ffconcat") { return "an FFmpeg concat script" }
+        if head.hasPrefix("v=0") { return "an SDP session description" }
+        return nil
     }
 
     public convenience init(camera index: Int, width: Int = 640, height: Int = 480) throws {
@@ -85,6 +104,19 @@ public final class VideoWriter {
     public let width, height: Int
 
     public init(path: String, fps: Double, width: Int, height: Int) throws {
+        // Never a regular file in place of something else: a device or FIFO is refused (an MP4 is
+        // written by seeking), a link is followed and its target replaced.
+        if let kind = AtomicFile.specialKind(path) { throw VideoError.cannotWrite(path, "it is \(kind); a video is written to a regular file") }
+        var path = path
+        var link = stat()
+        if lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK, let real = realpath(path, nil) {
+            path = String(cString: real)
+            free(real)
+        }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            throw VideoError.cannotWrite(path, "it is a folder; give a file name (NAME.mp4)")
+        }
         let ext = (path as NSString).pathExtension.lowercased()
         let fourcc = ext == "avi" ? "MJPG" : "mp4v"
         let dir = (path as NSString).deletingLastPathComponent
@@ -114,7 +146,11 @@ public final class VideoWriter {
         guard let h = handle else { return }
         cvb_writer_close(h)
         handle = nil
-        guard rename(temporary, path) == 0 else { throw VideoError.cannotWrite(path, String(cString: strerror(errno))) }
+        guard rename(temporary, path) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temporary)
+            throw VideoError.cannotWrite(path, why)
+        }
     }
 
     deinit {

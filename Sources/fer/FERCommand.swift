@@ -74,18 +74,20 @@ enum Checkout {
 }
 
 /// Ctrl-C asks the trainer (or `live`) to save and stop; a second Ctrl-C exits at once.
-func installInterruptHandler(_ message: String = "Ctrl-C: saving and stopping after this step (again to quit now)") {
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    source.setEventHandler {
-        if StopFlag.shared.isSet { Foundation.exit(130) }
-        FileHandle.standardError.write(Data("\n\(message)\n".utf8))
-        StopFlag.shared.set()
+func installInterruptHandler(_ message: String = "Ctrl-C: saving and stopping after this step (again to quit now)", signals: [Int32] = [SIGINT]) {
+    interruptSources = signals.map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler {
+            if StopFlag.shared.isSet { Foundation.exit(130) }
+            FileHandle.standardError.write(Data("\n\(message)\n".utf8))
+            StopFlag.shared.set()
+        }
+        source.resume()
+        return source
     }
-    source.resume()
-    interruptSource = source
 }
-nonisolated(unsafe) var interruptSource: DispatchSourceSignal?  // set once on the main thread, kept only to stay alive
+nonisolated(unsafe) var interruptSources: [DispatchSourceSignal] = []  // set once on the main thread, kept only to stay alive
 
 /// Prints `value` as indented JSON; a value JSON cannot hold (NaN, infinity) is an error, never an
 /// empty output.

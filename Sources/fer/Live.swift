@@ -157,5 +157,12 @@ struct Live: ParsableCommand {
                                                        s.source, s.framesProcessed, s.framesRead, s.fps, s.latencyMsP50.map { String(format: "%.1f", $0) } ?? "-",
                                                        s.latencyMsP99.map { String(format: "%.1f", $0) } ?? "-", s.reconnects).utf8))
         }
+        // A file that could not be read is a failure, as in `fer video` (streams and cameras are
+        // retried until stopped, and their errors are events).
+        let unreadable = feeds.filter { $0.failure != nil }
+        if !unreadable.isEmpty {
+            FileHandle.standardError.write(Data("error: \(unreadable.count) of \(feeds.count) sources could not be read: \(unreadable.map { $0.failure! }.joined(separator: "; "))\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }

@@ -178,6 +178,7 @@ struct Train: ParsableCommand {
         if world.isRoot, let r = cfg.recipe {
             FileHandle.standardError.write(Data("recipe: \(r.rawValue) (options given beside it override its values; config.json has them all)\n".utf8))
         }
+        if world.isRoot { try Trainer.checkRunFolder(out, resume: resume) }  // before any work: a refused run writes nothing
         let photoSources = try loadPhotos(cfg.photos ?? [], spec: cfg.modelSpec, world: world)
         if !photoSources.isEmpty { cfg.photoPipeline = photoSources[0].pipeline }
         let trainer = Trainer(config: cfg, outDir: out)

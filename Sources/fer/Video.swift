@@ -49,20 +49,37 @@ struct Video: ParsableCommand {
         if let out, let timelineCsv, AtomicFile.sameFile(out, timelineCsv) { throw ValidationError("--out and --timeline-csv name the same file") }
     }
 
+    /// Where each input's annotated video and timeline go.
+    func outputs(_ input: String, stem: String) -> (video: String?, csv: String?) {
+        (batch ? out.map { ($0 as NSString).appendingPathComponent(stem + ".annotated.mp4") } : out,
+         batch ? timelineCsv.map { ($0 as NSString).appendingPathComponent(stem + ".csv") } : timelineCsv)
+    }
+
     func run() throws {
-        let analyzer = try face.analyzer()
         let (index, count) = try parseShard(shard) ?? launcherShard() ?? (0, 1)
         let mine = inputs.enumerated().filter { $0.offset % count == index }.map(\.element)
         var summaries: [Summary] = []
         let stemOf = Dictionary(zip(inputs, OutputNames.stems(inputs)), uniquingKeysWith: { a, _ in a })
+        // Every output checked against every input before any work: a batch's NAME.annotated.mp4
+        // or NAME.csv may itself be one of the inputs.
+        for input in inputs {
+            let o = outputs(input, stem: stemOf[input]!)
+            for (flag, path) in [("--out", o.video), ("--timeline-csv", o.csv)] {
+                if let path, let clash = inputs.first(where: { AtomicFile.sameFile(path, $0) }) {
+                    throw ValidationError("\(flag) would write \(path) for \(input), which is the input \(clash); refusing to overwrite it (use another folder)")
+                }
+            }
+        }
+        if !batch, let out { _ = try checkedVideoOutput(out) }
+        let analyzer = try face.analyzer()
+        installInterruptHandler("stopping: the unfinished video is removed (again to quit now)", signals: [SIGINT, SIGTERM])
         for input in mine {
-            let stem = stemOf[input]!
-            let outPath = batch ? out.map { ($0 as NSString).appendingPathComponent(stem + ".annotated.mp4") } : out
-            let csvPath = batch ? timelineCsv.map { ($0 as NSString).appendingPathComponent(stem + ".csv") } : timelineCsv
+            if StopFlag.shared.isSet { throw ExitCode(130) }
+            let o = outputs(input, stem: stemOf[input]!)
             do {
-                summaries.append(try label(input, out: outPath, csv: csvPath, analyzer: analyzer))
+                summaries.append(try label(input, out: o.video, csv: o.csv, analyzer: analyzer))
             } catch {
-                guard batch else { throw error }
+                guard batch, !StopFlag.shared.isSet else { throw error }
                 FileHandle.standardError.write(Data("error: \(input): \(error)\n".utf8))
                 summaries.append(Summary(input: input, frames: 0, faces: 0, tracks: 0, seconds: 0, fps: 0, output: nil, timeline: nil, error: "\(error)"))
             }
@@ -79,10 +96,21 @@ struct Video: ParsableCommand {
         if summaries.contains(where: { $0.error != nil }) { throw ExitCode(1) }
     }
 
+    /// `path` if an annotated video can be written there: not a folder, device or FIFO (found
+    /// before the video is labelled, not after).
+    func checkedVideoOutput(_ path: String) throws -> String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            throw ValidationError("--out \(path) is a folder; give a file name (NAME.mp4), or several inputs to write into a folder")
+        }
+        if let kind = AtomicFile.specialKind(path) { throw ValidationError("--out \(path) is \(kind); an annotated video is written to a regular file") }
+        return path
+    }
+
     /// One video: its annotated copy and timeline. A damaged video (fewer frames decoded than it
     /// announces) is an error after its outputs are written.
     func label(_ input: String, out: String?, csv: String?, analyzer: FaceAnalyzer) throws -> Summary {
-        for (flag, path) in [("--out", out), ("--timeline-csv", timelineCsv)] {
+        for (flag, path) in [("--out", out), ("--timeline-csv", csv)] {
             if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
         }
         let reader = try VideoReader(path: input)
@@ -96,7 +124,7 @@ struct Video: ParsableCommand {
         bar.enabled = !json && total != Int.max
         var frame = 0, faceCount = 0, trackIDs = Set<Int>()
         let start = Date()
-        while frame < total, let image = try reader.read() {
+        while frame < total, !StopFlag.shared.isSet, let image = try reader.read() {
             let faces = video.process(image, times: &times)
             faceCount += faces.count
             for f in faces {
@@ -110,6 +138,8 @@ struct Video: ParsableCommand {
             bar.update(frame)
         }
         bar.finish()
+        // Stopped (Ctrl-C, SIGTERM): the writer's temporary file goes with it, nothing half-written stays.
+        if StopFlag.shared.isSet { throw ExitCode(130) }
         guard frame > 0 else { throw VideoError.cannotOpen(input, "no frame could be decoded") }
         try writer?.close()
         if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }

@@ -248,6 +248,19 @@ import Testing
         }
     }
 
+    /// `fer train` refused because OUT holds a run writes nothing there (it replaced the run's
+    /// photos-skipped.json after detecting every photo).
+    @Test func aRefusedRunWritesNothing() throws {
+        let root = try Self.folder(), out = Paths.temporaryDirectory("refused")
+        let csv = try PhotoTrainingTests.syntheticCSV()
+        try Data("a run's file".utf8).write(to: URL(fileURLWithPath: out + "/last.safetensors"))
+        try Data("[\"theirs\"]".utf8).write(to: URL(fileURLWithPath: out + "/photos-skipped.json"))
+        let r = try run(Paths.ferBinary, ["train", "--data", csv, "--photos", root, "--out", out, "--epochs", "1", "--no-face-cache", "--quiet"])
+        #expect(r.status != 0 && r.stderr.contains("already holds a run"), "\(r.stderr)")
+        #expect(try String(contentsOfFile: out + "/photos-skipped.json", encoding: .utf8) == "[\"theirs\"]")
+        #expect(!r.stderr.contains("faces"), "no photo should be detected: \(r.stderr)")
+    }
+
     /// A cache folder that cannot be written (under a regular file) costs the cache, not the run.
     @Test func anUnwritableCacheIsAWarningAndTheFacesAreAllThere() throws {
         let root = try Self.folder(), analyzer = try PhotoTrainingTests.analyzer()
