@@ -24,6 +24,34 @@ public enum ImageFolder {
     /// The labelled images of a folder with one sub-folder per emotion (and any folders inside
     /// those), sorted. Folder names match case-insensitively (`Happy/` is happy); any other
     /// sub-folder is an error, never skipped.
+    /// The image files below `dir` (paths relative to it), hidden names left out. Folders reached
+    /// through symbolic links are walked like any other (an emotion folder that is a link to a
+    /// folder of photos, say); a folder met a second time (a link loop, two links to one folder) is
+    /// walked once.
+    static func images(under dir: String) throws -> [String] {
+        var found: [String] = [], seen = Set<[UInt64]>()
+        func walk(_ path: String, _ relative: String) throws {
+            var st = stat()
+            guard stat(path, &st) == 0, seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted else { return }
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+                throw DataError.unreadable(path, reason: "cannot list the folder")
+            }
+            for name in names where !name.hasPrefix(".") {
+                let child = (path as NSString).appendingPathComponent(name), rel = relative.isEmpty ? name : relative + "/" + name
+                var cs = stat()
+                guard stat(child, &cs) == 0 else { continue }  // a link to nothing
+                if cs.st_mode & S_IFMT == S_IFDIR {
+                    try walk(child, rel)
+                } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
+                    found.append(rel)
+                }
+            }
+        }
+        try walk(dir, "")
+        return found
+    }
+
     public static func labelledImages(in folder: String) throws -> [(path: String, label: Int)] {
         let entries: [String]
         do { entries = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
@@ -38,13 +66,7 @@ public enum ImageFolder {
                 throw DataError.mismatch(dir, reason: "not an emotion folder (expected \(Emotion.allCases.map(\.folderName).joined(separator: ", ")))")
             }
             // Every image below the emotion folder, sub-folders included (`happy/2024/a.jpg` is happy).
-            guard let walk = FileManager.default.enumerator(atPath: dir) else { throw DataError.unreadable(dir, reason: "cannot list the folder") }
-            var names: [String] = []
-            while let n = walk.nextObject() as? String {
-                if (n as NSString).lastPathComponent.hasPrefix(".") { continue }
-                if imageExtensions.contains((n as NSString).pathExtension.lowercased()) { names.append(n) }
-            }
-            for n in names.sorted() { files.append(((dir as NSString).appendingPathComponent(n), emotion.rawValue)) }
+            for n in try images(under: dir).sorted() { files.append(((dir as NSString).appendingPathComponent(n), emotion.rawValue)) }
         }
         guard !files.isEmpty else { throw DataError.emptyFolder("\(folder) (no images in emotion sub-folders)") }
         return files

@@ -157,13 +157,20 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     }
 
     /// Stops the reader and waits for it (at most its open and read deadlines); again, returns at once.
-    public func stop() {
-        lock.lock()
-        let first = !stopping
-        stopping = true
-        lock.unlock()
-        guard first, started else { return }
-        _ = done.wait(timeout: .now() + readTimeout + openTimeout + 1)
+    public func stop() { Self.stop([self], within: readTimeout + openTimeout + 1) }
+
+    /// Asks every feed to stop at once, then waits for them all under one deadline: a reader stuck
+    /// in a stream's open (FFmpeg answers only at its own deadline) is left to end with the process,
+    /// so Ctrl-C takes `seconds` at most however many sources hang.
+    public static func stop(_ feeds: [LiveFeed], within seconds: Double) {
+        let waiting = feeds.filter { f in
+            f.lock.lock(); defer { f.lock.unlock() }
+            let first = !f.stopping
+            f.stopping = true
+            return first && f.started
+        }
+        let deadline = DispatchTime.now() + seconds
+        for f in waiting { _ = f.done.wait(timeout: deadline) }
     }
 
     private var shouldStop: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
@@ -224,7 +231,7 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
                 if !source.isLive {  // a file at its own pace, like a camera
                     let due = started.addingTimeInterval(Double(n) / reader.fps)
                     let wait = due.timeIntervalSinceNow
-                    if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                    if wait > 0 { pause(wait) }  // wakes when stopped (a file may claim 0.001 frames a second)
                 }
                 lock.lock()
                 newest = LiveFrame(image: image, index: readCount, captured: .now())

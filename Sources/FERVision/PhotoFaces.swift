@@ -48,9 +48,16 @@ public enum PhotoFaces {
         return (cacheFolder as NSString).appendingPathComponent(name)
     }
 
+    /// Thrown when `shouldStop` said so: detection stopped at once, and what it had detected is in
+    /// the cache for the next run.
+    public struct Stopped: Error, CustomStringConvertible {
+        public var detected: Int
+        public var description: String { "stopped during face detection (\(detected) photos detected so far are kept in the face cache)" }
+    }
+
     /// The training faces of a folder with one sub-folder per emotion. `cacheFolder` nil: no cache.
-    /// `progress(done, total)` is called after every photo.
-    public static func load(_ folder: String, analyzer: FaceAnalyzer, cacheFolder: String?,
+    /// `progress(done, total)` is called after every photo; `shouldStop` before each (Ctrl-C).
+    public static func load(_ folder: String, analyzer: FaceAnalyzer, cacheFolder: String?, shouldStop: () -> Bool = { false },
                             progress: (Int, Int) -> Void = { _, _ in }) throws -> Set {
         let files = try PhotoSetEvaluation.scan(folder)
         let key = cacheKey(analyzer), side = analyzer.classifier.sourceSide
@@ -58,6 +65,10 @@ public enum PhotoFaces {
         var images: [UInt8] = [], labels: [Int] = [], sources: [String] = [], problems: [Problem] = []
         var cached = 0, detected = 0
         for (n, (path, label)) in files.enumerated() {
+            if shouldStop() {
+                if detected > 0 { try? cache?.save() }
+                throw Stopped(detected: detected)
+            }
             defer { progress(n + 1, files.count) }
             let bytes: Data
             do {

@@ -75,7 +75,7 @@ struct Live: ParsableCommand {
         let feeds = parsed.map { LiveFeed($0, width: cameraWidth, height: cameraHeight, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5)) }
         let videos = feeds.map { _ in VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan) }
         feeds.forEach { $0.start() }
-        defer { feeds.forEach { $0.stop() } }
+        defer { LiveFeed.stop(feeds, within: 2) }
 
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
@@ -141,7 +141,7 @@ struct Live: ParsableCommand {
             }
         }
         if !headless { Display.closeAll() }
-        feeds.forEach { $0.stop() }
+        LiveFeed.stop(feeds, within: 2)  // all at once, one deadline: Ctrl-C ends within 2 s whatever the sources do
         for f in feeds { for e in f.events() where headless { try emit(e) } }
         let summary = feeds.enumerated().map { i, f in
             let sorted = latencies[i].sorted()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERIO
+import FERTraining
 import FERVision
 import Foundation
 
@@ -19,7 +20,16 @@ enum PhotoFolderFaces {
         func say(_ s: String) { if verbose { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
         let bar = ProgressBar(total: 1, label: "faces \(label)")
         bar.enabled = progressBar
-        let set = try PhotoFaces.load(folder, analyzer: analyzer, cacheFolder: cacheFolder) { done, total in bar.total = total; bar.update(done) }
+        let set: PhotoFaces.Set
+        do {
+            set = try PhotoFaces.load(folder, analyzer: analyzer, cacheFolder: cacheFolder, shouldStop: { StopFlag.shared.isSet }) { done, total in
+                bar.total = total; bar.update(done)
+            }
+        } catch let stopped as PhotoFaces.Stopped {
+            bar.finish()
+            FileHandle.standardError.write(Data("\(label): \(stopped)\n".utf8))
+            throw ExitCode(130)
+        }
         bar.finish()
         let photos = set.faces.count + set.problems.count
         say("\(label): \(photos) photos, \(set.faces.count) faces; \(set.cached) from the face cache, \(set.detected) detected")

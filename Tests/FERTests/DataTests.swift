@@ -196,3 +196,22 @@ import Testing
         #expect(mirror[0] == Float(43) / 255)
     }
 }
+
+/// Issue 37: an emotion folder that is a link to a folder of photos is read like any other (it was
+/// silently left out), and a link loop below it ends.
+@Suite("Linked photo folders") struct LinkedPhotoFolderTests {
+    @Test func linkedEmotionFoldersAreFollowedAndLoopsEnd() throws {
+        let root = Paths.temporaryDirectory("links"), elsewhere = Paths.temporaryDirectory("links-target")
+        try FileManager.default.createDirectory(atPath: root + "/sad", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: elsewhere + "/inner", withIntermediateDirectories: true)
+        for p in [elsewhere + "/a.png", elsewhere + "/inner/b.png", root + "/sad/c.png"] {
+            try Image(width: 8, height: 8, channels: 1, fill: 100).write(p)
+        }
+        try FileManager.default.createSymbolicLink(atPath: root + "/happy", withDestinationPath: elsewhere)
+        try FileManager.default.createSymbolicLink(atPath: elsewhere + "/inner/loop", withDestinationPath: elsewhere)  // a loop
+        try FileManager.default.createSymbolicLink(atPath: root + "/sad/gone.png", withDestinationPath: root + "/nothing.png")  // dangling
+        let found = try ImageFolder.labelledImages(in: root)
+        #expect(found.map { ($0.path as NSString).lastPathComponent } == ["a.png", "b.png", "c.png"])
+        #expect(found.map(\.label) == [Emotion.happy.rawValue, Emotion.happy.rawValue, Emotion.sad.rawValue])
+    }
+}

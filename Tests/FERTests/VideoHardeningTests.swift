@@ -147,3 +147,69 @@ import Testing
         }
     }
 }
+
+/// Issue 37: stops that must be prompt whatever the inputs do.
+@Suite("Prompt stops", .serialized) struct PromptStopTests {
+    /// A TCP port on loopback that accepts connections (the kernel's backlog) and never answers:
+    /// a stream that hangs in its open until FFmpeg's deadline.
+    static func silentPort() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard bound == 0, listen(fd, 64) == 0 else { throw DataError.unreadable("socket", reason: "cannot listen on loopback") }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+    }
+
+    /// Ctrl-C of `fer live` while three streams hang in their open (a 20 s deadline each): every
+    /// source is told to stop at once and the command ends within 2 s (it took 27.5 s, one after another).
+    @Test func ctrlCStopsEverySourceAtOnce() throws {
+        let (fd, port) = try Self.silentPort()
+        defer { close(fd) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
+        p.arguments = ["live", "--headless", "--stream-timeout", "20"] + (1...3).flatMap { ["--source", "http://127.0.0.1:\(port)/cam\($0).mjpg"] }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 3)  // the model loaded, the sources hanging in open
+        #expect(p.isRunning)
+        let signalled = Date()
+        p.interrupt()
+        while p.isRunning && Date().timeIntervalSince(signalled) < 15 { Thread.sleep(forTimeInterval: 0.02) }
+        let took = Date().timeIntervalSince(signalled)
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        #expect(took < 3, "fer live took \(took) s to stop after Ctrl-C")
+    }
+
+    /// Ctrl-C while `fer train --photos` detects faces: detection stops at once (it ran on to the
+    /// last photo), and the command says so.
+    @Test func ctrlCStopsFaceDetectionAtOnce() throws {
+        let root = Paths.temporaryDirectory("stop-detect")
+        try FileManager.default.createDirectory(atPath: root + "/happy", withIntermediateDirectories: true)
+        try PhotoTrainingTests.pasted(at: 300, 120).write(root + "/happy/0.jpg")
+        for i in 1..<400 { try FileManager.default.copyItem(atPath: root + "/happy/0.jpg", toPath: root + "/happy/\(i).jpg") }
+        let csv = try PhotoTrainingTests.syntheticCSV()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
+        p.arguments = ["train", "--data", csv, "--photos", root, "--out", root + "-run", "--epochs", "1", "--no-face-cache"]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        Thread.sleep(forTimeInterval: 2.5)  // detecting (400 photos take ~10 s)
+        #expect(p.isRunning)
+        let signalled = Date()
+        p.interrupt()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let took = Date().timeIntervalSince(signalled)
+        #expect(took < 1.5, "detection went on for \(took) s after Ctrl-C")
+        #expect(p.terminationStatus == 130 && text.contains("stopped during face detection"), "\(p.terminationStatus): \(text.suffix(400))")
+    }
+}
