@@ -110,6 +110,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var deadline: Scheduled<Void>?
     /// How many bytes of the blank line ending the headers (CR LF CR LF) the last bytes read match.
     private var headerEndMatched = 0
+    /// After the upgrade: the header bytes of the client's frame being read, and the payload bytes
+    /// left of the current frame.
+    private var frameHeader: [UInt8] = []
+    private var payloadLeft: UInt64 = 0
 
     init(limits: ConnectionLimits) { self.limits = limits }
 
@@ -147,12 +151,59 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             scanForHeaderEnd(context, bytes)
         case .headers:
             scanForHeaderEnd(context, bytes)
-        case .body, .upgraded:
+        case .body:
             break
+        case .upgraded:
+            guard watchFrames(context, bytes) else { return }
         case .closed:
             return
         }
         context.fireChannelRead(data)
+    }
+
+    /// Reads the client's WebSocket frame headers as they pass (RFC 6455 5.2): a data frame (text,
+    /// binary, continuation) restarts the idle deadline, control frames (ping, pong) do not, so a
+    /// client that only answers pings is closed after `idleTimeout` like any idle connection. An
+    /// unmasked client frame is a protocol error: closed with 1002 (5.1). False when closed here.
+    private func watchFrames(_ context: ChannelHandlerContext, _ bytes: ByteBuffer) -> Bool {
+        var view = bytes.readableBytesView[...]
+        while !view.isEmpty {
+            if payloadLeft > 0 {
+                let skip = Int(min(payloadLeft, UInt64(view.count)))
+                view = view.dropFirst(skip)
+                payloadLeft -= UInt64(skip)
+                continue
+            }
+            frameHeader.append(view.removeFirst())
+            guard frameHeader.count >= 2 else { continue }
+            let short = frameHeader[1] & 0x7F, masked = frameHeader[1] & 0x80 != 0
+            let lengthBytes = short == 126 ? 2 : short == 127 ? 8 : 0
+            guard frameHeader.count == 2 + lengthBytes + (masked ? 4 : 0) else { continue }
+            guard masked else {
+                closeFrame(context, code: 1002, reason: "ws_unmasked")
+                return false
+            }
+            payloadLeft = lengthBytes == 0 ? UInt64(short) : frameHeader[2..<(2 + lengthBytes)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            if frameHeader[0] & 0x0F <= 2 { armWebSocketIdle(context) }  // continuation, text, binary
+            frameHeader = []
+        }
+        return true
+    }
+
+    /// After the upgrade: closed with 1001 (going away) after `idleTimeout` without a data frame.
+    private func armWebSocketIdle(_ context: ChannelHandlerContext) {
+        arm(context, after: limits.idleTimeout) { this, context in this.closeFrame(context, code: 1001, reason: "idle") }
+    }
+
+    /// Sends a close frame with `code` (a server's frames are unmasked) and closes the connection.
+    private func closeFrame(_ context: ChannelHandlerContext, code: UInt16, reason: String) {
+        guard !isClosed else { return }
+        phase = .closed
+        deadline?.cancel()
+        limits.metrics?.connectionDropped(reason: reason)
+        let frame = context.channel.allocator.buffer(bytes: [0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF)])
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -163,7 +214,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             let status = statusCode(data)
             if status == 101 {
                 phase = .upgraded
-                deadline?.cancel()
+                armWebSocketIdle(context)
             } else if status.map({ $0 >= 200 }) ?? true {
                 // Part of an answer (not an interim 100 Continue): the idle deadline runs from the last write.
                 phase = .answering

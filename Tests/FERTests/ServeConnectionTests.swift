@@ -33,11 +33,11 @@ final class RawConnection: @unchecked Sendable {  // used by one test at a time
 
     /// Reads for at most `seconds`, until the server closes the connection or `done` holds for what
     /// came; the bytes, the seconds that took, and whether the connection closed.
-    func read(within seconds: Double, until done: (String) -> Bool = { _ in false }) -> (text: String, seconds: Double, closed: Bool) {
+    func read(within seconds: Double, until done: (String) -> Bool = { _ in false }) -> (text: String, seconds: Double, closed: Bool, bytes: [UInt8]) {
         let started = Date()
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        func result(_ closed: Bool) -> (String, Double, Bool) { (String(decoding: received, as: UTF8.self), Date().timeIntervalSince(started), closed) }
+        func result(_ closed: Bool) -> (String, Double, Bool, [UInt8]) { (String(decoding: received, as: UTF8.self), Date().timeIntervalSince(started), closed, received) }
         while Date().timeIntervalSince(started) < seconds {
             var tv = timeval(tv_sec: 0, tv_usec: 100_000)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -81,6 +81,73 @@ extension TestServer {
     /// Runs `body` against the server on a real socket (its port).
     func live<T: Sendable>(_ body: @escaping @Sendable (Int) async throws -> T) async throws -> T {
         try await test(.live) { client in try await body(try #require(client.port)) }
+    }
+}
+
+extension RawConnection {
+    /// Opens a WebSocket on /v1/stream; the server's 101 answer.
+    func upgrade() async -> String {
+        send("GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        return await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: self.read(within: 10) { $0.contains("\r\n\r\n") }.text) } }
+    }
+
+    /// A client frame: `opcode`, `payload`, masked (as RFC 6455 requires of clients) or not.
+    func frame(_ opcode: UInt8, _ payload: [UInt8] = [], masked: Bool = true) {
+        let key: [UInt8] = [0x12, 0x34, 0x56, 0x78]
+        send([0x80 | opcode, (masked ? 0x80 : 0) | UInt8(payload.count)] + (masked ? key : [])
+             + payload.enumerated().map { masked ? $0.element ^ key[$0.offset % 4] : $0.element })
+    }
+
+    /// Bytes until the server closes (nil: still open after `seconds`), read off the cooperative pool.
+    func bytesToClose(within seconds: Double) async -> [UInt8]? {
+        await withCheckedContinuation { c in Thread.detachNewThread { let r = self.read(within: seconds); c.resume(returning: r.closed ? r.bytes : nil) } }
+    }
+}
+
+/// Issue 37: a WebSocket is held open by data, not by pings, and a client that breaks the protocol
+/// is closed as RFC 6455 says.
+@Suite("fer serve: WebSocket deadlines and protocol", .serialized) struct ServeWebSocketTests {
+    @Test func pingsAloneDoNotHoldAConnection() async throws {
+        let server = try TestServer { $0.idleTimeout = 1 }
+        try await server.live { port in
+            let c = try RawConnection(port: port)
+            #expect(await c.upgrade().hasPrefix("HTTP/1.1 101"))
+            let started = Date()
+            var closed: [UInt8]?
+            while closed == nil && Date().timeIntervalSince(started) < 8 {
+                c.frame(0x9)  // ping
+                closed = await c.bytesToClose(within: 0.3)
+            }
+            let bytes = try #require(closed, "a client sending pings alone held its WebSocket for 8 s")
+            #expect(Date().timeIntervalSince(started) < 4)
+            #expect(bytes.suffix(4) == [0x88, 0x02, 0x03, 0xE9], "a close frame with 1001 (going away): \(bytes.suffix(8))")
+        }
+    }
+
+    @Test func dataFramesKeepItOpenAndSilenceClosesIt() async throws {
+        let server = try TestServer { $0.idleTimeout = 1 }
+        try await server.live { port in
+            let c = try RawConnection(port: port)
+            #expect(await c.upgrade().hasPrefix("HTTP/1.1 101"))
+            let started = Date()
+            while Date().timeIntervalSince(started) < 3 {
+                c.frame(0x2, Array("not an image".utf8))  // answered with an error message, and data all the same
+                #expect(await c.bytesToClose(within: 0.5) == nil, "closed while data frames were arriving")
+            }
+            #expect(await c.bytesToClose(within: 5) != nil, "a silent WebSocket stayed open")
+        }
+    }
+
+    @Test func anUnmaskedClientFrameClosesWith1002() async throws {
+        let server = try TestServer()
+        try await server.live { port in
+            let c = try RawConnection(port: port)
+            #expect(await c.upgrade().hasPrefix("HTTP/1.1 101"))
+            c.frame(0x2, [1, 2, 3], masked: false)
+            let bytes = try #require(await c.bytesToClose(within: 10), "the connection stayed open after an unmasked frame")
+            #expect(bytes.suffix(4) == [0x88, 0x02, 0x03, 0xEA], "a close frame with 1002 (protocol error): \(bytes)")
+        }
     }
 }
 
