@@ -103,6 +103,8 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     public let source: LiveSource
     let width, height: Int
     let openTimeout, readTimeout: Double
+    /// Frames of more pixels than this are refused (a source that announces them) or skipped.
+    let maxPixels: Int
     private let lock = NSLock()
     private var newest: LiveFrame?
     private var lastTaken = -1
@@ -112,8 +114,10 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     private var failureMessage: String?
     private let done = DispatchSemaphore(value: 0)
 
-    public init(_ source: LiveSource, width: Int = 640, height: Int = 480, openTimeout: Double = 10, readTimeout: Double = 5) {
+    public init(_ source: LiveSource, width: Int = 640, height: Int = 480, openTimeout: Double = 10, readTimeout: Double = 5,
+                maxPixels: Int = ImageHeader.defaultMaxPixels) {
         self.source = source
+        self.maxPixels = maxPixels
         self.width = width; self.height = height
         self.openTimeout = openTimeout; self.readTimeout = readTimeout
     }
@@ -182,8 +186,8 @@ public final class LiveFeed: @unchecked Sendable {  // state behind `lock`; the 
     private func open() throws -> VideoReader {
         switch source {
         case .camera(let i): return try VideoReader(camera: i, width: width, height: height)
-        case .file(let p): return try VideoReader(path: p)
-        case .stream(let u): return try VideoReader(url: u, openTimeout: openTimeout, readTimeout: readTimeout)
+        case .file(let p): return try VideoReader(path: p, maxPixels: maxPixels)
+        case .stream(let u): return try VideoReader(url: u, openTimeout: openTimeout, readTimeout: readTimeout, maxPixels: maxPixels)
         }
     }
 

@@ -29,23 +29,31 @@ public final class VideoReader {
     public let fps: Double
     /// Frame count, nil when unknown (cameras).
     public let frameCount: Int?
+    /// Frames of more pixels than this are skipped (`read` goes on to the next) and counted.
+    public let maxPixels: Int
+    public private(set) var oversizedFrames = 0
 
-    /// Takes an open source and reads its size, rate and (files only) frame count.
-    private init(handle h: OpaquePointer, name: String) {
+    /// Takes an open source and reads its size, rate and (files only) frame count. A source whose
+    /// frames are over `maxPixels` is refused here, before any frame is decoded.
+    private init(handle h: OpaquePointer, name: String, maxPixels: Int = ImageHeader.defaultMaxPixels) throws {
         handle = h
         self.name = name
+        self.maxPixels = maxPixels
         var w: Int32 = 0, ht: Int32 = 0, f: Double = 0, n: Int32 = 0
         cvb_video_info(h, &w, &ht, &f, &n)
         width = Int(w); height = Int(ht); fps = f > 0 ? f : 30; frameCount = n >= 0 ? Int(n) : nil
+        if width * height > maxPixels {
+            throw VideoError.cannotOpen(name, "its frames are \(width)x\(height) pixels, more than the limit of \(maxPixels) (--max-pixels)")
+        }
     }
 
-    public convenience init(path: String) throws {
+    public convenience init(path: String, maxPixels: Int = ImageHeader.defaultMaxPixels) throws {
         try DataError.checkReadable(path)
         if let kind = Self.fetchingKind(path) {
             throw VideoError.cannotOpen(path, "it is \(kind), which makes the decoder fetch what it names; give a stream URL to --source instead")
         }
         guard let h = cvb_video_open(path) else { throw VideoError.cannotOpen(path, String(cString: cvb_last_error())) }
-        self.init(handle: h, name: path)
+        try self.init(handle: h, name: path, maxPixels: maxPixels)
     }
 
     /// What the file is when it is a list of other inputs (an HLS or M3U playlist, a PLS playlist,
@@ -68,30 +76,33 @@ public final class VideoReader {
         guard let h = cvb_camera_open(Int32(index), Int32(width), Int32(height)) else {
             throw VideoError.cannotOpen("camera \(index)", "no such camera or it is busy; list cameras with `ls /dev/video*`")
         }
-        self.init(handle: h, name: "camera \(index)")
+        try self.init(handle: h, name: "camera \(index)")
     }
 
     /// A network stream (`rtsp://`, `http(s)://` MJPEG, anything FFmpeg opens): opening fails after
     /// `openTimeout` seconds without an answer, and a read after `readTimeout` seconds without a frame.
-    public convenience init(url: String, openTimeout: Double = 10, readTimeout: Double = 5) throws {
+    public convenience init(url: String, openTimeout: Double = 10, readTimeout: Double = 5, maxPixels: Int = ImageHeader.defaultMaxPixels) throws {
         // Names and errors carry the URL without its password (OpenCV's own messages may quote it).
         guard let h = cvb_stream_open(url, Int32(openTimeout * 1000), Int32(readTimeout * 1000)) else {
             throw VideoError.cannotOpen(LiveSource.redacted(url), LiveSource.redacted(String(cString: cvb_last_error())))
         }
-        self.init(handle: h, name: LiveSource.redacted(url))
+        try self.init(handle: h, name: LiveSource.redacted(url), maxPixels: maxPixels)
     }
 
     deinit { cvb_video_close(handle) }
 
-    /// The next frame, or nil at the end.
+    /// The next frame, or nil at the end; frames over `maxPixels` are skipped (`oversizedFrames`).
     public func read() throws -> Image? {
-        var img = cvb_image()
-        let r = cvb_video_read(handle, &img)
-        if r == 0 { return nil }
-        guard r > 0 else { throw VideoError.readFailed(name, LiveSource.redacted(String(cString: cvb_last_error()))) }
-        defer { cvb_image_free(&img) }
-        let n = Int(img.width) * Int(img.height) * Int(img.channels)
-        return Image(width: Int(img.width), height: Int(img.height), channels: Int(img.channels), pixels: Array(UnsafeBufferPointer(start: img.data, count: n)))
+        while true {
+            var img = cvb_image()
+            let r = cvb_video_read(handle, &img)
+            if r == 0 { return nil }
+            guard r > 0 else { throw VideoError.readFailed(name, LiveSource.redacted(String(cString: cvb_last_error()))) }
+            defer { cvb_image_free(&img) }
+            if Int(img.width) * Int(img.height) > maxPixels { oversizedFrames += 1; continue }
+            let n = Int(img.width) * Int(img.height) * Int(img.channels)
+            return Image(width: Int(img.width), height: Int(img.height), channels: Int(img.channels), pixels: Array(UnsafeBufferPointer(start: img.data, count: n)))
+        }
     }
 }
 

@@ -72,7 +72,8 @@ struct Live: ParsableCommand {
         installInterruptHandler("Ctrl-C: stopping (again to quit now)")
         let analyzer = try face.analyzer()
         let names = analyzer.classifier.classNames
-        let feeds = parsed.map { LiveFeed($0, width: cameraWidth, height: cameraHeight, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5)) }
+        let feeds = parsed.map { LiveFeed($0, width: cameraWidth, height: cameraHeight, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5),
+                                       maxPixels: analyzer.maxPixels) }
         let videos = feeds.map { _ in VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan) }
         feeds.forEach { $0.start() }
         defer { LiveFeed.stop(feeds, within: 2) }

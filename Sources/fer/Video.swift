@@ -113,7 +113,7 @@ struct Video: ParsableCommand {
         for (flag, path) in [("--out", out), ("--timeline-csv", csv)] {
             if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
         }
-        let reader = try VideoReader(path: input)
+        let reader = try VideoReader(path: input, maxPixels: analyzer.maxPixels)
         let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
         let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
         let names = analyzer.classifier.classNames

@@ -81,6 +81,19 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.contains(".tmp-") })
     }
 
+    /// --max-pixels holds for video frames as for photos: a video whose frames are larger is refused
+    /// before any frame is decoded, in both commands.
+    @Test func maxPixelsHoldsForVideoFrames() throws {
+        let dir = Paths.temporaryDirectory("vh-pixels")
+        try Self.makeVideo(dir + "/in.mp4", frames: 5)  // 320x240 = 76,800 pixels
+        let v = try run(["video", dir + "/in.mp4", "--out", dir + "/o.mp4", "--max-pixels", "50000"], deadline: 30)
+        #expect(v.status == 1 && v.output.contains("320x240") && v.output.contains("--max-pixels"), "\(v.output)")
+        let l = try run(["live", "--headless", "--source", dir + "/in.mp4", "--max-pixels", "50000"], deadline: 30)
+        #expect(l.status == 1 && l.output.contains("--max-pixels"), "\(l.output)")
+        let ok = try run(["video", dir + "/in.mp4", "--out", dir + "/o.mp4", "--max-pixels", "80000"], deadline: 30)
+        #expect(ok.status == 0, "\(ok.output)")
+    }
+
     /// A batch writes NAME.annotated.mp4 and NAME.csv into its folders: where one of those is an
     /// input, the run is refused before any work and every input is as it was.
     @Test func batchOutputsNeverReplaceAnInput() throws {
