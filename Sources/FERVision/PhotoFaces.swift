@@ -31,6 +31,9 @@ public enum PhotoFaces {
         public var cacheProblem: String?
         /// Why the cache could not be written, if it could not (the faces are still all here).
         public var cacheWriteProblem: String?
+        /// Every photo by its path under the folder: its label and content hash ("happy 3f2a..."), or
+        /// "unreadable": what `fer train --resume` compares to tell that the photos changed.
+        public var fingerprints: [String: String] = [:]
     }
 
     /// Everything that decides what face a photo yields; part of the cache's key.
@@ -63,7 +66,7 @@ public enum PhotoFaces {
         let key = cacheKey(analyzer), side = analyzer.classifier.sourceSide
         var cache = cacheFolder.map { KeyedCache(path: cachePath(folder: folder, key: key, in: $0), settings: key) }
         var images: [UInt8] = [], labels: [Int] = [], sources: [String] = [], problems: [Problem] = []
-        var cached = 0, detected = 0
+        var cached = 0, detected = 0, fingerprints: [String: String] = [:]
         for (n, (path, label)) in files.enumerated() {
             if shouldStop() {
                 if detected > 0 { try? cache?.save() }
@@ -76,9 +79,11 @@ public enum PhotoFaces {
                 bytes = try Data(contentsOf: URL(fileURLWithPath: path))
             } catch {
                 problems.append(Problem(file: path, problem: "\(error)"))
+                fingerprints[relative(path, to: folder)] = "unreadable"
                 continue
             }
             let hash = contentHash(bytes)
+            fingerprints[relative(path, to: folder)] = "\(Emotion(rawValue: label)?.folderName ?? String(label)) \(String(hash, radix: 16))"
             var outcome = cache?[hash]
             if let o = outcome, !isRecord(o, side: side) { outcome = nil }  // not a record of ours (a valid checksum proves no more): detect again
             if outcome != nil {
@@ -108,7 +113,38 @@ public enum PhotoFaces {
             do { try c.save() } catch { writeProblem = "\(error)" }
         }
         let faces = FaceDataset(side: side, images: images, labels: labels, sources: sources)
-        return Set(faces: faces, problems: problems, cached: cached, detected: detected, cacheProblem: cache?.problem, cacheWriteProblem: writeProblem)
+        return Set(faces: faces, problems: problems, cached: cached, detected: detected, cacheProblem: cache?.problem,
+                   cacheWriteProblem: writeProblem, fingerprints: fingerprints)
+    }
+
+    static func relative(_ path: String, to folder: String) -> String {
+        path.hasPrefix(folder + "/") ? String(path.dropFirst(folder.count + 1)) : path
+    }
+
+    /// What changed between two photo sets' `fingerprints` ("2 added, 1 relabelled: happy/a.jpg
+    /// happy -> sad, ..."), nil when nothing did.
+    public static func changes(from old: [String: String], to new: [String: String]) -> String? {
+        var added = new.keys.filter { old[$0] == nil }.sorted(), removed = old.keys.filter { new[$0] == nil }.sorted()
+        var relabelled: [String] = [], changed: [String] = []
+        func parts(_ v: String) -> (label: Substring, hash: Substring) { let p = v.split(separator: " "); return (p.first ?? "", p.last ?? "") }
+        for (k, v) in new.sorted(by: { $0.key < $1.key }) {
+            guard let o = old[k], o != v else { continue }
+            if parts(o).label != parts(v).label { relabelled.append("\(k) \(parts(o).label) -> \(parts(v).label)") } else { changed.append(k) }
+        }
+        // A photo moved to another emotion's folder: the same bytes under a new path and label.
+        for r in removed {
+            guard let a = added.firstIndex(where: { parts(new[$0]!).hash == parts(old[r]!).hash && parts(new[$0]!).label != parts(old[r]!).label }) else { continue }
+            relabelled.append("\(r) \(parts(old[r]!).label) -> \(parts(new[added[a]]!).label)")
+            added.remove(at: a)
+            removed.removeAll { $0 == r }
+        }
+        var parts: [String] = []
+        func list(_ xs: [String]) -> String { xs.prefix(3).joined(separator: ", ") + (xs.count > 3 ? ", ..." : "") }
+        if !added.isEmpty { parts.append("\(added.count) added (\(list(added)))") }
+        if !removed.isEmpty { parts.append("\(removed.count) removed (\(list(removed)))") }
+        if !relabelled.isEmpty { parts.append("\(relabelled.count) relabelled (\(list(relabelled)))") }
+        if !changed.isEmpty { parts.append("\(changed.count) changed (\(list(changed)))") }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 
     /// Whether `o` is an outcome `record` writes: its size matches the face count it declares (one

@@ -44,6 +44,7 @@ struct Train: ParsableCommand {
     @Option(help: "Arithmetic of the convolutions and dense layers: auto (the faster of fp32 and bf16, measured on this CPU; fp32 where it has no AVX-512 BF16 or AMX), fp32, bf16.")
     var precision: TrainingPrecisionChoice = .auto
     @Flag(help: "Continue from OUT/last.safetensors.") var resume = false
+    @Flag(help: "With --resume: continue even though the training photos changed since the run started.") var force = false
     @Flag(help: "No progress bar.") var quiet = false
 
     /// The run's settings: the recipe's (or TrainConfig's defaults), then every option given here.
@@ -110,6 +111,7 @@ struct Train: ParsableCommand {
     }
 
     func validate() throws {
+        if force && !resume { throw ValidationError("--force goes with --resume (it resumes a run whose photos changed)") }
         if precision == .bf16, !CPUFeatures.bf16Supported {
             throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.measuredOn)) has neither: use fp32 (or auto)")
         }
@@ -181,6 +183,7 @@ struct Train: ParsableCommand {
         if world.isRoot { try Trainer.checkRunFolder(out, resume: resume) }  // before any work: a refused run writes nothing
         let photoSources = try loadPhotos(cfg.photos ?? [], spec: cfg.modelSpec, world: world)
         if !photoSources.isEmpty { cfg.photoPipeline = photoSources[0].pipeline }
+        if world.isRoot { try checkPhotosUnchanged(photoSources.map(\.fingerprints).reduce(into: [:]) { $0.merge($1) { a, _ in a } }) }
         let trainer = Trainer(config: cfg, outDir: out)
         trainer.showProgress = !quiet
         trainer.communicator = world
@@ -209,26 +212,41 @@ extension Train {
         return (p[0], w)
     }
 
+    /// A resumed run trains on the photos it started with: OUT/photos.json records every photo's
+    /// label and content hash, and a resume whose photos differ is refused, saying what changed,
+    /// unless --force (which records the new set).
+    func checkPhotosUnchanged(_ current: [String: String]) throws {
+        let path = (out as NSString).appendingPathComponent("photos.json")
+        if resume, let saved = FileManager.default.contents(atPath: path), let old = try? JSONDecoder().decode([String: String].self, from: saved),
+           let what = PhotoFaces.changes(from: old, to: current) {
+            guard force else { throw ValidationError("the training photos changed since this run started: \(what); continue anyway with --force, or start a new run") }
+            FileHandle.standardError.write(Data("warning: resuming on changed photos (--force): \(what)\n".utf8))
+        }
+        guard !current.isEmpty else { return }
+        try AtomicFile.write(Data(try JSONEncoder.sorted.encode(current)), to: path)
+    }
+
     /// The photo folders' faces through the photo pipeline (the face cache answers photos seen
     /// before). Photos that gave no face are counted here and listed in OUT/photos-skipped.json.
-    func loadPhotos(_ roots: [String], spec: ModelSpec, world: Communicator) throws -> [(source: DataSource, pipeline: String)] {
+    func loadPhotos(_ roots: [String], spec: ModelSpec, world: Communicator) throws -> [(source: DataSource, pipeline: String, fingerprints: [String: String])] {
         guard !roots.isEmpty else { return [] }
         threads.apply()
         // The analyzer's classifier only fixes the face side (48); the run trains its own network.
         let analyzer = FaceAnalyzer(detector: try detection.make(), classifier: Classifier(spec: spec))
-        var sources: [(DataSource, String)] = [], skipped: [PhotoFaces.Problem] = []
+        var sources: [(DataSource, String, [String: String])] = [], skipped: [PhotoFaces.Problem] = []
         for root in roots {
             let name = TrainConfig.datasetName(root)
             let (trainFolder, valFolder) = try PhotoFaces.splitFolders(root)
-            var sets: [FaceDataset?] = []
+            var sets: [FaceDataset?] = [], fingerprints: [String: String] = [:]
             for (folder, part) in [(trainFolder, "train"), (valFolder, "val")] {
                 guard let folder else { sets.append(nil); continue }
                 let set = try PhotoFolderFaces.load(folder, label: "\(name)/\(part)", analyzer: analyzer, cacheFolder: dataOptions.faceCache.folder,
                                                     verbose: world.isRoot, progressBar: !quiet && world.isRoot)
                 skipped += set.problems
                 sets.append(set.faces)
+                for (k, v) in set.fingerprints { fingerprints["\(name)/\(part)/\(k)"] = v }
             }
-            sources.append((DataSource(name: name, train: sets[0], validation: sets[1]), PhotoFaces.cacheKey(analyzer)))
+            sources.append((DataSource(name: name, train: sets[0], validation: sets[1]), PhotoFaces.cacheKey(analyzer), fingerprints))
         }
         if world.isRoot {
             let list = (out as NSString).appendingPathComponent("photos-skipped.json")

@@ -261,6 +261,24 @@ import Testing
         #expect(!r.stderr.contains("faces"), "no photo should be detected: \(r.stderr)")
     }
 
+    /// `--resume` after photos were relabelled: refused, saying what changed, unless --force.
+    @Test func resumeSaysWhatPhotosChanged() throws {
+        let root = try PhotoTrainingTests.makeFolder(), out = Paths.temporaryDirectory("resume-photos") + "/run"
+        let csv = try PhotoTrainingTests.syntheticCSV()
+        let common = ["train", "--data", csv, "--photos", root, "--preset", "cnn", "--width", "8", "--batch-size", "16",
+                      "--no-face-cache", "--out", out, "--quiet"]
+        let first = try run(Paths.ferBinary, common + ["--epochs", "1"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(FileManager.default.fileExists(atPath: out + "/photos.json"))
+        try FileManager.default.moveItem(atPath: root + "/train/happy/b.png", toPath: root + "/train/neutral/b.png")
+        let refused = try run(Paths.ferBinary, common + ["--epochs", "2", "--resume"])
+        #expect(refused.status != 0 && refused.stderr.contains("photos changed") && refused.stderr.contains("happy -> neutral"), "\(refused.stderr)")
+        let forced = try run(Paths.ferBinary, common + ["--epochs", "2", "--resume", "--force"])
+        #expect(forced.status == 0 && forced.stderr.contains("resuming on changed photos"), "\(forced.stderr)")
+        let again = try run(Paths.ferBinary, common + ["--epochs", "3", "--resume"])  // the new set is the run's now
+        #expect(again.status == 0, "\(again.stderr)")
+    }
+
     /// A cache folder that cannot be written (under a regular file) costs the cache, not the run.
     @Test func anUnwritableCacheIsAWarningAndTheFacesAreAllThere() throws {
         let root = try Self.folder(), analyzer = try PhotoTrainingTests.analyzer()
