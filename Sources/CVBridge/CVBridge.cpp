@@ -1,5 +1,6 @@
 #include "CVBridge.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -50,7 +51,13 @@ template <typename F> int guarded(F f) {
 }  // namespace
 
 struct cvb_cascade { cv::CascadeClassifier classifier; };
-struct cvb_video { cv::VideoCapture capture; bool camera; };
+struct cvb_video {
+    cv::VideoCapture capture;
+    bool camera;
+    // MJPEG read as its JPEG packets, each decoded here (`withJPEGFrames`).
+    bool jpegPackets = false;
+    long long maxPixels = 0;
+};
 struct cvb_writer { cv::VideoWriter writer; };
 
 extern "C" {
@@ -279,17 +286,50 @@ static cvb_video *openCapture(bool live, const std::string &what, Open open) {
     }
 }
 
+// An MJPEG file or stream (what HTTP IP cameras send) is read as its packets, each a JPEG decoded
+// here at its own size: OpenCV's decoder keeps the first frame's size and lays a smaller later frame
+// into the old rows (stale pixels, phantom faces), and a larger one is cut.
+static cvb_video *withJPEGFrames(cvb_video *v) {
+    if (!v) return v;
+    int f = static_cast<int>(v->capture.get(cv::CAP_PROP_FOURCC));
+    std::string cc;
+    for (int k = 0; k < 4; k++) cc += static_cast<char>(std::tolower((f >> (8 * k)) & 255));
+    if ((cc == "mjpg" || cc == "mjpe" || cc == "jpeg") && v->capture.set(cv::CAP_PROP_FORMAT, -1)) v->jpegPackets = true;
+    return v;
+}
+
+// The width and height a JPEG's header declares (its SOF marker), or false.
+static bool jpegSize(const cv::Mat &packet, long long &w, long long &h) {
+    const uint8_t *b = packet.ptr<uint8_t>();
+    size_t n = packet.total() * packet.elemSize(), i = 2;
+    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return false;
+    while (i + 9 < n) {
+        if (b[i] != 0xFF) { i++; continue; }
+        uint8_t m = b[i + 1];
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+            h = (b[i + 5] << 8) | b[i + 6];
+            w = (b[i + 7] << 8) | b[i + 8];
+            return true;
+        }
+        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }
+        i += 2 + ((b[i + 2] << 8) | b[i + 3]);
+    }
+    return false;
+}
+
 cvb_video *cvb_video_open(const char *path) {
     // FFmpeg's back end only: OpenCV otherwise tries each back end in turn, and GStreamer's waits
     // forever in open on a file without video (audio only, no frames).
-    return openCapture(false, std::string("video ") + path, [&](cv::VideoCapture &c) { return c.open(path, cv::CAP_FFMPEG); });
+    return withJPEGFrames(openCapture(false, std::string("video ") + path, [&](cv::VideoCapture &c) { return c.open(path, cv::CAP_FFMPEG); }));
 }
+
+void cvb_video_limit(cvb_video *video, long long maxPixels) { video->maxPixels = maxPixels; }
 
 cvb_video *cvb_stream_open(const char *url, int openTimeoutMs, int readTimeoutMs) {
     // FFmpeg's back end, with deadlines: a stream that never answers or stalls returns an error
     // instead of blocking the reader forever.
     std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, openTimeoutMs, cv::CAP_PROP_READ_TIMEOUT_MSEC, readTimeoutMs};
-    return openCapture(true, std::string("stream ") + url, [&](cv::VideoCapture &c) { return c.open(url, cv::CAP_FFMPEG, params); });
+    return withJPEGFrames(openCapture(true, std::string("stream ") + url, [&](cv::VideoCapture &c) { return c.open(url, cv::CAP_FFMPEG, params); }));
 }
 
 cvb_video *cvb_camera_open(int index, int width, int height) {
@@ -312,7 +352,20 @@ void cvb_video_info(cvb_video *video, int *width, int *height, double *fps, int 
 int cvb_video_read(cvb_video *video, cvb_image *out) {
     return guarded([&] {
         cv::Mat frame;
-        if (!video->capture.read(frame) || frame.empty()) return 0;
+        if (video->jpegPackets) {
+            // A damaged packet is skipped (as the decoder would conceal it), up to a bound.
+            for (int bad = 0; frame.empty(); bad++) {
+                cv::Mat packet;
+                if (!video->capture.read(packet) || packet.empty()) return 0;
+                long long w = 0, h = 0;
+                if (video->maxPixels > 0 && jpegSize(packet, w, h) && w * h > video->maxPixels) return 2;  // before decoding it
+                frame = cv::imdecode(packet, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+                if (frame.empty() && bad >= 30) { fail("30 frames in a row are not valid JPEGs"); return -1; }
+            }
+        } else if (!video->capture.read(frame) || frame.empty()) {
+            return 0;
+        }
+        if (video->maxPixels > 0 && static_cast<long long>(frame.cols) * frame.rows > video->maxPixels) return 2;
         if (frame.channels() == 1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
         if (frame.channels() == 4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
         int r = copyOut(frame, out);

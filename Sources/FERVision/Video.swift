@@ -45,6 +45,7 @@ public final class VideoReader {
         if width * height > maxPixels {
             throw VideoError.cannotOpen(name, "its frames are \(width)x\(height) pixels, more than the limit of \(maxPixels) (--max-pixels)")
         }
+        cvb_video_limit(h, Int64(maxPixels))
     }
 
     public convenience init(path: String, maxPixels: Int = ImageHeader.defaultMaxPixels) throws {
@@ -91,15 +92,16 @@ public final class VideoReader {
 
     deinit { cvb_video_close(handle) }
 
-    /// The next frame, or nil at the end; frames over `maxPixels` are skipped (`oversizedFrames`).
+    /// The next frame, at its own size (a stream's frames may change size), or nil at the end;
+    /// frames over `maxPixels` are skipped (`oversizedFrames`), an MJPEG frame before it is decoded.
     public func read() throws -> Image? {
         while true {
             var img = cvb_image()
             let r = cvb_video_read(handle, &img)
             if r == 0 { return nil }
             guard r > 0 else { throw VideoError.readFailed(name, LiveSource.redacted(String(cString: cvb_last_error()))) }
+            if r == 2 { oversizedFrames += 1; continue }
             defer { cvb_image_free(&img) }
-            if Int(img.width) * Int(img.height) > maxPixels { oversizedFrames += 1; continue }
             let n = Int(img.width) * Int(img.height) * Int(img.channels)
             return Image(width: Int(img.width), height: Int(img.height), channels: Int(img.channels), pixels: Array(UnsafeBufferPointer(start: img.data, count: n)))
         }
@@ -142,12 +144,12 @@ public final class VideoWriter {
         self.height = height
     }
 
+    /// Writes one frame; a frame of another size (the input changed size mid-stream) is scaled to
+    /// the video's.
     public func write(_ frame: Image) throws {
         guard let h = handle else { throw VideoError.cannotWrite(path, "writer is closed") }
-        let f = frame.bgr
-        guard f.width == width && f.height == height else {
-            throw VideoError.cannotWrite(path, "a \(f.width)x\(f.height) frame in a \(width)x\(height) video (the input changed size mid-stream)")
-        }
+        var f = frame.bgr
+        if f.width != width || f.height != height { f = f.resized(width: width, height: height) }
         let r = f.pixels.withUnsafeBufferPointer { cvb_writer_write(h, $0.baseAddress, Int32(width), Int32(height)) }
         guard r == 0 else { throw VideoError.cannotWrite(path, String(cString: cvb_last_error())) }
     }

@@ -145,7 +145,10 @@ struct Video: ParsableCommand {
         if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }
         let seconds = Date().timeIntervalSince(start)
         // A container that announced more frames than could be decoded is damaged: say so, and fail.
-        if let announced = reader.frameCount, frame < min(announced, maxFrames ?? .max) - 1 {
+        if reader.oversizedFrames > 0 {
+            FileHandle.standardError.write(Data("\(input): \(reader.oversizedFrames) frames over --max-pixels (\(analyzer.maxPixels)) skipped\n".utf8))
+        }
+        if let announced = reader.frameCount, frame + reader.oversizedFrames < min(announced, maxFrames ?? .max) - 1 {
             throw VideoError.cannotOpen(input, "decoding stopped at frame \(frame) of \(announced); the rest is unreadable (what was decoded is written)")
         }
         return Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,

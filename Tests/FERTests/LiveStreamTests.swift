@@ -195,3 +195,35 @@ import Testing
         #expect(!text.contains("s3cret"), "\(text)")
     }
 }
+
+/// Issue 37: an MJPEG camera whose frames change size (a camera reconfigured, a stream switching
+/// resolution). Each frame is read at its own size: OpenCV's decoder kept the first size and laid
+/// the smaller frames into it, so half the frames showed two faces where there was one.
+@Suite("Streams that change frame size", .serialized) struct FrameSizeChangeTests {
+    @Test func eachFrameIsReadAtItsOwnSize() throws {
+        let dir = Paths.temporaryDirectory("sizes")
+        for (name, size) in [("big", "640:480"), ("small", "320:240")] {
+            let ff = Process()
+            ff.executableURL = URL(fileURLWithPath: LiveStreamTests.ffmpeg)
+            ff.arguments = ["-y", "-loglevel", "error", "-i", LiveStreamTests.photo, "-vf", "scale=\(size)", "-q:v", "4", "\(dir)/\(name).jpg"]
+            try ff.run()
+            ff.waitUntilExit()
+            #expect(ff.terminationStatus == 0)
+        }
+        let port = LiveStreamTests.freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", (Paths.packageRoot as NSString).appendingPathComponent("tools/mjpeg_test_server.py"), String(port), "40",
+                            dir + "/big.jpg", dir + "/small.jpg", "--repeat", "2", "--interval", "0.1"]
+        try server.run()
+        defer { server.terminate() }
+        Thread.sleep(forTimeInterval: 1)
+        let r = try LiveStreamTests.live(["--source", "http://127.0.0.1:\(port)/cam.mjpg", "--full-scan", "1", "--max-frames", "16"], limit: 60)
+        let frames = r.lines.compactMap { $0["faces"] as? [[String: Any]] }
+        #expect(frames.count >= 10, "\(r.stderr)")
+        #expect(frames.allSatisfy { $0.count <= 1 }, "a frame showed more faces than there are: \(frames.map(\.count))")
+        let widths = frames.compactMap { ($0.first?["box"] as? [String: Any])?["width"] as? Int }
+        let (small, large) = (widths.min() ?? 0, widths.max() ?? 0)
+        #expect(small > 0 && Double(small) < 0.7 * Double(large), "both frame sizes' faces, at their own scale: widths \(widths)")
+    }
+}

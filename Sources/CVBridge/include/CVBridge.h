@@ -74,8 +74,11 @@ cvb_video *cvb_camera_open(int index, int width, int height);
 cvb_video *cvb_stream_open(const char *url, int openTimeoutMs, int readTimeoutMs);
 /// Frame size, frames per second (0 if unknown) and frame count (-1 if unknown: cameras, streams).
 void cvb_video_info(cvb_video *video, int *width, int *height, double *fps, int *frames);
-/// 1: a frame was read into *out (release with cvb_image_free); 0: end of stream; negative: error.
+/// 1: a frame was read into *out (release with cvb_image_free); 2: a frame over the limit
+/// (cvb_video_limit) was skipped; 0: end of stream; negative: error. Each frame has its own size.
 int cvb_video_read(cvb_video *video, cvb_image *out);
+// Frames of more pixels than this are skipped (read returns 2 for each, without the frame); 0: no limit.
+void cvb_video_limit(cvb_video *video, long long maxPixels);
 void cvb_video_close(cvb_video *video);
 
 typedef struct cvb_writer cvb_writer;
