@@ -200,6 +200,34 @@ import Testing
         #expect(took < 3, "fer live took \(took) s to stop after Ctrl-C")
     }
 
+    /// A file that claims one frame per 1000 s is paced as a camera would be, and Ctrl-C still ends
+    /// `fer live` at once (the pacing waited out the whole gap: 16 s).
+    @Test func ctrlCStopsASlowlyPacedFile() throws {
+        let dir = Paths.temporaryDirectory("slow-file"), slow = dir + "/slow.mp4"
+        let ff = Process()
+        ff.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+        ff.arguments = ["-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:r=1", "-frames:v", "3", "-c:v", "mjpeg",
+                        "-video_track_timescale", "1000", "-r", "1/1000", slow]
+        try ff.run()
+        ff.waitUntilExit()
+        #expect(ff.terminationStatus == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
+        p.arguments = ["live", "--headless", "--source", slow]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 3)
+        #expect(p.isRunning)
+        let signalled = Date()
+        p.interrupt()
+        while p.isRunning && Date().timeIntervalSince(signalled) < 15 { Thread.sleep(forTimeInterval: 0.02) }
+        let took = Date().timeIntervalSince(signalled)
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        #expect(took < 2, "fer live took \(took) s to stop")
+    }
+
     /// Ctrl-C while `fer train --photos` detects faces: detection stops at once (it ran on to the
     /// last photo), and the command says so.
     @Test func ctrlCStopsFaceDetectionAtOnce() throws {
