@@ -222,6 +222,12 @@ import Testing
 
 /// Photos decoded at reduced size for the detector, with boxes mapped back to the original.
 @Suite("Reduced decoding") struct ReducedDecodingTests {
+    /// MTCNN and the bundled model, as `fer predict` runs them.
+    static func analyzer() throws -> FaceAnalyzer {
+        DNNL.setThreads(2)
+        return FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn), classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+    }
+
     @Test func aJPEGDecodesAtTheSmallestScaleThatCoversTheDetector() throws {
         let big = Image(width: 1400, height: 1000, channels: 3, fill: 120)
         let jpeg = try big.encoded(".jpg"), png = try big.encoded(".png")
@@ -289,9 +295,7 @@ import Testing
         try shown.write(dir + "/upright.jpg")
         let sideways = Self.withOrientation(try Image(width: h, height: w, channels: 1, pixels: stored).encoded(".jpg"), 6)
         try Data(sideways).write(to: URL(fileURLWithPath: dir + "/sideways.jpg"))
-        DNNL.setThreads(2)
-        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
-                                    classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+        let analyzer = try Self.analyzer()
         let a = analyzer.analyze(try analyzer.readPhoto(dir + "/upright.jpg")), b = analyzer.analyze(try analyzer.readPhoto(dir + "/sideways.jpg"))
         #expect(a.count == 1 && b.count == 1)
         let boxA = try #require(a.first?.box), boxB = try #require(b.first?.box)
@@ -302,9 +306,7 @@ import Testing
         let photo = try Image.read(VisionTests.photo, channels: 3).resized(width: 1536, height: 1536)
         let path = Paths.temporaryDirectory("reduced") + "/big.jpg"
         try photo.write(path)
-        DNNL.setThreads(2)
-        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
-                                    classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+        let analyzer = try Self.analyzer()
         let reduced = try analyzer.readPhoto(path)
         // A search for faces of 48 pixels or more with P-Net's 12-pixel window needs a quarter.
         #expect(reduced.image.width == 384)
@@ -326,9 +328,7 @@ import Testing
         } } }
         let path = Paths.temporaryDirectory("small-face") + "/big.jpg"
         try canvas.write(path)
-        DNNL.setThreads(2)
-        let analyzer = FaceAnalyzer(detector: try MTCNNDetector(weights: BundledTestModels.mtcnn),
-                                    classifier: try Checkpoint.load(VisionTests.bundledModel).0)
+        let analyzer = try Self.analyzer()
         let reduced = try analyzer.readPhoto(path)
         #expect(reduced.reduction == 4)
         let (copy, boxes) = analyzer.find(reduced)

@@ -178,25 +178,32 @@ import Testing
         return (fd, Int(UInt16(bigEndian: addr.sin_port)))
     }
 
-    /// Ctrl-C of `fer live` while three streams hang in their open (a 20 s deadline each): every
-    /// source is told to stop at once and the command ends within 2 s (it took 27.5 s, one after another).
-    @Test func ctrlCStopsEverySourceAtOnce() throws {
-        let (fd, port) = try Self.silentPort()
-        defer { close(fd) }
+    /// Seconds `fer arguments` takes to end after Ctrl-C, sent 3 s after it starts (the model loaded,
+    /// the sources open or hanging); killed after 15 s.
+    static func secondsToStop(_ arguments: [String]) throws -> Double {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
-        p.arguments = ["live", "--headless", "--stream-timeout", "20"] + (1...3).flatMap { ["--source", "http://127.0.0.1:\(port)/cam\($0).mjpg"] }
+        p.arguments = arguments
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        Thread.sleep(forTimeInterval: 3)  // the model loaded, the sources hanging in open
-        #expect(p.isRunning)
+        Thread.sleep(forTimeInterval: 3)
+        #expect(p.isRunning, "fer \(arguments.first ?? "") ended before Ctrl-C")
         let signalled = Date()
         p.interrupt()
         while p.isRunning && Date().timeIntervalSince(signalled) < 15 { Thread.sleep(forTimeInterval: 0.02) }
         let took = Date().timeIntervalSince(signalled)
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
+        return took
+    }
+
+    /// Ctrl-C of `fer live` while three streams hang in their open (a 20 s deadline each): every
+    /// source is told to stop at once and the command ends within 2 s (it took 27.5 s, one after another).
+    @Test func ctrlCStopsEverySourceAtOnce() throws {
+        let (fd, port) = try Self.silentPort()
+        defer { close(fd) }
+        let took = try Self.secondsToStop(["live", "--headless", "--stream-timeout", "20"] + (1...3).flatMap { ["--source", "http://127.0.0.1:\(port)/cam\($0).mjpg"] })
         #expect(took < 3, "fer live took \(took) s to stop after Ctrl-C")
     }
 
@@ -211,20 +218,7 @@ import Testing
         try ff.run()
         ff.waitUntilExit()
         #expect(ff.terminationStatus == 0)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Paths.ferBinary)
-        p.arguments = ["live", "--headless", "--source", slow]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        Thread.sleep(forTimeInterval: 3)
-        #expect(p.isRunning)
-        let signalled = Date()
-        p.interrupt()
-        while p.isRunning && Date().timeIntervalSince(signalled) < 15 { Thread.sleep(forTimeInterval: 0.02) }
-        let took = Date().timeIntervalSince(signalled)
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+        let took = try Self.secondsToStop(["live", "--headless", "--source", slow])
         #expect(took < 2, "fer live took \(took) s to stop")
     }
 
