@@ -10,6 +10,30 @@ public struct ClassificationReport: Codable, Sendable {
         public var name: String
         public var precision, recall, f1: Double
         public var support: Int
+        /// The 95% interval of the recall: Wilson's score interval for a class, the normal one of the
+        /// mean for an average (nil where there is nothing to estimate from).
+        public var recallInterval: [Double]?
+    }
+
+    /// Wilson's 95% score interval for `successes` of `n` (good at small n and near 0 or 1, where
+    /// the normal interval is not); nil for n = 0.
+    public static func wilson(_ successes: Int, of n: Int, z: Double = 1.959964) -> [Double]? {
+        guard n > 0 else { return nil }
+        let p = Double(successes) / Double(n), nn = Double(n), z2 = z * z
+        let centre = (p + z2 / (2 * nn)) / (1 + z2 / nn)
+        let half = z * (p * (1 - p) / nn + z2 / (4 * nn * nn)).squareRoot() / (1 + z2 / nn)
+        return [max(0, centre - half), min(1, centre + half)]
+    }
+
+    /// The mean recall over the classes that have examples, with the 95% interval of that mean
+    /// (classes independent: variance sum r(1 - r) / n over classes, over their count squared).
+    public var meanRecall: (value: Double, interval: [Double])? {
+        let present = classes.filter { $0.support > 0 }
+        guard !present.isEmpty else { return nil }
+        let k = Double(present.count), mean = present.reduce(0) { $0 + $1.recall } / k
+        let variance = present.reduce(0) { $0 + $1.recall * (1 - $1.recall) / Double($1.support) } / (k * k)
+        let half = 1.959964 * variance.squareRoot()
+        return (mean, [max(0, mean - half), min(1, mean + half)])
     }
 
     public var classes: [ClassRow]
@@ -36,7 +60,8 @@ public struct ClassificationReport: Codable, Sendable {
             let predicted = Double((0..<k).reduce(0) { $0 + m[$1][c] })
             let actual = Double(support[c])
             let p = predicted > 0 ? tp / predicted : 0, r = actual > 0 ? tp / actual : 0
-            return ClassRow(name: classNames[c], precision: p, recall: r, f1: p + r > 0 ? 2 * p * r / (p + r) : 0, support: Int(actual))
+            return ClassRow(name: classNames[c], precision: p, recall: r, f1: p + r > 0 ? 2 * p * r / (p + r) : 0, support: Int(actual),
+                            recallInterval: Self.wilson(m[c][c], of: support[c]))
         }
         classes = rows
         let n = Double(max(labels.count, 1)), count = labels.count
@@ -50,7 +75,11 @@ public struct ClassificationReport: Codable, Sendable {
         let occurs = (0..<k).map { c in support[c] > 0 || (0..<k).contains { m[$0][c] > 0 } }
         macro = avg(occurs.map { $0 ? 1 : 0 }, "macro avg")
         weighted = avg(rows.map { Double($0.support) / n }, "weighted avg")
+        meanRecallOverPresent = meanRecall.map { [$0.value] + $0.interval }
     }
+
+    /// `meanRecall` as stored in JSON: [mean, low, high].
+    public var meanRecallOverPresent: [Double]?
 
     /// The report as a fixed-width text table, then the confusion matrix.
     public var table: String {
@@ -60,13 +89,19 @@ public struct ClassificationReport: Codable, Sendable {
             r.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
                 + pad(String(format: "%.3f", r.precision), 10) + pad(String(format: "%.3f", r.recall), 10)
                 + pad(String(format: "%.3f", r.f1), 10) + pad("\(r.support)", 9)
+                + (r.recallInterval.map { pad(String(format: "%.3f-%.3f", $0[0], $0[1]), 16) } ?? "")
         }
-        var lines = ["".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + pad("precision", 10) + pad("recall", 10) + pad("f1", 10) + pad("support", 9)]
+        var lines = ["".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + pad("precision", 10) + pad("recall", 10) + pad("f1", 10) + pad("support", 9)
+                     + pad("recall 95% CI", 16)]
         lines += classes.map(row)
         lines.append("")
         lines.append("accuracy".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + pad("", 20) + pad(String(format: "%.4f", accuracy), 10) + pad("\(count)", 9))
         lines.append(row(macro))
         lines.append(row(weighted))
+        if let m = meanRecall {
+            lines.append(String(format: "mean recall over the %d classes with examples: %.3f (95%% CI %.3f-%.3f)",
+                                classes.filter { $0.support > 0 }.count, m.value, m.interval[0], m.interval[1]))
+        }
         lines.append("")
         lines.append("confusion matrix (rows: true, columns: predicted)")
         let short = classes.map { String($0.name.prefix(8)) }

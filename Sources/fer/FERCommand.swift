@@ -17,7 +17,7 @@ struct FERCommand: ParsableCommand {
         abstract: "Facial expression recognition: train, evaluate and run FER2013 models.",
         // The user's path first; the research tools below it.
         subcommands: [Demo.self, Predict.self, Video.self, Live.self, Serve.self, Evaluate.self, Train.self, Models.self, Export.self],
-        groupedSubcommands: [CommandGroup(name: "Tools", subcommands: [Calibrate.self, Soup.self, Bench.self, BenchOne.self])],
+        groupedSubcommands: [CommandGroup(name: "Tools", subcommands: [Calibrate.self, Soup.self, Folds.self, Bench.self, BenchOne.self])],
         defaultSubcommand: Demo.self
     )
 

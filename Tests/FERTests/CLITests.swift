@@ -283,3 +283,31 @@ import Testing
     }
 }
 
+
+/// `fer folds`: person-disjoint folds of a photo folder, as links, with their counts.
+@Suite("fer folds") struct FoldsCommandTests {
+    @Test func writesPersonDisjointFoldsAsLinks() throws {
+        let root = Paths.temporaryDirectory("folds-src"), out = Paths.temporaryDirectory("folds-out") + "/folds"
+        for (split, people) in [("train", 0..<6), ("val", 6..<8)] {
+            for person in people {
+                let emotion = person % 2 == 0 ? "happy" : "sad"
+                try FileManager.default.createDirectory(atPath: "\(root)/\(split)/\(emotion)", withIntermediateDirectories: true)
+                for k in 1...2 { try Image(width: 8, height: 8, channels: 1, fill: UInt8(person * 10 + k)).write("\(root)/\(split)/\(emotion)/P\(person)_000\(k).png") }
+            }
+        }
+        let r = try run(Paths.ferBinary, ["folds", root, "--folds", "2", "--out", out, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let counts = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        #expect(counts.compactMap { $0["photos"] as? Int }.reduce(0, +) == 16)
+        for k in 1...2 {
+            let val = try ImageFolder.labelledImages(in: "\(out)/fold-\(k)/val"), train = try ImageFolder.labelledImages(in: "\(out)/fold-\(k)/train")
+            #expect(val.count + train.count == 16)
+            let valPeople = Set(val.map { PersonFolds.person(of: $0.path) }), trainPeople = Set(train.map { PersonFolds.person(of: $0.path) })
+            #expect(valPeople.isDisjoint(with: trainPeople), "fold \(k): \(valPeople.intersection(trainPeople)) on both sides")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: val[0].path).hasPrefix(root))
+        }
+        #expect(FileManager.default.fileExists(atPath: out + "/folds.json"))
+        let again = try run(Paths.ferBinary, ["folds", root, "--out", out])
+        #expect(again.status != 0 && again.stderr.contains("exists"))
+    }
+}

@@ -197,3 +197,61 @@ import Testing
         #expect(abs(g[0] - 0.25) < 1e-5 && abs(g[1] + 0.25) < 1e-5)
     }
 }
+
+/// Issue 34: a measurement that sees the rare expressions: recall with its 95% interval, and
+/// person-disjoint folds of photo sets.
+@Suite("Recall intervals and person-disjoint folds") struct RareExpressionMeasurementTests {
+    @Test func wilsonIntervalsOnKnownCases() throws {
+        // Wilson's interval, 95%: 50 of 100 -> 0.4038-0.5962; 0 of 10 -> 0-0.2775; 10 of 10 -> 0.7225-1.
+        let half = try #require(ClassificationReport.wilson(50, of: 100))
+        #expect(abs(half[0] - 0.4038) < 1e-3 && abs(half[1] - 0.5962) < 1e-3, "\(half)")
+        let none = try #require(ClassificationReport.wilson(0, of: 10))
+        #expect(abs(none[0]) < 1e-9 && abs(none[1] - 0.2775) < 1e-3, "\(none)")
+        let all = try #require(ClassificationReport.wilson(10, of: 10))
+        #expect(abs(all[0] - 0.7225) < 1e-3 && abs(all[1] - 1) < 1e-9, "\(all)")
+        #expect(ClassificationReport.wilson(0, of: 0) == nil)
+    }
+
+    @Test func reportCarriesRecallIntervalsAndTheMeanRecall() throws {
+        // Class 0: 8 of 10 right; class 1: 1 of 4; class 2: no examples.
+        let labels = Array(repeating: 0, count: 10) + Array(repeating: 1, count: 4)
+        let predictions = Array(repeating: 0, count: 8) + [1, 1] + [1, 0, 0, 0]
+        let r = ClassificationReport(labels: labels, predictions: predictions, classNames: ["a", "b", "c"])
+        #expect(r.classes[0].recallInterval == ClassificationReport.wilson(8, of: 10))
+        #expect(r.classes[1].recallInterval == ClassificationReport.wilson(1, of: 4))
+        #expect(r.classes[2].recallInterval == nil)
+        let m = try #require(r.meanRecall)
+        #expect(abs(m.value - (0.8 + 0.25) / 2) < 1e-12)
+        let sd = (0.8 * 0.2 / 10 + 0.25 * 0.75 / 4).squareRoot() / 2
+        #expect(abs(m.interval[0] - (m.value - 1.959964 * sd)) < 1e-9 && abs(m.interval[1] - (m.value + 1.959964 * sd)) < 1e-9)
+        #expect(r.table.contains("recall 95% CI") && r.table.contains("mean recall over the 2 classes with examples: 0.525"))
+    }
+
+    @Test func peopleAreNamedByTheirFileNames() {
+        #expect(PersonFolds.person(of: "/x/happy/Tim_Henman_0001.jpg") == "Tim_Henman")
+        #expect(PersonFolds.person(of: "anna-2.png") == "anna")
+        #expect(PersonFolds.person(of: "Dwarakish12.jpg") == "Dwarakish")
+        #expect(PersonFolds.person(of: "facial-expressions_2868584k.jpg") == "facial-expressions_2868584k")
+        #expect(PersonFolds.person(of: "0042.jpg") == "0042")
+    }
+
+    @Test func foldsArePersonDisjointCoverEveryPhotoOnceAndSpreadTheRareExpressions() {
+        // 60 people with 1-4 photos each; one expression (label 1) rare: 12 people show it.
+        var rng = SplitMix64(seed: 9)
+        var photos: [(path: String, label: Int)] = []
+        for person in 0..<60 {
+            let label = person < 12 ? 1 : Int(rng.next() % 2) * 2
+            for k in 0..<(1 + Int(rng.next() % 4)) { photos.append(("/d/p\(person)_\(String(format: "%04d", k)).jpg", label)) }
+        }
+        let fold = PersonFolds.assign(photos, folds: 4, seed: 3)
+        #expect(fold == PersonFolds.assign(photos, folds: 4, seed: 3))  // a seed repeats
+        var foldOf: [String: Int] = [:]
+        for (p, f) in zip(photos, fold) {
+            let who = PersonFolds.person(of: p.path)
+            #expect(foldOf[who, default: f] == f, "\(who) in two folds")
+            foldOf[who] = f
+        }
+        let rarePeople = (0..<4).map { f in Set(photos.indices.filter { fold[$0] == f && photos[$0].label == 1 }.map { PersonFolds.person(of: photos[$0].path) }).count }
+        #expect(rarePeople.allSatisfy { $0 == 3 }, "the 12 people with the rare expression spread 3 a fold: \(rarePeople)")
+    }
+}
