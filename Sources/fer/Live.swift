@@ -47,7 +47,12 @@ struct Live: ParsableCommand {
     struct SourceSummary: Encodable {
         var source: String; var framesRead: Int; var framesProcessed: Int; var framesDropped: Int
         var fps: Double; var latencyMsP50: Double?; var latencyMsP99: Double?; var reconnects: Int
+        /// Per tracked face: processed frames it was in, its dominant expression and the share of
+        /// those frames in each expression (as `fer video --report` gives them).
+        var faces: [FaceShares]; var mergedTracks: Int
     }
+
+    struct FaceShares: Encodable { var track: Int; var frames: Int; var dominant: String; var shares: [String: Double] }
 
     var sources: [String] { source + (camera.map { ["\($0)"] } ?? []) }
 
@@ -75,6 +80,7 @@ struct Live: ParsableCommand {
         let feeds = parsed.map { LiveFeed($0, width: cameraWidth, height: cameraHeight, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5),
                                        maxPixels: analyzer.maxPixels) }
         let videos = feeds.map { _ in VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan) }
+        let reports = feeds.map { VideoReport(input: $0.source.description, fps: 30, classNames: names, keepsTimeline: false) }
         feeds.forEach { $0.start() }
         defer { LiveFeed.stop(feeds, within: 2) }
 
@@ -126,6 +132,7 @@ struct Live: ParsableCommand {
                 }
                 lastAt[i] = now
                 latencies[i].append(latency)
+                reports[i].add(frame: processed[i], image: b.frame.image, faces: faces)
                 processed[i] += 1
                 if headless {
                     try emit(Line(source: feeds[i].source.description, frame: b.frame.index, time: Double(now.uptimeNanoseconds - start.uptimeNanoseconds) / 1e9,
@@ -150,13 +157,20 @@ struct Live: ParsableCommand {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             return SourceSummary(source: f.source.description, framesRead: f.framesRead, framesProcessed: processed[i],
                                  framesDropped: max(0, f.framesRead - processed[i]), fps: Double(processed[i]) / max(seconds, 1e-9),
-                                 latencyMsP50: pick(0.5), latencyMsP99: pick(0.99), reconnects: f.reconnects)
+                                 latencyMsP50: pick(0.5), latencyMsP99: pick(0.99), reconnects: f.reconnects,
+                                 faces: reports[i].summary(wallSeconds: seconds, video: nil).tracks.map {
+                                     FaceShares(track: $0.id, frames: $0.frames, dominant: $0.dominant, shares: $0.shares)
+                                 }, mergedTracks: videos[i].tracker.merged)
         }
         if headless { try emit(["summary": summary]) }
         for s in summary {
             FileHandle.standardError.write(Data(String(format: "%@: %d frames processed of %d read (%.1f FPS), latency p50 %@ ms, p99 %@ ms, %d reconnects\n",
                                                        s.source, s.framesProcessed, s.framesRead, s.fps, s.latencyMsP50.map { String(format: "%.1f", $0) } ?? "-",
                                                        s.latencyMsP99.map { String(format: "%.1f", $0) } ?? "-", s.reconnects).utf8))
+            for f in s.faces {
+                let shares = f.shares.filter { $0.value > 0 }.sorted { $0.value > $1.value }.map { String(format: "%@ %.0f%%", $0.key, 100 * $0.value) }
+                FileHandle.standardError.write(Data("  face #\(f.track): mostly \(f.dominant) over \(f.frames) frames (\(shares.joined(separator: ", ")))\n".utf8))
+            }
         }
         // A file that could not be read is a failure, as in `fer video` (streams and cameras are
         // retried until stopped, and their errors are events).

@@ -16,12 +16,19 @@ struct Video: ParsableCommand {
         discussion: """
         Faces are tracked across frames (#1, #2, ...) and their probabilities smoothed over time.
         --timeline-csv writes one row per face per frame: frame, time, track, box, expression, probabilities.
-        With several inputs (or --shard), --out and --timeline-csv are folders: NAME.annotated.mp4, NAME.csv.
+        --report writes one self-contained HTML page (no network, printable): per face a thumbnail, time on
+        screen, dominant expression, share of time in each expression and the seven probabilities over
+        time; faces on screen over time; the moments of strongest change (links into --out's video);
+        the model and settings. --report-json writes the same summary for programs.
+        With several inputs (or --shard), --out, --timeline-csv, --report and --report-json are folders:
+        NAME.annotated.mp4, NAME.csv, NAME.report.html, NAME.report.json.
         """)
 
     @Argument(help: "Input video files.") var inputs: [String]
     @Option(help: "Annotated output video (.mp4 or .avi); a folder with several inputs.") var out: String?
     @Option(help: "Timeline CSV; a folder with several inputs.") var timelineCsv: String?
+    @Option(help: "HTML report: timelines, shares, moments (self-contained); a folder with several inputs.") var report: String?
+    @Option(help: "The report's summary as JSON; a folder with several inputs.") var reportJson: String?
     @OptionGroup var face: FaceOptions
     @Option(help: "Smoothing: weight of the newest frame (1 = none).") var smoothing: Float = 0.4
     @Option(help: "Process at most this many frames per video.") var maxFrames: Int?
@@ -32,27 +39,34 @@ struct Video: ParsableCommand {
 
     struct Summary: Codable {
         var input: String; var frames: Int; var faces: Int; var tracks: Int; var seconds: Double; var fps: Double
-        var output: String?; var timeline: String?; var error: String?
+        var output: String?; var timeline: String?; var report: String?; var error: String?
     }
 
     var batch: Bool { inputs.count > 1 || shard != nil || launcherShard() != nil }
 
     func validate() throws {
-        guard out != nil || timelineCsv != nil || json else { throw ValidationError("give --out, --timeline-csv or --json (otherwise nothing is written)") }
+        guard out != nil || timelineCsv != nil || report != nil || reportJson != nil || json else {
+            throw ValidationError("give --out, --timeline-csv, --report, --report-json or --json (otherwise nothing is written)")
+        }
         try validateTracking(smoothing: smoothing, fullScan: fullScan, maxFrames: maxFrames)
         _ = try parseShard(shard)
         for input in inputs {
-            for (flag, path) in [("--out", out), ("--timeline-csv", timelineCsv)] {
+            for (flag, path) in outputFlags {
                 if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is an input video; refusing to overwrite it") }
             }
         }
-        if let out, let timelineCsv, AtomicFile.sameFile(out, timelineCsv) { throw ValidationError("--out and --timeline-csv name the same file") }
+        let given = outputFlags.compactMap { f in f.1.map { (f.0, $0) } }
+        for (i, a) in given.enumerated() {
+            for b in given.dropFirst(i + 1) where AtomicFile.sameFile(a.1, b.1) { throw ValidationError("\(a.0) and \(b.0) name the same file") }
+        }
     }
 
-    /// Where each input's annotated video and timeline go.
-    func outputs(_ input: String, stem: String) -> (video: String?, csv: String?) {
-        (batch ? out.map { ($0 as NSString).appendingPathComponent(stem + ".annotated.mp4") } : out,
-         batch ? timelineCsv.map { ($0 as NSString).appendingPathComponent(stem + ".csv") } : timelineCsv)
+    var outputFlags: [(String, String?)] { [("--out", out), ("--timeline-csv", timelineCsv), ("--report", report), ("--report-json", reportJson)] }
+
+    /// Where each input's annotated video, timeline and reports go.
+    func outputs(_ input: String, stem: String) -> (video: String?, csv: String?, report: String?, reportJson: String?) {
+        func path(_ option: String?, _ suffix: String) -> String? { batch ? option.map { ($0 as NSString).appendingPathComponent(stem + suffix) } : option }
+        return (path(out, ".annotated.mp4"), path(timelineCsv, ".csv"), path(report, ".report.html"), path(reportJson, ".report.json"))
     }
 
     func run() throws {
@@ -64,7 +78,7 @@ struct Video: ParsableCommand {
         // or NAME.csv may itself be one of the inputs.
         for input in inputs {
             let o = outputs(input, stem: stemOf[input]!)
-            for (flag, path) in [("--out", o.video), ("--timeline-csv", o.csv)] {
+            for (flag, path) in [("--out", o.video), ("--timeline-csv", o.csv), ("--report", o.report), ("--report-json", o.reportJson)] {
                 if let path, let clash = inputs.first(where: { AtomicFile.sameFile(path, $0) }) {
                     throw ValidationError("\(flag) would write \(path) for \(input), which is the input \(clash); refusing to overwrite it (use another folder)")
                 }
@@ -77,11 +91,11 @@ struct Video: ParsableCommand {
             if StopFlag.shared.isSet { throw ExitCode(130) }
             let o = outputs(input, stem: stemOf[input]!)
             do {
-                summaries.append(try label(input, out: o.video, csv: o.csv, analyzer: analyzer))
+                summaries.append(try label(input, out: o.video, csv: o.csv, report: (o.report, o.reportJson), analyzer: analyzer))
             } catch {
                 guard batch, !StopFlag.shared.isSet else { throw error }
                 FileHandle.standardError.write(Data("error: \(input): \(error)\n".utf8))
-                summaries.append(Summary(input: input, frames: 0, faces: 0, tracks: 0, seconds: 0, fps: 0, output: nil, timeline: nil, error: "\(error)"))
+                summaries.append(Summary(input: input, frames: 0, faces: 0, tracks: 0, seconds: 0, fps: 0, output: nil, timeline: nil, report: nil, error: "\(error)"))
             }
         }
         if json {
@@ -91,9 +105,17 @@ struct Video: ParsableCommand {
                 print(String(format: "%@: %d frames, %d face detections in %d tracks, %.1f s (%.1f FPS)", s.input, s.frames, s.faces, s.tracks, s.seconds, s.fps))
                 if let out = s.output { print("  video: \(out)") }
                 if let csv = s.timeline { print("  timeline: \(csv)") }
+                if let r = s.report { print("  report: \(r)") }
             }
         }
         if summaries.contains(where: { $0.error != nil }) { throw ExitCode(1) }
+    }
+
+    /// How a report at `from` names the video at `to`: its file name when they share a folder, else
+    /// its absolute path.
+    static func link(to: String, from: String) -> String {
+        let a = URL(fileURLWithPath: to).standardizedFileURL, b = URL(fileURLWithPath: from).standardizedFileURL
+        return a.deletingLastPathComponent() == b.deletingLastPathComponent() ? a.lastPathComponent : a.path
     }
 
     /// `path` if an annotated video can be written there: not a folder, device or FIFO (found
@@ -109,7 +131,7 @@ struct Video: ParsableCommand {
 
     /// One video: its annotated copy and timeline. A damaged video (fewer frames decoded than it
     /// announces) is an error after its outputs are written.
-    func label(_ input: String, out: String?, csv: String?, analyzer: FaceAnalyzer) throws -> Summary {
+    func label(_ input: String, out: String?, csv: String?, report: (html: String?, json: String?) = (nil, nil), analyzer: FaceAnalyzer) throws -> Summary {
         for (flag, path) in [("--out", out), ("--timeline-csv", csv)] {
             if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
         }
@@ -123,6 +145,9 @@ struct Video: ParsableCommand {
         let bar = ProgressBar(total: total == Int.max ? 0 : total, label: "frames")
         bar.enabled = !json && total != Int.max
         var frame = 0, faceCount = 0, trackIDs = Set<Int>()
+        let gathered = report.html != nil || report.json != nil ? VideoReport(input: input, fps: reader.fps, classNames: names) : nil
+        gathered?.settings = ["model": face.model.model ?? "default", "detector": analyzer.detector.summary, "precision": analyzer.classifier.precisionName,
+                              "full scan": "every \(fullScan) frames", "smoothing": String(smoothing), "CPU": CPU.description]
         let start = Date()
         while frame < total, !StopFlag.shared.isSet, let image = try reader.read() {
             let faces = video.process(image, times: &times)
@@ -134,6 +159,7 @@ struct Video: ParsableCommand {
                              + "," + f.probabilities.map { String(format: "%.4f", $0) }.joined(separator: ","))
             }
             try writer?.write(Annotator.annotate(image, faces, classNames: names))
+            gathered?.add(frame: frame, image: image, faces: faces)
             frame += 1
             bar.update(frame)
         }
@@ -144,6 +170,12 @@ struct Video: ParsableCommand {
         try writer?.close()
         if let csv { try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: csv) }
         let seconds = Date().timeIntervalSince(start)
+        if let gathered {
+            gathered.mergedTracks = video.tracker.merged
+            let summary = gathered.summary(wallSeconds: seconds, video: out.map { Self.link(to: $0, from: report.html ?? report.json ?? $0) })
+            if let html = report.html { try AtomicFile.write(VideoReportPage.html(summary), to: html) }
+            if let json = report.json { try AtomicFile.write(Data(try JSONEncoder.sorted.encode(summary)), to: json) }
+        }
         // A container that announced more frames than could be decoded is damaged: say so, and fail.
         if reader.oversizedFrames > 0 {
             FileHandle.standardError.write(Data("\(input): \(reader.oversizedFrames) frames over --max-pixels (\(analyzer.maxPixels)) skipped\n".utf8))
@@ -152,7 +184,7 @@ struct Video: ParsableCommand {
             throw VideoError.cannotOpen(input, "decoding stopped at frame \(frame) of \(announced); the rest is unreadable (what was decoded is written)")
         }
         return Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,
-                       fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv, error: nil)
+                       fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv, report: report.html ?? report.json, error: nil)
     }
 }
 
