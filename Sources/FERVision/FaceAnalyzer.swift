@@ -132,7 +132,7 @@ public final class FaceAnalyzer {
 
     /// The smallest scale of a photo the search needs: the detector's window over the smallest face
     /// (MTCNN looking for faces of 48 pixels or more: a quarter). Faces found too small to be cut
-    /// from that copy for the classifier are cut from a finer one (`classify(_:_:times:)`).
+    /// from that copy for the classifier are cut from a finer one (`find`).
     public var decodeScale: Double { Double(detector.settings.kind.searchWindow) / Double(detector.settings.minFace) }
 
     /// Reads a photo at the reduced size `decodeSide` and `decodeScale` allow.

@@ -39,7 +39,7 @@ public enum PhotoFaces {
     /// Everything that decides what face a photo yields; part of the cache's key.
     public static func cacheKey(_ analyzer: FaceAnalyzer) -> String {
         let s = analyzer.detector.settings, f = analyzer.framing
-        return "photo-faces v1; detector \(s.kind.rawValue) min \(s.minFace) side \(s.maxSide) scale \(s.scaleFactor) neighbours \(s.minNeighbors) "
+        return "photo-faces v2; detector \(s.kind.rawValue) min \(s.minFace) side \(s.maxSide) decode \(analyzer.decodeScale) scale \(s.scaleFactor) neighbours \(s.minNeighbors) "
             + "\(s.precision.rawValue); border retry \(analyzer.borderRetry); framing \(f.left) \(f.top) \(f.side); margin \(analyzer.margin.map { "\($0)" } ?? "-"); "
             + "align \(analyzer.align); out \(analyzer.classifier.sourceSide)"
     }
