@@ -21,9 +21,6 @@ public enum ImageFolder {
     /// The image files every folder reader accepts (what OpenCV decodes).
     public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
 
-    /// The labelled images of a folder with one sub-folder per emotion (and any folders inside
-    /// those), sorted. Folder names match case-insensitively (`Happy/` is happy); any other
-    /// sub-folder is an error, never skipped.
     /// The image files below `dir` (paths relative to it), hidden names left out. Folders reached
     /// through symbolic links are walked like any other (an emotion folder that is a link to a
     /// folder of photos, say); a folder met a second time (a link loop, two links to one folder) is
@@ -52,6 +49,9 @@ public enum ImageFolder {
         return found
     }
 
+    /// The labelled images of a folder with one sub-folder per emotion (and any folders inside
+    /// those), sorted. Folder names match case-insensitively (`Happy/` is happy); any other
+    /// sub-folder is an error, never skipped.
     public static func labelledImages(in folder: String) throws -> [(path: String, label: Int)] {
         let entries: [String]
         do { entries = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {

@@ -10,14 +10,17 @@ public struct ClassificationReport: Codable, Sendable {
         public var name: String
         public var precision, recall, f1: Double
         public var support: Int
-        /// The 95% interval of the recall: Wilson's score interval for a class, the normal one of the
-        /// mean for an average (nil where there is nothing to estimate from).
+        /// The 95% interval of a class's recall (Wilson's score interval); nil for a class without
+        /// examples and for the averages (the mean recall's interval is `meanRecall`).
         public var recallInterval: [Double]?
     }
 
+    /// The normal quantile of a two-sided 95% interval.
+    public static let z95 = 1.959964
+
     /// Wilson's 95% score interval for `successes` of `n` (good at small n and near 0 or 1, where
     /// the normal interval is not); nil for n = 0.
-    public static func wilson(_ successes: Int, of n: Int, z: Double = 1.959964) -> [Double]? {
+    public static func wilson(_ successes: Int, of n: Int, z: Double = z95) -> [Double]? {
         guard n > 0 else { return nil }
         let p = Double(successes) / Double(n), nn = Double(n), z2 = z * z
         let centre = (p + z2 / (2 * nn)) / (1 + z2 / nn)
@@ -32,7 +35,7 @@ public struct ClassificationReport: Codable, Sendable {
         guard !present.isEmpty else { return nil }
         let k = Double(present.count), mean = present.reduce(0) { $0 + $1.recall } / k
         let variance = present.reduce(0) { $0 + $1.recall * (1 - $1.recall) / Double($1.support) } / (k * k)
-        let half = 1.959964 * variance.squareRoot()
+        let half = Self.z95 * variance.squareRoot()
         return (mean, [max(0, mean - half), min(1, mean + half)])
     }
 

@@ -17,6 +17,15 @@ public enum AtomicFile {
         }
     }
 
+    /// `path`, or the file it links to where it is a symbolic link (resolved as far as it resolves):
+    /// what a writer replaces so that the link stays a link.
+    public static func linkTarget(_ path: String) -> String {
+        var link = stat()
+        guard lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK, let real = realpath(path, nil) else { return path }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
     public static func write(_ data: Data, to path: String) throws {
         if let kind = specialKind(path) {
             guard let h = FileHandle(forWritingAtPath: path) else { throw DataError.cannotWrite(path, reason: "cannot open \(kind) for writing") }
@@ -24,12 +33,7 @@ public enum AtomicFile {
             do { try h.write(contentsOf: data) } catch { throw DataError.cannotWrite(path, reason: "writing to \(kind) failed: \(error.localizedDescription)") }
             return
         }
-        var path = path
-        var link = stat()
-        if lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK, let real = realpath(path, nil) {
-            path = String(cString: real)  // the link's target is replaced, the link kept
-            free(real)
-        }
+        let path = linkTarget(path)  // the link's target is replaced, the link kept
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
         do {

@@ -22,7 +22,7 @@ public enum OutputNames {
     /// An error if `output` is one of `inputs` (the same file, or the same path).
     public static func check(_ output: String, against inputs: [String], option: String) throws {
         if inputs.contains(where: { AtomicFile.sameFile($0, output) }) {
-            throw DataError.cannotWrite(output, reason: "\(option) would overwrite an input; refusing (choose another folder)")
+            throw DataError.cannotWrite(output, reason: "\(option) would overwrite an input (refusing to overwrite it: choose another folder)")
         }
     }
 }

@@ -85,13 +85,16 @@ public struct ScaledImage: Sendable {
         return finer
     }
 
-    /// Reads the file at `path` as `decode` does.
-    public static func read(_ path: String, channels: Int, minSide: Int, minScale: Double = 1, maxPixels: Int = ImageHeader.defaultMaxPixels) throws -> ScaledImage {
+    /// The bytes of the file at `path`, or an error naming it.
+    public static func bytes(of path: String) throws -> [UInt8] {
         try DataError.checkReadable(path)
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
             throw DataError.unreadable(path, reason: error.localizedDescription)
         }
-        return try decode([UInt8](data), channels: channels, minSide: minSide, minScale: minScale, maxPixels: maxPixels, name: path)
+    }
+
+    /// Reads the file at `path` as `decode` does.
+    public static func read(_ path: String, channels: Int, minSide: Int, minScale: Double = 1, maxPixels: Int = ImageHeader.defaultMaxPixels) throws -> ScaledImage {
+        try decode(try bytes(of: path), channels: channels, minSide: minSide, minScale: minScale, maxPixels: maxPixels, name: path)
     }
 }

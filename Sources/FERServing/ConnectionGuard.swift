@@ -198,12 +198,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends a close frame with `code` (a server's frames are unmasked) and closes the connection.
     private func closeFrame(_ context: ChannelHandlerContext, code: UInt16, reason: String) {
         guard !isClosed else { return }
+        sendAndClose(context, context.channel.allocator.buffer(bytes: [0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF)]), reason: reason)
+    }
+
+    /// The connection's last bytes (an HTTP answer, a close frame), then the close; counted as
+    /// dropped for `reason`.
+    private func sendAndClose(_ context: ChannelHandlerContext, _ last: ByteBuffer, reason: String?) {
         phase = .closed
         deadline?.cancel()
-        limits.metrics?.connectionDropped(reason: reason)
-        let frame = context.channel.allocator.buffer(bytes: [0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF)])
+        if let reason { limits.metrics?.connectionDropped(reason: reason) }
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in bound.value.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -309,15 +314,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func refuse(_ context: ChannelHandlerContext, status: String, code: Int, _ message: String, reason: String?) {
-        phase = .closed
-        deadline?.cancel()
-        if let reason { limits.metrics?.connectionDropped(reason: reason) }
         let body = ServeError(.init(code: code), message).json
         var head = "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
         if code == 503 { head += "Retry-After: 1\r\n" }
-        let buffer = context.channel.allocator.buffer(string: head + "\r\n" + body)
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in bound.value.close(promise: nil) }
+        sendAndClose(context, context.channel.allocator.buffer(string: head + "\r\n" + body), reason: reason)
     }
 
     static func describe(_ t: TimeAmount) -> String {

@@ -61,8 +61,9 @@ public final class Trainer {
         self.outDir = outDir
     }
 
-    var lastPath: String { (outDir as NSString).appendingPathComponent("last.safetensors") }
-    public var bestPath: String { (outDir as NSString).appendingPathComponent("best.safetensors") }
+    static let lastFile = "last.safetensors", bestFile = "best.safetensors"
+    var lastPath: String { (outDir as NSString).appendingPathComponent(Self.lastFile) }
+    public var bestPath: String { (outDir as NSString).appendingPathComponent(Self.bestFile) }
 
     /// A run's data: every source's training faces end to end (`parts` says where each lies),
     /// and each source's validation faces by name.
@@ -166,7 +167,7 @@ public final class Trainer {
     /// `probeLock`) a run in progress there holds its lock. Commands check this before any work
     /// of their own (detecting photos, writing lists), so a refused run writes nothing.
     public static func checkRunFolder(_ outDir: String, resume: Bool, probeLock: Bool = true) throws {
-        let files = ["last.safetensors", "best.safetensors"].map { (outDir as NSString).appendingPathComponent($0) }
+        let files = [lastFile, bestFile].map { (outDir as NSString).appendingPathComponent($0) }
         if !resume && files.contains(where: { FileManager.default.fileExists(atPath: $0) }) {
             throw TrainingError.invalidConfig("\(outDir) already holds a run; continue it with --resume, or choose another --out")
         }

@@ -135,10 +135,13 @@ public final class FaceAnalyzer {
     /// from that copy for the classifier are cut from a finer one (`find`).
     public var decodeScale: Double { Double(detector.settings.kind.searchWindow) / Double(detector.settings.minFace) }
 
-    /// Reads a photo at the reduced size `decodeSide` and `decodeScale` allow.
-    public func readPhoto(_ path: String) throws -> ScaledImage {
-        try ScaledImage.read(path, channels: 3, minSide: decodeSide, minScale: decodeScale, maxPixels: maxPixels)
+    /// Decodes a photo at the reduced size `decodeSide` and `decodeScale` allow (over `maxPixels`: an error).
+    public func decodePhoto(_ bytes: [UInt8], name: String) throws -> ScaledImage {
+        try ScaledImage.decode(bytes, channels: 3, minSide: decodeSide, minScale: decodeScale, maxPixels: maxPixels, name: name)
     }
+
+    /// Reads a photo as `decodePhoto` decodes it.
+    public func readPhoto(_ path: String) throws -> ScaledImage { try decodePhoto(try ScaledImage.bytes(of: path), name: path) }
 
     /// The faces of a photo read by `readPhoto` (or decoded with `decodeSide` and `decodeScale`),
     /// and the copy of it they are in (boxes in its pixels), from which each is cut with at least

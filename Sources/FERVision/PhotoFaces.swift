@@ -90,7 +90,7 @@ public enum PhotoFaces {
                 cached += 1
             } else {
                 do {
-                    outcome = record(analyzer.faceInputs(try ScaledImage.decode([UInt8](bytes), channels: 3, minSide: analyzer.decodeSide, minScale: analyzer.decodeScale, maxPixels: analyzer.maxPixels, name: path)))
+                    outcome = record(analyzer.faceInputs(try analyzer.decodePhoto([UInt8](bytes), name: path)))
                 } catch {
                     problems.append(Problem(file: path, problem: "\(error)"))  // unreadable now; not cached, so a fixed file is read again
                     continue
@@ -138,13 +138,11 @@ public enum PhotoFaces {
             added.remove(at: a)
             removed.removeAll { $0 == r }
         }
-        var parts: [String] = []
-        func list(_ xs: [String]) -> String { xs.prefix(3).joined(separator: ", ") + (xs.count > 3 ? ", ..." : "") }
-        if !added.isEmpty { parts.append("\(added.count) added (\(list(added)))") }
-        if !removed.isEmpty { parts.append("\(removed.count) removed (\(list(removed)))") }
-        if !relabelled.isEmpty { parts.append("\(relabelled.count) relabelled (\(list(relabelled)))") }
-        if !changed.isEmpty { parts.append("\(changed.count) changed (\(list(changed)))") }
-        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+        func list(_ what: String, _ xs: [String]) -> String? {
+            xs.isEmpty ? nil : "\(xs.count) \(what) (\(xs.prefix(3).joined(separator: ", "))\(xs.count > 3 ? ", ..." : ""))"
+        }
+        let said = [list("added", added), list("removed", removed), list("relabelled", relabelled), list("changed", changed)].compactMap { $0 }
+        return said.isEmpty ? nil : said.joined(separator: "; ")
     }
 
     /// Whether `o` is an outcome `record` writes: its size matches the face count it declares (one

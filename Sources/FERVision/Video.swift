@@ -116,20 +116,19 @@ public final class VideoWriter {
     private let temporary: String
     public let width, height: Int
 
-    public init(path: String, fps: Double, width: Int, height: Int) throws {
-        // Never a regular file in place of something else: a device or FIFO is refused (an MP4 is
-        // written by seeking), a link is followed and its target replaced.
-        if let kind = AtomicFile.specialKind(path) { throw VideoError.cannotWrite(path, "it is \(kind); a video is written to a regular file") }
-        var path = path
-        var link = stat()
-        if lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK, let real = realpath(path, nil) {
-            path = String(cString: real)
-            free(real)
-        }
+    /// Why a video cannot be written at `path`, if it cannot (links followed): a folder, or what is
+    /// not a regular file (a device, a FIFO: an MP4 is written by seeking, and is never put in
+    /// their place). Commands ask before any work; `init` refuses the same.
+    public static func problem(writingTo path: String) -> String? {
+        if let kind = AtomicFile.specialKind(path) { return "is \(kind); an annotated video is written to a regular file" }
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            throw VideoError.cannotWrite(path, "it is a folder; give a file name (NAME.mp4)")
-        }
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return "is a folder; give a file name (NAME.mp4)" }
+        return nil
+    }
+
+    public init(path: String, fps: Double, width: Int, height: Int) throws {
+        if let why = Self.problem(writingTo: path) { throw VideoError.cannotWrite(path, "it \(why)") }
+        let path = AtomicFile.linkTarget(path)  // a link's target is replaced, the link kept
         let ext = (path as NSString).pathExtension.lowercased()
         let fourcc = ext == "avi" ? "MJPG" : "mp4v"
         let dir = (path as NSString).deletingLastPathComponent

@@ -98,24 +98,9 @@ struct EngineBench: ParsableCommand {
         var isPeer: Bool
     }
 
-    func measure(_ exe: String, _ args: [String]) -> Benchmark.Result? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.standardError
-        do { try p.run() } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last else { return nil }
-        return try? JSONDecoder().decode(Benchmark.Result.self, from: Data(line.utf8))
-    }
-
-    /// A peer script from benchmarks/ run by --python (a path, or a name found on PATH).
+    /// A peer script from benchmarks/ run by --python.
     func measurePeer(_ script: String, _ args: [String]) -> Benchmark.Result? {
-        let path = (Checkout.packageRoot as NSString).appendingPathComponent("benchmarks/\(script)")
-        let r = python.hasPrefix("/") ? measure(python, [path] + args) : measure("/usr/bin/env", [python, path] + args)
+        let r: Benchmark.Result? = PeerProcess.script(script, args, python: python)
         if r == nil { FileHandle.standardError.write(Data("warning: \(script) \(args.filter { $0.hasPrefix("--") && !$0.contains("=") }.joined(separator: " ")) failed (the peers need torch, onnxruntime and onnx: \(python) -m pip install torch onnxruntime onnx)\n".utf8)) }
         return r
     }
@@ -144,7 +129,7 @@ struct EngineBench: ParsableCommand {
                 let work = mode == .train ? "train b\(batch)" : "infer b\(batch)"
                 var mine: [Benchmark.Result] = [], peers: [Benchmark.Result] = []
                 for p in ours where !(mode == .train && p == "int8") {
-                    guard let r = measure(me, ["bench-one"] + common + ["--precision", p]) else { throw ValidationError("bench-one failed for \(m) \(work) \(p)") }
+                    guard let r: Benchmark.Result = PeerProcess.lastJSONLine(me, ["bench-one"] + common + ["--precision", p]) else { throw ValidationError("bench-one failed for \(m) \(work) \(p)") }
                     mine.append(r)
                 }
                 if !noPeer {

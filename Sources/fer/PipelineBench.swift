@@ -153,25 +153,12 @@ struct PipelineBench: ParsableCommand {
     /// are too (ATEN_CPU_CAPABILITY), so that both run the same instruction set.
     func peerDetect(_ files: [String], repeats: Int, dir: String) -> PeerLine? {
         let list = dir + "/peer-photos-\(files.count).txt"
-        let script = (Checkout.packageRoot as NSString).appendingPathComponent("benchmarks/peer_mtcnn.py")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python, script, "--list", list, "--repeats", String(repeats), "--min-face", String(face.detection.minSize),
-                       "--threads", String(face.threads.threads)]
         var env = ProcessInfo.processInfo.environment
         if CPUFeatures.kernelCap != nil, CPUFeatures.kernelISA.hasPrefix("avx2") { env["ATEN_CPU_CAPABILITY"] = "avx2" }
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        do {
-            try Data(files.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: list))
-            try p.run()
-        } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
-              let r = try? JSONDecoder().decode(PeerLine.self, from: Data(line.utf8)) else {
+        let written = (try? Data(files.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: list))) != nil
+        guard written, let r: PeerLine = PeerProcess.script("peer_mtcnn.py", ["--list", list, "--repeats", String(repeats),
+                                                                              "--min-face", String(face.detection.minSize), "--threads", String(face.threads.threads)],
+                                                            python: python, environment: env, quiet: true) else {
             FileHandle.standardError.write(Data("warning: the MTCNN peer did not run (it needs: \(python) -m pip install torch torchvision && \(python) -m pip install facenet-pytorch --no-deps)\n".utf8))
             return nil
         }

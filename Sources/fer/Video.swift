@@ -50,23 +50,27 @@ struct Video: ParsableCommand {
         }
         try validateTracking(smoothing: smoothing, fullScan: fullScan, maxFrames: maxFrames)
         _ = try parseShard(shard)
-        for input in inputs {
-            for (flag, path) in outputFlags {
-                if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is an input video; refusing to overwrite it") }
-            }
-        }
-        let given = outputFlags.compactMap { f in f.1.map { (f.0, $0) } }
+        let given = options.all.compactMap { f in f.path.map { (f.option, $0) } }
         for (i, a) in given.enumerated() {
             for b in given.dropFirst(i + 1) where AtomicFile.sameFile(a.1, b.1) { throw ValidationError("\(a.0) and \(b.0) name the same file") }
         }
     }
 
-    var outputFlags: [(String, String?)] { [("--out", out), ("--timeline-csv", timelineCsv), ("--report", report), ("--report-json", reportJson)] }
+    /// What one run writes: the annotated video, the timeline and the reports (the options as given,
+    /// or one input's files in their folders).
+    struct Outputs {
+        var video, csv, report, reportJson: String?
+        /// Each with the option that names it.
+        var all: [(option: String, path: String?)] { [("--out", video), ("--timeline-csv", csv), ("--report", report), ("--report-json", reportJson)] }
+    }
 
-    /// Where each input's annotated video, timeline and reports go.
-    func outputs(_ input: String, stem: String) -> (video: String?, csv: String?, report: String?, reportJson: String?) {
+    var options: Outputs { Outputs(video: out, csv: timelineCsv, report: report, reportJson: reportJson) }
+
+    /// Where one input's outputs go: the options themselves, or with several inputs FOLDER/NAME.suffix.
+    func outputs(stem: String) -> Outputs {
         func path(_ option: String?, _ suffix: String) -> String? { batch ? option.map { ($0 as NSString).appendingPathComponent(stem + suffix) } : option }
-        return (path(out, ".annotated.mp4"), path(timelineCsv, ".csv"), path(report, ".report.html"), path(reportJson, ".report.json"))
+        return Outputs(video: path(out, ".annotated.mp4"), csv: path(timelineCsv, ".csv"), report: path(report, ".report.html"),
+                       reportJson: path(reportJson, ".report.json"))
     }
 
     func run() throws {
@@ -77,21 +81,18 @@ struct Video: ParsableCommand {
         // Every output checked against every input before any work: a batch's NAME.annotated.mp4
         // or NAME.csv may itself be one of the inputs.
         for input in inputs {
-            let o = outputs(input, stem: stemOf[input]!)
-            for (flag, path) in [("--out", o.video), ("--timeline-csv", o.csv), ("--report", o.report), ("--report-json", o.reportJson)] {
-                if let path, let clash = inputs.first(where: { AtomicFile.sameFile(path, $0) }) {
-                    throw ValidationError("\(flag) would write \(path) for \(input), which is the input \(clash); refusing to overwrite it (use another folder)")
-                }
+            for (option, path) in outputs(stem: stemOf[input]!).all {
+                if let path { try OutputNames.check(path, against: inputs, option: option) }
             }
         }
-        if !batch, let out { _ = try checkedVideoOutput(out) }
+        if !batch, let out, let why = VideoWriter.problem(writingTo: out) { throw ValidationError("--out \(out) \(why)") }
         let analyzer = try face.analyzer()
         installInterruptHandler("stopping: the unfinished video is removed (again to quit now)", signals: [SIGINT, SIGTERM])
         for input in mine {
             if StopFlag.shared.isSet { throw ExitCode(130) }
-            let o = outputs(input, stem: stemOf[input]!)
+            let o = outputs(stem: stemOf[input]!)
             do {
-                summaries.append(try label(input, out: o.video, csv: o.csv, report: (o.report, o.reportJson), analyzer: analyzer))
+                summaries.append(try label(input, to: o, analyzer: analyzer))
             } catch {
                 guard batch, !StopFlag.shared.isSet else { throw error }
                 FileHandle.standardError.write(Data("error: \(input): \(error)\n".utf8))
@@ -118,23 +119,10 @@ struct Video: ParsableCommand {
         return a.deletingLastPathComponent() == b.deletingLastPathComponent() ? a.lastPathComponent : a.path
     }
 
-    /// `path` if an annotated video can be written there: not a folder, device or FIFO (found
-    /// before the video is labelled, not after).
-    func checkedVideoOutput(_ path: String) throws -> String {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            throw ValidationError("--out \(path) is a folder; give a file name (NAME.mp4), or several inputs to write into a folder")
-        }
-        if let kind = AtomicFile.specialKind(path) { throw ValidationError("--out \(path) is \(kind); an annotated video is written to a regular file") }
-        return path
-    }
-
     /// One video: its annotated copy and timeline. A damaged video (fewer frames decoded than it
     /// announces) is an error after its outputs are written.
-    func label(_ input: String, out: String?, csv: String?, report: (html: String?, json: String?) = (nil, nil), analyzer: FaceAnalyzer) throws -> Summary {
-        for (flag, path) in [("--out", out), ("--timeline-csv", csv)] {
-            if let path, AtomicFile.sameFile(path, input) { throw ValidationError("\(flag) \(path) is the input video; refusing to overwrite it") }
-        }
+    func label(_ input: String, to o: Outputs, analyzer: FaceAnalyzer) throws -> Summary {
+        let (out, csv) = (o.video, o.csv)
         let reader = try VideoReader(path: input, maxPixels: analyzer.maxPixels)
         let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
         let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
@@ -145,9 +133,9 @@ struct Video: ParsableCommand {
         let bar = ProgressBar(total: total == Int.max ? 0 : total, label: "frames")
         bar.enabled = !json && total != Int.max
         var frame = 0, faceCount = 0, trackIDs = Set<Int>()
-        let gathered = report.html != nil || report.json != nil ? VideoReport(input: input, fps: reader.fps, classNames: names) : nil
+        let gathered = o.report != nil || o.reportJson != nil ? VideoReport(input: input, fps: reader.fps, classNames: names) : nil
         gathered?.settings = ["model": face.model.model ?? "default", "detector": analyzer.detector.summary, "precision": analyzer.classifier.precisionName,
-                              "full scan": "every \(fullScan) frames", "smoothing": String(smoothing), "CPU": CPU.description]
+                              "full scan": "every \(fullScan) frames", "smoothing": String(smoothing), "CPU": CPU.measuredOn]
         let start = Date()
         while frame < total, !StopFlag.shared.isSet, let image = try reader.read() {
             let faces = video.process(image, times: &times)
@@ -172,9 +160,9 @@ struct Video: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         if let gathered {
             gathered.mergedTracks = video.tracker.merged
-            let summary = gathered.summary(wallSeconds: seconds, video: out.map { Self.link(to: $0, from: report.html ?? report.json ?? $0) })
-            if let html = report.html { try AtomicFile.write(VideoReportPage.html(summary), to: html) }
-            if let json = report.json { try AtomicFile.write(Data(try JSONEncoder.sorted.encode(summary)), to: json) }
+            let summary = gathered.summary(wallSeconds: seconds, video: out.map { Self.link(to: $0, from: o.report ?? o.reportJson ?? $0) })
+            if let html = o.report { try AtomicFile.write(VideoReportPage.html(summary), to: html) }
+            if let json = o.reportJson { try AtomicFile.write(Data(try JSONEncoder.sorted.encode(summary)), to: json) }
         }
         // A container that announced more frames than could be decoded is damaged: say so, and fail.
         if reader.oversizedFrames > 0 {
@@ -184,7 +172,7 @@ struct Video: ParsableCommand {
             throw VideoError.cannotOpen(input, "decoding stopped at frame \(frame) of \(announced); the rest is unreadable (what was decoded is written)")
         }
         return Summary(input: input, frames: frame, faces: faceCount, tracks: trackIDs.count, seconds: seconds,
-                       fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv, report: report.html ?? report.json, error: nil)
+                       fps: Double(frame) / max(seconds, 1e-9), output: out, timeline: csv, report: o.report ?? o.reportJson, error: nil)
     }
 }
 

@@ -108,11 +108,18 @@ extension RawConnection {
 /// Issue 37: a WebSocket is held open by data, not by pings, and a client that breaks the protocol
 /// is closed as RFC 6455 says.
 @Suite("fer serve: WebSocket deadlines and protocol", .serialized) struct ServeWebSocketTests {
-    @Test func pingsAloneDoNotHoldAConnection() async throws {
-        let server = try TestServer { $0.idleTimeout = 1 }
-        try await server.live { port in
+    /// `body` on a WebSocket opened to a live server made with `settings` (its 101 answer checked).
+    func onWebSocket(_ settings: (inout ServeSettings) -> Void = { _ in },
+                     _ body: @escaping @Sendable (RawConnection) async throws -> Void) async throws {
+        try await TestServer(settings).live { port in
             let c = try RawConnection(port: port)
             #expect(await c.upgrade().hasPrefix("HTTP/1.1 101"))
+            try await body(c)
+        }
+    }
+
+    @Test func pingsAloneDoNotHoldAConnection() async throws {
+        try await onWebSocket({ $0.idleTimeout = 1 }) { c in
             let started = Date()
             var closed: [UInt8]?
             while closed == nil && Date().timeIntervalSince(started) < 8 {
@@ -126,10 +133,7 @@ extension RawConnection {
     }
 
     @Test func dataFramesKeepItOpenAndSilenceClosesIt() async throws {
-        let server = try TestServer { $0.idleTimeout = 1 }
-        try await server.live { port in
-            let c = try RawConnection(port: port)
-            #expect(await c.upgrade().hasPrefix("HTTP/1.1 101"))
+        try await onWebSocket({ $0.idleTimeout = 1 }) { c in
             let started = Date()
             while Date().timeIntervalSince(started) < 3 {
                 c.frame(0x2, Array("not an image".utf8))  // answered with an error message, and data all the same
@@ -140,10 +144,7 @@ extension RawConnection {
     }
 
     @Test func anUnmaskedClientFrameClosesWith1002() async throws {
-        let server = try TestServer()
-        try await server.live { port in
-            let c = try RawConnection(port: port)
-            #expect(await c.upgrade().hasPrefix("HTTP/1.1 101"))
+        try await onWebSocket { c in
             c.frame(0x2, [1, 2, 3], masked: false)
             let bytes = try #require(await c.bytesToClose(within: 10), "the connection stayed open after an unmasked frame")
             #expect(bytes.suffix(4) == [0x88, 0x02, 0x03, 0xEA], "a close frame with 1002 (protocol error): \(bytes)")

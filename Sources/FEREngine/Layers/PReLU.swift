@@ -9,10 +9,12 @@ public final class PReLU: Layer {
     public let weight: Parameter
 
     /// `input`: the layout the primitives read and write (the input's own, unless this CPU's JIT
-    /// kernels do not take it); `slopes`, `slopeGrads`: the layouts they chose for a_c and da_c.
+    /// kernels do not take it); `slopes`, `slopeGrads`: the layouts they chose for a_c and da_c;
+    /// `plainSlopes`, `plainGrads`: the parameter's value and gradient seen in the slopes' shape.
     private struct Plan {
         let forward: Primitive, backward: Primitive?
         let input: MemoryDesc, slopes: MemoryDesc, slopeGrads: MemoryDesc?
+        let plainSlopes: Tensor, plainGrads: Tensor
     }
     private var plans = PlanCache<Plan>()
     private let slopeLayouts = WeightCache()
@@ -27,16 +29,15 @@ public final class PReLU: Layer {
     public func outputShape(_ s: [Int]) -> [Int] { s }
     public var summary: String { "PReLU(\(channels))" }
 
-    /// The C slopes seen as [1, C, 1, 1] (or [1, C]): broadcast over batch and space.
-    private func slopeShape(rank: Int) -> [Int] { [1, channels] + Array(repeating: 1, count: rank - 2) }
-
     private func makePlan(_ x: Tensor, _ mode: Mode) -> Plan {
         precondition(x.shape.count >= 2 && x.shape[1] == channels, "PReLU expects \(channels) channels, got \(x.shape)")
+        // The C slopes seen as [1, C, 1, 1] (or [1, C]): broadcast over batch and space.
+        let slopeShape = [1, channels] + Array(repeating: 1, count: x.shape.count - 2)
         // The slopes' layout is left to oneDNN (`any`): its JIT kernels want them blocked like the
         // data (8 or 16 channels), and given plain slopes with blocked data it runs its reference
         // loop, ~100x slower (MTCNN's detection on AVX2: 175 of 225 ms).
         func forward(_ data: MemoryDesc) -> Primitive {
-            var data = data, w = MemoryDesc.any(slopeShape(rank: x.shape.count))
+            var data = data, w = MemoryDesc.any(slopeShape)
             var fd = dnnl_prelu_desc_t()
             check(dnnl_prelu_forward_desc_init(&fd, mode == .training ? dnnl_forward_training : dnnl_forward_inference, &data, &w), "prelu fwd desc")
             return Primitive(&fd, "prelu forward")
@@ -50,18 +51,17 @@ public final class PReLU: Layer {
         }
         var bwd: Primitive?
         if mode == .training {
-            var data = input, w = fwd.desc(dnnl_query_weights_md), dw = MemoryDesc.any(slopeShape(rank: x.shape.count))
+            var data = input, w = fwd.desc(dnnl_query_weights_md), dw = MemoryDesc.any(slopeShape)
             var bd = dnnl_prelu_desc_t()
             check(dnnl_prelu_backward_desc_init(&bd, &data, &w, &data, &dw), "prelu bwd desc")
             bwd = Primitive(&bd, hint: fwd, "prelu backward")
         }
         return Plan(forward: fwd, backward: bwd, input: input, slopes: fwd.desc(dnnl_query_weights_md),
-                    slopeGrads: bwd?.desc(dnnl_query_diff_weights_md))
+                    slopeGrads: bwd?.desc(dnnl_query_diff_weights_md),
+                    plainSlopes: weight.value.reshaped(slopeShape), plainGrads: weight.grad.reshaped(slopeShape))
     }
 
-    private func slopes(_ p: Plan) -> Tensor {
-        slopeLayouts.tensor(weight.value.reshaped(p.slopes.shape), version: weight.version, as: p.slopes)
-    }
+    private func slopes(_ p: Plan) -> Tensor { slopeLayouts.tensor(p.plainSlopes, version: weight.version, as: p.slopes) }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let p = plans.plan(for: x, mode: mode) { makePlan(x, mode) }
@@ -75,11 +75,10 @@ public final class PReLU: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let (p, x) = last, let bwd = p.backward, let gradLayout = p.slopeGrads else { fatalError("PReLU.backward before a training forward") }
         let dx = Tensor(desc: x.desc, zeroed: false)
-        let plainGrads = weight.grad.reshaped(gradLayout.shape)
-        let grads = gradLayout.sameLayout(as: plainGrads.desc) ? plainGrads : Tensor(desc: gradLayout, zeroed: false)
+        let grads = gradLayout.sameLayout(as: p.plainGrads.desc) ? p.plainGrads : Tensor(desc: gradLayout, zeroed: false)
         bwd.execute([(DNNL_ARG_SRC, x), (DNNL_ARG_WEIGHTS, slopes(p)), (DNNL_ARG_DIFF_DST, dy.laidOut(as: x.desc)),
                      (DNNL_ARG_DIFF_SRC, dx), (DNNL_ARG_DIFF_WEIGHTS, grads)])
-        if grads !== plainGrads { plainGrads.assign(reordering: grads) }
+        if grads !== p.plainGrads { p.plainGrads.assign(reordering: grads) }
         last = nil
         return dx
     }
