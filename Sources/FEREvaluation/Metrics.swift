@@ -30,8 +30,12 @@ public struct ClassificationReport: Codable, Sendable {
 
     /// The mean recall over the classes that have examples, with the 95% interval of that mean
     /// (classes independent: variance sum r(1 - r) / n over classes, over their count squared).
-    public var meanRecall: (value: Double, interval: [Double])? {
-        let present = classes.filter { $0.support > 0 }
+    public var meanRecall: (value: Double, interval: [Double])? { meanRecall(over: classes.map(\.name)) }
+
+    /// `meanRecall` over the named classes (matched without regard to case) that have examples.
+    public func meanRecall(over names: [String]) -> (value: Double, interval: [Double])? {
+        let wanted = Set(names.map { $0.lowercased() })
+        let present = classes.filter { $0.support > 0 && wanted.contains($0.name.lowercased()) }
         guard !present.isEmpty else { return nil }
         let k = Double(present.count), mean = present.reduce(0) { $0 + $1.recall } / k
         let variance = present.reduce(0) { $0 + $1.recall * (1 - $1.recall) / Double($1.support) } / (k * k)
@@ -79,6 +83,33 @@ public struct ClassificationReport: Codable, Sendable {
         macro = avg(occurs.map { $0 ? 1 : 0 }, "macro avg")
         weighted = avg(rows.map { Double($0.support) / n }, "weighted avg")
         meanRecallOverPresent = meanRecall.map { [$0.value] + $0.interval }
+    }
+
+    /// The report of several reports' examples together (cross-validation folds, say): their
+    /// confusion matrices and supports added. Throws, naming the report by `names` (else its place),
+    /// if their classes differ.
+    public static func pooled(_ reports: [ClassificationReport], names reportNames: [String] = []) throws -> ClassificationReport {
+        guard let first = reports.first else { throw DataError.mismatch("reports", reason: "nothing to pool") }
+        let names = first.classes.map(\.name)
+        var labels: [Int] = [], predictions: [Int] = []
+        for (i, r) in reports.enumerated() {
+            let place = i < reportNames.count ? reportNames[i] : "report \(i + 1)"
+            guard r.classes.map(\.name) == names, r.confusion.count == names.count, r.confusion.allSatisfy({ $0.count == names.count }) else {
+                throw DataError.mismatch(place, reason: "its classes \(r.classes.map(\.name)) are not the first report's \(names)")
+            }
+            for (c, row) in r.confusion.enumerated() {
+                for (p, n) in row.enumerated() {
+                    labels += repeatElement(c, count: n); predictions += repeatElement(p, count: n)
+                }
+                // Examples of the class with no answer (a photo without a face) sit in no column.
+                let unanswered = r.classes[c].support - row.reduce(0, +)
+                guard unanswered >= 0 else {
+                    throw DataError.mismatch(place, reason: "\(names[c]) has \(r.classes[c].support) examples but \(row.reduce(0, +)) in its confusion row")
+                }
+                labels += repeatElement(c, count: unanswered); predictions += repeatElement(-1, count: unanswered)
+            }
+        }
+        return ClassificationReport(labels: labels, predictions: predictions, classNames: names)
     }
 
     /// `meanRecall` as stored in JSON: [mean, low, high].

@@ -36,6 +36,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var labelSmoothing: Float = 0
     /// Weight classes inversely to their frequency in the training split.
     public var balancedClassWeights = false
+    /// Logit adjustment's tau: the loss adds tau * log(class prior of an epoch's draw) to the logits
+    /// (`SoftmaxCrossEntropy.logitOffsets`), so rare classes need a larger margin; nil: off.
+    public var logitAdjustment: Float? = nil
     /// Path of fer2013new.csv to train on FER+ labels instead of FER2013's.
     public var ferplus: String? = nil
     public var ferplusMode: FERPlus.Mode = .majority

@@ -80,6 +80,25 @@ public final class Trainer {
             return MixedSampling(parts: parts.map { .init(name: $0.name, start: $0.range.lowerBound, count: $0.range.count, weight: mix[$0.name] ?? 0) },
                                  epochSize: config.epochSize ?? train.count)
         }
+
+        /// Each class's share of an epoch's targets (soft targets where the data has them), each
+        /// part counted by its draw per epoch.
+        public func classPrior(_ sampling: MixedSampling?) -> [Float] {
+            let k = train.classNames.count
+            var prior = [Float](repeating: 0, count: k)
+            for (p, part) in parts.enumerated() where !part.range.isEmpty {
+                let draw = Float(sampling?.quotas[p] ?? part.range.count) / Float(part.range.count)
+                for i in part.range {
+                    if let t = train.targets {
+                        for j in 0..<k { prior[j] += draw * t[i * k + j] }
+                    } else {
+                        prior[train.labels[i]] += draw
+                    }
+                }
+            }
+            let total = prior.reduce(0, +)
+            return prior.map { total > 0 ? $0 / total : 0 }
+        }
     }
 
     /// Training and validation sets as the config asks (FER+ labels, limits, hold-out), joined with
@@ -203,6 +222,10 @@ public final class Trainer {
             say("data: \(part.name): \(part.range.count) training images (\(quota) per epoch), \(v) validation")
         }
         say("best epoch: by \(selectionRule(data.validations.map(\.name)))")
+        if let tau = config.logitAdjustment {
+            let shares = zip(train.classNames, data.classPrior(sampling)).map { "\($0) \(String(format: "%.3f", $1))" }
+            say("loss: logit-adjusted, tau \(tau), class shares of an epoch: \(shares.joined(separator: ", "))")
+        }
         if let t = config.teachers, !t.isEmpty {
             say("targets: labels blended with \(t.count) teacher(s) (weight \(config.distillation.weight), temperature \(config.distillation.temperature), views \((config.teacherTTA ?? .none).rawValue))")
         }
@@ -214,7 +237,9 @@ public final class Trainer {
         let run = Session(data: data, sampling: sampling, model: model, optimizer: config.optimizer.make(model.network.parameters),
                           schedule: LearningRateSchedule(config.schedule, baseRate: config.optimizer.learningRate, epochs: config.epochs, stepsPerEpoch: batches),
                           loss: SoftmaxCrossEntropy(labelSmoothing: config.labelSmoothing,
-                                                    classWeights: config.balancedClassWeights ? train.balancedClassWeights : nil),
+                                                    classWeights: config.balancedClassWeights ? train.balancedClassWeights : nil,
+                                                    logitOffsets: config.logitAdjustment.map {
+                                                        SoftmaxCrossEntropy.logitAdjustment(prior: data.classPrior(sampling), tau: $0) }),
                           batchesPerEpoch: batches)
         run.average = config.ema.map { WeightAverage(of: model, decay: $0) }
         run.average?.model.network.use(config.precision ?? .fp32)

@@ -17,6 +17,8 @@ struct Evaluate: ParsableCommand {
         --data scores face crops: a FER2013 split (CSV or image folders). --photos scores the whole photo
         pipeline (detect, frame, classify) on a folder with one sub-folder per emotion (angry, disgust,
         fear, happy, neutral, sad, surprise); a photo with no face, or several, counts as wrong and is listed.
+        --pool adds up the reports of earlier `fer evaluate --json` runs (the folds of a cross-validation,
+        say) and reports the sum, each recall with its 95% interval.
         """)
 
     @Option(help: "FER2013 CSV (plain or .gz) or image-folder root: score face crops.") var data: String?
@@ -27,10 +29,23 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var face: FaceOptions
     @Option(help: "Write the confusion matrix image here (.png).") var confusion: String?
     @Option(help: "With --data: write the reliability diagram (confidence against accuracy) here (.png).") var reliability: String?
+    @Option(parsing: .upToNextOption, help: "`fer evaluate --json` reports to add up (no model runs).") var pool: [String] = []
+    @Option(help: "Also the mean recall over these classes, comma-separated (such as angry,sad,surprise).") var meanOver: String?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
-        guard (data == nil) != (photos == nil) else { throw ValidationError("give one of --data (face crops) or --photos (photo folder)") }
+        guard [data != nil, photos != nil, !pool.isEmpty].filter({ $0 }).count == 1 else {
+            throw ValidationError("give one of --data (face crops), --photos (photo folder) or --pool (reports)")
+        }
+        if !pool.isEmpty, ferplus != nil || confusion != nil || reliability != nil || withoutTrainingDuplicates {
+            throw ValidationError("--pool adds up finished reports: --ferplus, --confusion, --reliability and --without-training-duplicates do not apply")
+        }
+        if let names = meanOver?.split(separator: ",").map({ String($0).lowercased() }) {
+            let known = Set(Emotion.names.map { $0.lowercased() })
+            if let bad = names.first(where: { !known.contains($0) }) {
+                throw ValidationError("--mean-over: \(bad) is not a class (\(Emotion.names.joined(separator: ", ")))")
+            }
+        }
         if photos != nil, ferplus != nil { throw ValidationError("--ferplus applies to --data, not --photos") }
         if photos != nil, reliability != nil { throw ValidationError("--reliability applies to --data, not --photos") }
         if photos != nil, withoutTrainingDuplicates { throw ValidationError("--without-training-duplicates applies to --data, not --photos") }
@@ -54,6 +69,7 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
+        if !pool.isEmpty { return try poolReports() }
         if let photos { return try evaluatePhotos(photos) }
         guard let data else { return }
         face.threads.apply()
@@ -96,6 +112,37 @@ struct Evaluate: ParsableCommand {
             print(String(format: "\nconfidence: expected calibration error %.2f%%, negative log-likelihood %.4f (temperature %.3f)", 100 * ece, nll, classifier.temperature))
             if let c = confusion { print("\nconfusion matrix image: \(c)") }
             if let r = reliability { print("reliability diagram: \(r)") }
+        }
+    }
+
+    /// What `--pool` prints as JSON: the reports read, their sum, and the mean recall asked for.
+    struct Pooled: Codable {
+        var reports: [String]
+        var report: ClassificationReport
+        var meanOver: [String]?
+        /// [mean, low, high] over `meanOver`'s classes with examples.
+        var meanRecallOver: [Double]?
+    }
+
+    func poolReports() throws {
+        struct HasReport: Decodable { var report: ClassificationReport }
+        let reports = try pool.map { path in
+            try DataError.checkReadable(path)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            do { return try JSONDecoder().decode(HasReport.self, from: bytes).report } catch {
+                throw DataError.mismatch(path, reason: "not a `fer evaluate --json` report (\(error))")
+            }
+        }
+        let sum = try ClassificationReport.pooled(reports, names: pool)
+        let names = meanOver?.split(separator: ",").map(String.init)
+        let mean = names.flatMap { sum.meanRecall(over: $0) }
+        if json {
+            return try printJSON(Pooled(reports: pool, report: sum, meanOver: names, meanRecallOver: mean.map { [$0.value] + $0.interval }))
+        }
+        print("\(pool.count) reports pooled, \(sum.count) examples\n")
+        print(sum.table)
+        if let names, let mean {
+            print(String(format: "\nmean recall over %@: %.3f (95%% CI %.3f-%.3f)", names.joined(separator: ", "), mean.value, mean.interval[0], mean.interval[1]))
         }
     }
 

@@ -78,6 +78,7 @@ struct Train: ParsableCommand {
         set(optimisation.plateauPatience, \.schedule.patience)
         set(optimisation.labelSmoothing, \.labelSmoothing)
         if optimisation.balanced { c.balancedClassWeights = true }
+        if let t = optimisation.logitAdjust { c.logitAdjustment = t == 0 ? nil : t }
         set(optimisation.patience, \.patience)
         set(optimisation.clip, \.clipNorm)
         if let d = optimisation.ema { c.ema = d == 0 ? nil : d }
@@ -308,6 +309,8 @@ struct TrainOptimizerOptions: ParsableArguments {
     @Option(help: "Plateau: epochs without improvement before decaying (default: \(TrainConfig().schedule.patience)).") var plateauPatience: Int?
     @Option(help: "Label smoothing (default: \(TrainConfig().labelSmoothing)).") var labelSmoothing: Float?
     @Flag(help: "Weight classes inversely to their frequency.") var balanced = false
+    @Option(help: "Logit-adjusted loss: add tau * log(class share of an epoch's draw) to the logits in training, so rare classes are not traded for common ones; 1 is usual (0, the default: off).")
+    var logitAdjust: Float?
     @Option(help: "Early stopping: epochs without a better validation accuracy (0, the default: off).") var patience: Int?
     @Option(help: "Clip the global gradient norm.") var clip: Float?
     @Option(help: "Average the weights: the decay per step of their moving average, such as 0.999; the average is what is validated and saved (0, the default: off).")

@@ -201,6 +201,55 @@ import Testing
 /// Issue 34: a measurement that sees the rare expressions: recall with its 95% interval, and
 /// person-disjoint folds of photo sets.
 @Suite("Recall intervals and person-disjoint folds") struct RareExpressionMeasurementTests {
+    @Test func pooledReportsAreTheReportOfAllExamples() throws {
+        // Two folds' reports (one with an unanswered example, -1) pool into the report of both
+        // folds' examples together; the mean over chosen classes counts only those.
+        let names = ["a", "b", "c"]
+        let l1 = [0, 0, 1, 2], p1 = [0, 1, 1, -1], l2 = [0, 2, 2, 1, 1], p2 = [2, 2, 2, 1, 0]
+        let one = ClassificationReport(labels: l1, predictions: p1, classNames: names)
+        let two = ClassificationReport(labels: l2, predictions: p2, classNames: names)
+        let pooled = try ClassificationReport.pooled([one, two])
+        let direct = ClassificationReport(labels: l1 + l2, predictions: p1 + p2, classNames: names)
+        #expect(pooled.confusion == direct.confusion && pooled.accuracy == direct.accuracy)
+        #expect(pooled.classes.map(\.support) == [3, 3, 3] && pooled.classes.map(\.recall) == direct.classes.map(\.recall))
+        #expect(pooled.classes[2].recall == 2.0 / 3, "the unanswered example stays wrong")
+        let ab = try #require(pooled.meanRecall(over: ["A", "b"]))
+        #expect(abs(ab.value - (1.0 / 3 + 2.0 / 3) / 2) < 1e-12)
+        let other = ClassificationReport(labels: [0], predictions: [0], classNames: ["x", "y", "z"])
+        #expect(throws: DataError.self) { try ClassificationReport.pooled([one, other], names: ["f1.json", "f2.json"]) }
+        #expect(throws: DataError.self) { try ClassificationReport.pooled([]) }
+    }
+
+    @Test func logitAdjustedLossShiftsTheLogitsByTheLogPrior() throws {
+        // Offsets tau * log(share): shares 1/4 and 3/4 (a prior given as counts), a missing class
+        // takes the smallest share's offset.
+        let b = SoftmaxCrossEntropy.logitAdjustment(prior: [1, 3, 0], tau: 2)
+        #expect(abs(b[0] - 2 * Float(-1.3862944)) < 1e-5 && abs(b[1] - 2 * Float(-0.28768207)) < 1e-6 && b[2] == b[0])
+        // The loss and gradient are plain cross-entropy's at z + b.
+        let z: [Float] = [0.3, -1.2, 0.5, 2.0, 0.1, -0.4], offsets: [Float] = [-1.5, 0.2, 0.7]
+        let adjusted = SoftmaxCrossEntropy(logitOffsets: offsets)(Tensor(shape: [2, 3], values: z), .labels([0, 2]))
+        let shifted = (0..<6).map { z[$0] + offsets[$0 % 3] }
+        let plain = SoftmaxCrossEntropy()(Tensor(shape: [2, 3], values: shifted), .labels([0, 2]))
+        #expect(abs(adjusted.loss - plain.loss) < 1e-6)
+        #expect(zip(adjusted.gradient.plainValues(), plain.gradient.plainValues()).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(abs(adjusted.loss - SoftmaxCrossEntropy()(Tensor(shape: [2, 3], values: z), .labels([0, 2])).loss) > 0.1)
+    }
+
+    @Test func classPriorCountsEachPartByItsDraw() throws {
+        // Part a: 4 faces, 3 of class 0; part b: 2 faces, both class 1, one with a soft target.
+        // Drawn 2:6 per epoch: a's faces count 0.5 each, b's 3 each.
+        let targets: [Float] = [1, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0.5, 0.5]
+        let faces = FaceDataset(side: 1, images: [UInt8](repeating: 0, count: 6), labels: [0, 0, 0, 1, 1, 1], targets: targets, classNames: ["x", "y"])
+        let data = Trainer.TrainingData(train: faces, parts: [("a", 0..<4), ("b", 4..<6)], validations: [])
+        let mix = MixedSampling(parts: [.init(name: "a", start: 0, count: 4, weight: 1), .init(name: "b", start: 4, count: 2, weight: 3)], epochSize: 8)
+        let prior = data.classPrior(mix)
+        // Class 0: 3 * 0.5 + 0.5 * 3 = 3; class 1: 1 * 0.5 + 1.5 * 3 = 5; of 8.
+        #expect(abs(prior[0] - 3.0 / 8) < 1e-6 && abs(prior[1] - 5.0 / 8) < 1e-6, "\(prior)")
+        // Without a mix every face counts once: 3.5 / 6 and 2.5 / 6.
+        let once = data.classPrior(nil)
+        #expect(abs(once[0] - 3.5 / 6) < 1e-6 && abs(once[1] - 2.5 / 6) < 1e-6, "\(once)")
+    }
+
     @Test func wilsonIntervalsOnKnownCases() throws {
         // Wilson's interval, 95%: 50 of 100 -> 0.4038-0.5962; 0 of 10 -> 0-0.2775; 10 of 10 -> 0.7225-1.
         let half = try #require(ClassificationReport.wilson(50, of: 100))

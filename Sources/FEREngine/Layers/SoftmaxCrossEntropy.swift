@@ -9,14 +9,28 @@ import Foundation
 ///     loss = sum_i w_i * (-sum_k t_ik * log p_ik) / sum_i w_i,     p_i = softmax(z_i)
 ///     dloss/dz_i = w_i * (p_i - t_i) / sum_i w_i
 /// With one-hot targets and class weights this is PyTorch's `cross_entropy(weight=...)`.
-/// log p comes from oneDNN's logsoftmax primitive.
+/// With logit offsets b (logit adjustment, Menon et al. 2021: b_k = tau * log prior_k), p_i is
+/// softmax(z_i + b): the loss asks rare classes for a larger margin, and inference (which adds
+/// nothing) is then fair to them. log p comes from oneDNN's logsoftmax primitive.
 public struct SoftmaxCrossEntropy {
     public var labelSmoothing: Float
     public var classWeights: [Float]?
+    /// Added to every sample's logits before the softmax, in training only (nil: none).
+    public var logitOffsets: [Float]?
 
-    public init(labelSmoothing: Float = 0, classWeights: [Float]? = nil) {
+    public init(labelSmoothing: Float = 0, classWeights: [Float]? = nil, logitOffsets: [Float]? = nil) {
         self.labelSmoothing = labelSmoothing
         self.classWeights = classWeights
+        self.logitOffsets = logitOffsets
+    }
+
+    /// Logit adjustment's offsets, tau * log prior_k, for a class prior (any positive scale);
+    /// a class with no share gets the offset of the smallest share present.
+    public static func logitAdjustment(prior: [Float], tau: Float) -> [Float] {
+        let total = prior.reduce(0, +)
+        let shares = prior.map { total > 0 ? $0 / total : 0 }
+        let floor = shares.filter { $0 > 0 }.min() ?? 1
+        return shares.map { tau * log(max($0, floor)) }
     }
 
     public enum Target {
@@ -30,7 +44,7 @@ public struct SoftmaxCrossEntropy {
         public let loss: Float
         /// dloss/dlogits, [N, K], plain.
         public let gradient: Tensor
-        /// softmax(logits), row-major [N, K].
+        /// softmax(logits + offsets), row-major [N, K].
         public let probabilities: [Float]
     }
 
@@ -60,7 +74,13 @@ public struct SoftmaxCrossEntropy {
         let shape = logits.shape
         precondition(shape.count == 2, "logits must be [N, K], got \(shape)")
         let n = shape[0], k = shape[1]
-        let z = logits.laidOut(as: .plain(shape))
+        var z = logits.laidOut(as: .plain(shape))
+        if let b = logitOffsets {
+            precondition(b.count == k, "\(b.count) logit offsets for \(k) classes")
+            let shifted = Tensor(zeros: shape), src = z.storage, dst = shifted.storage
+            for i in 0..<n { for j in 0..<k { dst[i * k + j] = src[i * k + j] + b[j] } }
+            z = shifted
+        }
         let logp = LogSoftmax.shared.apply(z)
         let lp = UnsafeBufferPointer(logp.storage)
         let t = targetDistributions(target, n: n, k: k)
