@@ -35,11 +35,13 @@ public enum BundledModels {
         return file
     }
 
-    /// A model argument: nil is the default model, a path is itself, and a bare name such as `fast`
-    /// is that bundled model.
+    /// A model argument: nil is the default model, an existing file is itself, and a bare name such
+    /// as `fast` is that bundled model. The one place a model argument is resolved: anything else (a
+    /// missing file, an unknown name) is `RecognizerError.unknownModel`, never passed on as it is.
     public static func resolve(_ argument: String?) throws -> String {
         guard let a = argument else { return try defaultModel }
-        if FileManager.default.fileExists(atPath: a) || a.contains("/") || a.hasSuffix(".safetensors") { return a }
+        if FileManager.default.fileExists(atPath: a) { return a }
+        if a.contains("/") || a.hasSuffix(".safetensors") { throw RecognizerError.unknownModel(a, bundled: names) }
         return try path(named: a)
     }
 

@@ -6,5 +6,5 @@
 @_exported import struct FERVision.DetectorSettings
 @_exported import enum FERVision.DetectorKind
 @_exported import enum FERData.TestTimeAugmentation
-@_exported import enum FEREngine.InferencePrecision
+@_exported import enum FEREngine.Precision
 @_exported import struct FERModels.ModelCard

@@ -47,7 +47,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
             if let m = margin, !(m >= 0 && m <= 1) { return "--margin must be between 0 and 1, got \(m)" }
             if !(borderRetry >= 0 && borderRetry <= 1) { return "--border-retry must be between 0 (off) and 1, got \(borderRetry)" }
             if align, margin != nil { return "--align turns the calibrated framing; it does not apply with --margin" }
-            if align, detector.kind != .mtcnn { return "--align needs the eye landmarks of --detector mtcnn" }
+            if align, !detector.kind.findsLandmarks { return "--align needs eye landmarks, which --detector \(detector.kind.rawValue) does not find (mtcnn does)" }
             return Self.threadsProblem(threads) ?? Self.detectorProblem(detector, precision: detectorPrecision)
         }
 
@@ -58,8 +58,8 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
 
         /// The rules for a detector and MTCNN's arithmetic (commands that detect without classifying use them too).
         public static func detectorProblem(_ detector: DetectorSettings, precision: PrecisionChoice) -> String? {
-            if detector.kind.isCascade, precision != .auto {
-                return "--detector-precision sets MTCNN's arithmetic; the \(detector.kind.rawValue) cascade runs in OpenCV"
+            if !detector.kind.hasPrecision, precision != .auto {
+                return "--detector-precision sets MTCNN's arithmetic; --detector \(detector.kind.rawValue) runs in OpenCV"
             }
             return detector.problem
         }
@@ -72,7 +72,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
         /// The file's tensors (int8 ranges, training state).
         public var file: SafeTensors
         public var path: String
-        public var precision: InferencePrecision
+        public var precision: Precision
         /// How `auto` chose (nil when a precision was named).
         public var decision: AutoPrecision.Decision?
     }
@@ -84,7 +84,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
     public let classNames: [String]
     public let card: ModelCard
     /// The classifier's and the detector's arithmetic, and how `auto` chose each (when it did).
-    public let precision: InferencePrecision
+    public let precision: Precision
     public let detectorSettings: DetectorSettings
     public let decisions: [(setting: String, decision: AutoPrecision.Decision)]
     /// For `fer` and its server, which run it on one thread of their own; apps use the methods below.
@@ -123,29 +123,17 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
         let path = try BundledModels.resolve(argument)
         let (classifier, card, file) = try Checkpoint.load(path)
         let ranges = file[Classifier.int8RangesTensor]?.values
-        var decision: AutoPrecision.Decision?
-        let chosen: InferencePrecision
-        if let named = try precision.explicit(hasInt8Ranges: ranges != nil) {
-            chosen = named
-        } else {
-            let measured = try classifier.autoPrecision(ranges: ranges)
-            (chosen, decision) = (measured.0, measured.1)
-        }
+        let (chosen, decision) = try classifier.resolvePrecision(precision, ranges: ranges)
         if chosen != .fp32 { try classifier.compile(chosen, ranges: ranges) }  // fp32 runs the trained layers as they are
         return LoadedModel(classifier: classifier, card: card, file: file, path: path, precision: chosen, decision: decision)
     }
 
     /// `settings` with MTCNN's arithmetic resolved for this CPU (the cascades as they are).
     public static func detectorSettings(_ settings: DetectorSettings, precision: PrecisionChoice) throws -> (settings: DetectorSettings, decision: AutoPrecision.Decision?) {
-        guard settings.kind == .mtcnn else { return (settings, nil) }
+        guard settings.kind.hasPrecision else { return (settings, nil) }
         var s = settings
-        let weights = try BundledModels.mtcnnWeights
-        if let named = try precision.explicit(hasInt8Ranges: MTCNNNetworks.hasInt8Ranges(weights), option: "--detector-precision") {
-            s.precision = named
-            return (s, nil)
-        }
-        let (measured, decision) = try MTCNNNetworks.autoPrecision(weights: weights, settings: s)
-        s.precision = measured
+        let decision: AutoPrecision.Decision?
+        (s.precision, decision) = try MTCNNNetworks.resolvePrecision(precision, weights: try BundledModels.mtcnnWeights, settings: s)
         return (s, decision)
     }
 

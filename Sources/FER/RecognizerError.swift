@@ -5,8 +5,6 @@ public enum RecognizerError: Error, CustomStringConvertible, Equatable {
     /// No bundled models beside the executable or in a checkout.
     case bundleMissing
     case unknownModel(String, bundled: [String])
-    /// A precision this CPU or model cannot run; `option` names the setting.
-    case precisionUnavailable(option: String, reason: String)
     case badPixels(String)
     case badConfiguration(String)
 
@@ -16,8 +14,6 @@ public enum RecognizerError: Error, CustomStringConvertible, Equatable {
             return "the bundled models were not found: keep the *_FERBundledModels.resources folder beside the executable, or name a model file"
         case .unknownModel(let name, let bundled):
             return "\(name): no such file, and no bundled model of that name (bundled: \(bundled.joined(separator: ", ")))"
-        case .precisionUnavailable(let option, let reason):
-            return "\(option) \(reason)"
         case .badPixels(let why), .badConfiguration(let why):
             return why
         }

@@ -19,10 +19,11 @@ public enum OutputNames {
         return out
     }
 
-    /// An error if `output` is one of `inputs` (the same file, or the same path).
+    /// An error if `output` is one of `inputs` (the same file, or the same path): the one rule that
+    /// keeps every writer off its inputs (batch outputs, models written from models, videos).
     public static func check(_ output: String, against inputs: [String], option: String) throws {
         if inputs.contains(where: { AtomicFile.sameFile($0, output) }) {
-            throw DataError.cannotWrite(output, reason: "\(option) would overwrite an input (refusing to overwrite it: choose another folder)")
+            throw DataError.cannotWrite(output, reason: "\(option) would overwrite an input (refusing to overwrite it: write elsewhere)")
         }
     }
 }

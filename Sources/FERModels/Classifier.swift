@@ -35,7 +35,7 @@ public final class Classifier {
 
     /// Runs inference through an `InferenceNetwork` in `precision` (batch norms folded, ReLUs fused;
     /// int8 needs `ranges`). Training still uses `network`; call again after changing its weights.
-    public func compile(_ precision: InferencePrecision, ranges: [Float]? = nil) throws {
+    public func compile(_ precision: Precision, ranges: [Float]? = nil) throws {
         compiled = try InferenceNetwork(network, inputShape: spec.inputShape, precision: precision, ranges: ranges)
     }
 

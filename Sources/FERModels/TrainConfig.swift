@@ -69,7 +69,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var ema: Float? = nil
     public var threads: Int = 2
     /// Arithmetic of the convolutions and dense layers (nil: fp32, as runs before it existed).
-    public var precision: TrainingPrecision? = nil
+    public var precision: Precision? = nil
     /// Why the run trains in `precision` when `auto` chose it (the timings it rests on).
     public var precisionChoice: String? = nil
     /// Image-folder data without a val/ folder: the fraction of train/ held out for validation.

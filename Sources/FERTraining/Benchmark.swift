@@ -31,20 +31,20 @@ public enum Benchmark {
 
     /// `precision`: fp32 or bf16 for training; fp32 (the layers as trained), bf16 or int8 (the
     /// lowered `InferenceNetwork`, int8 calibrated on the benchmark's own images) for inference.
-    public static func run(spec: ModelSpec, mode: Mode, batch: Int, steps: Int, precision: String = "fp32", warmup: Int = 3) throws -> Result {
+    public static func run(spec: ModelSpec, mode: Mode, batch: Int, steps: Int, precision: Precision = .fp32, warmup: Int = 3) throws -> Result {
         let net = spec.build(seed: 1)
         var rng = SplitMix64(seed: 7)
         let size = spec.inputSize
         let data = Batch(images: (0..<(batch * size * size)).map { _ in rng.unit() }, labels: (0..<batch).map { $0 % spec.classes }, size: size)
         var seconds = 0.0
         var forward: (Tensor) -> Tensor = { net.forward($0, mode: .inference) }
-        if mode == .infer, let p = InferencePrecision(rawValue: precision), p != .fp32 {
+        if mode == .infer, precision != .fp32 {
             let fp32 = try InferenceNetwork(net, inputShape: spec.inputShape, precision: .fp32)
-            let lowered = try InferenceNetwork(net, inputShape: spec.inputShape, precision: p,
-                                               ranges: p == .int8 ? fp32.calibrationRanges([data.tensor()]) : nil)
+            let lowered = try InferenceNetwork(net, inputShape: spec.inputShape, precision: precision,
+                                               ranges: precision == .int8 ? fp32.calibrationRanges([data.tensor()]) : nil)
             forward = { lowered.forward($0) }
         }
-        if mode == .train, precision == "bf16" { net.use(.bf16) }
+        if mode == .train { net.use(precision) }
         switch mode {
         case .train:
             let opt = OptimizerConfig().make(net.parameters)
@@ -60,21 +60,8 @@ public enum Benchmark {
             for _ in 0..<steps { _ = LogSoftmax.shared.probabilities(forward(data.tensor())) }
             seconds = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
         }
-        return Result(engine: "swift-fer \(precision) (oneDNN \(DNNL.version))", model: spec.preset.rawValue, mode: mode.rawValue, batch: batch,
+        return Result(engine: "swift-fer \(precision.rawValue) (oneDNN \(DNNL.version))", model: spec.preset.rawValue, mode: mode.rawValue, batch: batch,
                       imagesPerSecond: Double(steps * batch) / seconds, millisecondsPerBatch: 1000 * seconds / Double(steps),
                       peakMemoryMB: peakMemoryMB)
-    }
-}
-
-extension AutoPrecision {
-    /// What `fer train --precision auto` trains `spec` in here: fp32, or bf16 where the CPU runs it
-    /// natively and a few training steps at `batch` measured it faster.
-    public static func training(spec: ModelSpec, batch: Int, cacheFile: String? = defaultCacheFile) throws -> (TrainingPrecision, Decision) {
-        let candidates = [TrainingPrecision.fp32] + (CPUFeatures.bf16 ? [.bf16] : [])
-        let work = "train \(String(decoding: try JSONEncoder.sorted.encode(spec), as: UTF8.self)) batch \(batch), \(DNNL.threads) threads"
-        let d = try choose(candidates.map(\.rawValue), work: work, cacheFile: cacheFile) { p in
-            try Benchmark.run(spec: spec, mode: .train, batch: batch, steps: 3, precision: p, warmup: 1).millisecondsPerBatch / 1000
-        }
-        return (TrainingPrecision(rawValue: d.choice) ?? .fp32, d)
     }
 }

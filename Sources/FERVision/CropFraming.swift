@@ -53,10 +53,6 @@ public struct CropFraming: Codable, Sendable, Equatable {
     /// all three cascades: their boxes sit alike).
     public static let cascade = CropFraming(left: -0.016, top: -0.012, side: 1.027)
 
-    /// The calibrated framing for a detector.
-    public static func calibrated(for detector: DetectorKind) -> CropFraming {
-        detector == .mtcnn ? mtcnn : cascade
-    }
 }
 
 extension Image {

@@ -83,7 +83,7 @@ public final class FaceAnalyzer {
     public init(detector: FaceDetector, classifier: Classifier, margin: Double? = nil) {
         self.detector = detector
         self.classifier = classifier
-        self.framing = .calibrated(for: detector.settings.kind)
+        self.framing = detector.settings.kind.calibratedFraming
         self.margin = margin
     }
 

@@ -2,11 +2,34 @@ import Foundation
 import FERIO
 import FEREngine
 
-/// The face detectors: MTCNN (three small networks on this engine) or OpenCV's cascades.
+/// The face detectors: MTCNN (three small networks on this engine) or OpenCV's cascades. What
+/// differs between them is said here, as properties of the kind; code elsewhere asks these and
+/// never tests for a kind by name, so a new detector is a new case and its answers below.
 public enum DetectorKind: String, CaseIterable, Codable, Sendable {
     case mtcnn, haar, haarAlt2 = "haar-alt2", lbp
 
-    public var isCascade: Bool { self != .mtcnn }
+    /// Finds the eyes (MTCNN's five landmarks): `--align` and the levelled framing need them.
+    public var findsLandmarks: Bool {
+        switch self {
+        case .mtcnn: return true
+        case .haar, .haarAlt2, .lbp: return false
+        }
+    }
+
+    /// Runs on this engine in a chosen arithmetic (`DetectorSettings.precision`, `--detector-precision`);
+    /// the cascades run in OpenCV.
+    public var hasPrecision: Bool { self == .mtcnn }
+
+    /// Takes OpenCV's cascade options (`scaleFactor`, `minNeighbors`).
+    public var takesCascadeOptions: Bool { !hasPrecision }
+
+    /// Where the FER2013 face sits in this detector's box (`fer calibrate crop`).
+    public var calibratedFraming: CropFraming {
+        switch self {
+        case .mtcnn: return .mtcnn
+        case .haar, .haarAlt2, .lbp: return .cascade  // the three cascades' boxes sit alike
+        }
+    }
 
     /// The smallest face the detector sees, in pixels of the image it searches: P-Net's window, or
     /// the cascade's. A search for faces of F pixels or more needs the image at this / F of its size.
@@ -32,7 +55,7 @@ public struct DetectorSettings: Codable, Sendable, Equatable {
     /// Cascades: overlapping detections required per face (>= 1); larger rejects more false faces.
     public var minNeighbors = 5
     /// MTCNN: the arithmetic its networks run in (int8 needs the ranges `fer calibrate int8 --mtcnn` stores).
-    public var precision = InferencePrecision.fp32
+    public var precision = Precision.fp32
 
     public init(kind: DetectorKind = .mtcnn) { self.kind = kind }
 
@@ -64,12 +87,15 @@ extension FaceDetector {
     public func detect(_ image: Image) -> [FaceBox] { detect(image, minFace: nil, maxFace: 0, fullResolution: false) }
     public var name: String { settings.kind.rawValue }
     /// The name, with the arithmetic MTCNN runs in: "mtcnn int8", "haar".
-    public var summary: String { settings.kind == .mtcnn ? "\(name) \(settings.precision.rawValue)" : name }
+    public var summary: String { settings.kind.hasPrecision ? "\(name) \(settings.precision.rawValue)" : name }
 }
 
 /// The detector `settings` describe. `mtcnnWeights`: the converted MTCNN networks
 /// (models/mtcnn/mtcnn.safetensors).
 public func makeFaceDetector(_ settings: DetectorSettings, mtcnnWeights: String) throws -> FaceDetector {
     if let p = settings.problem { throw DataError.mismatch("detector \(settings.kind.rawValue)", reason: p) }
-    return settings.kind == .mtcnn ? try MTCNNDetector(weights: mtcnnWeights, settings: settings) : try CascadeDetector(settings)
+    switch settings.kind {
+    case .mtcnn: return try MTCNNDetector(weights: mtcnnWeights, settings: settings)
+    case .haar, .haarAlt2, .lbp: return try CascadeDetector(settings)
+    }
 }

@@ -18,14 +18,14 @@ import FEREvaluation
 /// primitive reads the trunk's features once instead of once per head.
 public final class MTCNNNetworks {
     public let pnetNetwork, rnetNetwork, onetNetwork: InferenceNetwork
-    public let precision: InferencePrecision
+    public let precision: Precision
 
     /// The tensors that hold each network's int8 activation ranges in the weights file.
     public static let rangesTensors = (pnet: "int8.ranges.pnet", rnet: "int8.ranges.rnet", onet: "int8.ranges.onet")
 
     let weightsPath: String
 
-    public init(weights path: String, precision: InferencePrecision = .fp32) throws {
+    public init(weights path: String, precision: Precision = .fp32) throws {
         var rng = SplitMix64(seed: 0)  // overwritten by the file
         func conv(_ i: Int, _ o: Int, _ k: Int, _ n: String) -> Conv2D { Conv2D(i, o, kernel: k, padding: 0, rng: &rng, name: n) }
         func dense(_ i: Int, _ o: Int, _ n: String) -> Dense { Dense(i, o, rng: &rng, name: n) }
@@ -178,21 +178,19 @@ public final class MTCNNNetworks {
 }
 
 extension MTCNNNetworks {
-    /// What `--detector-precision auto` runs MTCNN in here: the candidate measured fastest on a
-    /// 640x480 frame (`AutoPrecision`).
-    public static func autoPrecision(weights: String, settings: DetectorSettings = DetectorSettings(),
-                                     cacheFile: String? = AutoPrecision.defaultCacheFile) throws -> (InferencePrecision, AutoPrecision.Decision) {
+    /// The arithmetic `choice` runs MTCNN in here; `auto` times each candidate on a 640x480 frame.
+    public static func resolvePrecision(_ choice: PrecisionChoice, weights: String, settings: DetectorSettings = DetectorSettings(),
+                                        cacheFile: String? = AutoPrecision.defaultCacheFile) throws -> (precision: Precision, decision: AutoPrecision.Decision?) {
         // int8 only with VNNI: without it the weights keep 7 bits (`WeightedOp.weightLevels`), and
         // MTCNN then misses faces (web-photos/val, AVX2 EPYC: 13 of 792 photos without a face, 4 in fp32).
-        let candidates = AutoPrecision.inferenceCandidates(hasInt8Ranges: hasInt8Ranges(weights), int8Kernels: CPUFeatures.vnni).map(\.rawValue)
+        let work = AutoPrecision.Work.inference("mtcnn 640x480, \(DNNL.threads) threads", hasInt8Ranges: hasInt8Ranges(weights), int8Kernels: CPUFeatures.vnni)
         var rng = SplitMix64(seed: 3)
         let frame = Image(width: 640, height: 480, channels: 3, pixels: (0..<(640 * 480 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 56) })
-        let d = try AutoPrecision.choose(candidates, work: "mtcnn 640x480, \(DNNL.threads) threads", cacheFile: cacheFile) { name in
+        return try AutoPrecision.resolve(choice, for: work, option: "--detector-precision", cacheFile: cacheFile) { p in
             var s = settings
-            s.precision = InferencePrecision(rawValue: name) ?? .fp32
+            s.precision = p
             let detector = try MTCNNDetector(weights: weights, settings: s)
             return AutoPrecision.time(warmup: 1, steps: 3) { _ = detector.detect(frame) }
         }
-        return (InferencePrecision(rawValue: d.choice) ?? .fp32, d)
     }
 }

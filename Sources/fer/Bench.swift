@@ -22,13 +22,11 @@ struct BenchOne: ParsableCommand {
     @Option var mode: Benchmark.Mode = .train
     @Option var batch: Int = 64
     @Option var steps: Int = 10
-    @Option var precision: String = "fp32"
+    @Option var precision: Precision = .fp32
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
-        guard ["fp32", "bf16", "int8"].contains(precision), !(mode == .train && precision == "int8") else {
-            throw ValidationError("--precision: fp32 or bf16 for training, fp32, bf16 or int8 for inference; got \(precision)")
-        }
+        if mode == .train, let problem = AutoPrecision.Work.training("").problem(precision) { throw ValidationError("--precision \(problem)") }
         guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
         guard steps >= 1, steps <= 100_000 else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
         if mode == .train, batch < 2 { throw ValidationError("training needs a batch of at least 2 (batch norm)") }
@@ -71,7 +69,7 @@ struct EngineBench: ParsableCommand {
     @Option(help: "Hidden units of the VGG head (0: 64 x width).") var fcWidth: Int = 0
     @Option(help: "Input side (48, or a centre crop such as 40).") var inputSize: Int = 48
     @Option(parsing: .upToNextOption, help: "This engine's precisions (default: fp32, int8, and bf16 where the CPU has it).")
-    var precisions: [String] = []
+    var precisions: [Precision] = []
     @OptionGroup var threads: ThreadOptions
     @Option(help: "Timed training steps (inference runs 5x as many).") var steps: Int = 10
     @Option(help: "Python with torch installed.") var python: String = "python3"
@@ -82,17 +80,18 @@ struct EngineBench: ParsableCommand {
     func validate() throws {
         guard steps >= 1, steps <= 100_000 else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
         for p in presets { if let problem = spec(p).problem { throw ValidationError(problem) } }
-        for p in precisions where !["fp32", "bf16", "int8"].contains(p) { throw ValidationError("--precisions takes fp32, bf16, int8; got \(p)") }
     }
 
     func spec(_ preset: Preset) -> ModelSpec { ModelSpec(preset: preset, width: width, fcWidth: fcWidth, inputSize: inputSize) }
 
-    var ours: [String] { precisions.isEmpty ? (CPUFeatures.bf16 ? ["fp32", "bf16", "int8"] : ["fp32", "int8"]) : precisions }
+    var ours: [Precision] { precisions.isEmpty ? Precision.allCases.filter { $0 != .bf16 || $0.isNative } : precisions }
     /// The bf16 peers run where bf16 is native, or when bf16 was asked for.
-    var peerBF16: Bool { CPUFeatures.bf16 || precisions.contains("bf16") }
+    var peerBF16: Bool { Precision.bf16.isNative || precisions.contains(.bf16) }
 
     struct Row: Codable {
         var model: String; var work: String; var result: Benchmark.Result
+        /// This engine's arithmetic (nil for a peer).
+        var precision: Precision?
         /// Images per second against the fastest peer measured for this work (nil: no peer).
         var ratioToBestPeer: Double?
         var isPeer: Bool
@@ -127,10 +126,12 @@ struct EngineBench: ParsableCommand {
                 let sizes = (width.map { ["--width", "\($0)"] } ?? []) + ["--fc-width", "\(fcWidth)", "--input-size", "\(inputSize)"]
                 let common = ["--preset", m.rawValue, "--mode", mode.rawValue, "--batch", "\(batch)", "--steps", "\(n)", "--threads", "\(threads.threads)"] + sizes
                 let work = mode == .train ? "train b\(batch)" : "infer b\(batch)"
-                var mine: [Benchmark.Result] = [], peers: [Benchmark.Result] = []
-                for p in ours where !(mode == .train && p == "int8") {
-                    guard let r: Benchmark.Result = PeerProcess.lastJSONLine(me, ["bench-one"] + common + ["--precision", p]) else { throw ValidationError("bench-one failed for \(m) \(work) \(p)") }
-                    mine.append(r)
+                var mine: [(Precision, Benchmark.Result)] = [], peers: [Benchmark.Result] = []
+                for p in ours where mode != .train || p.trains {
+                    guard let r: Benchmark.Result = PeerProcess.lastJSONLine(me, ["bench-one"] + common + ["--precision", p.rawValue]) else {
+                        throw ValidationError("bench-one failed for \(m) \(work) \(p.rawValue)")
+                    }
+                    mine.append((p, r))
                 }
                 if !noPeer {
                     peers += [measurePeer("peer_pytorch.py", common)].compactMap { $0 }
@@ -141,8 +142,8 @@ struct EngineBench: ParsableCommand {
                     peers += [measurePeer("peer_onnxruntime.py", ort), measurePeer("peer_onnxruntime.py", ort + ["--int8"])].compactMap { $0 }
                 }
                 let best = peers.map(\.imagesPerSecond).max()
-                rows += mine.map { r in Row(model: m.rawValue, work: work, result: r, ratioToBestPeer: best.map { r.imagesPerSecond / $0 }, isPeer: false) }
-                rows += peers.map { Row(model: m.rawValue, work: work, result: $0, ratioToBestPeer: nil, isPeer: true) }
+                rows += mine.map { p, r in Row(model: m.rawValue, work: work, result: r, precision: p, ratioToBestPeer: best.map { r.imagesPerSecond / $0 }, isPeer: false) }
+                rows += peers.map { Row(model: m.rawValue, work: work, result: $0, precision: nil, ratioToBestPeer: nil, isPeer: true) }
                 if !json { FileHandle.standardError.write(Data("measured \(m.rawValue) \(work)\n".utf8)) }
             }
         }
@@ -159,15 +160,14 @@ struct EngineBench: ParsableCommand {
             print(line)
         }
         // What --precision auto picks from these figures: AutoPrecision's rule (the fastest, fp32 on a
-        // tie) over the precisions this CPU runs natively (int8: models that carry int8 ranges).
-        let native = Set(AutoPrecision.inferenceCandidates(hasInt8Ranges: true).map(\.rawValue))
+        // tie) over its candidates for the work (int8: models that carry int8 ranges).
         for m in presets {
             let picks = ["train b64", "infer b1", "infer b64"].compactMap { work -> String? in
-                let mine = rows.filter { !$0.isPeer && $0.model == m.rawValue && $0.work == work }
-                    .compactMap { r in r.result.engine.split(separator: " ").dropFirst().first.map { (String($0), r.result.millisecondsPerBatch) } }
-                    .filter { native.contains($0.0) && !(work.hasPrefix("train") && $0.0 == "int8") }
-                    .sorted { $0.0 == "fp32" && $1.0 != "fp32" }
-                return AutoPrecision.fastest(mine.map { ($0.0, $0.1) }).map { "\(work) \($0)" }
+                let candidates = work.hasPrefix("train") ? AutoPrecision.Work.training(work).candidates
+                    : AutoPrecision.Work.inference(work, hasInt8Ranges: true).candidates
+                let mine = rows.filter { $0.model == m.rawValue && $0.work == work }
+                let timed = candidates.compactMap { p in mine.first { $0.precision == p }.map { (p, $0.result.millisecondsPerBatch) } }
+                return AutoPrecision.fastest(timed).map { "\(work) \($0.rawValue)" }
             }
             print("auto picks for \(m.rawValue): " + picks.joined(separator: ", "))
         }

@@ -69,18 +69,19 @@ struct CalibrateCrop: ParsableCommand {
             return (fr.x, fr.y, fr.side, fr.side)
         }
         // The classifier through the whole pipeline on the same pasted PublicTest faces, each crop rule.
-        let classifier = try model.load()
+        let loaded = try model.loadFile()
+        let (classifier, classifierPath) = (loaded.classifier, loaded.path)
         let withMargin = FaceAnalyzer(detector: det, classifier: classifier, margin: 0.1)
         let calibrated = FaceAnalyzer(detector: det, classifier: classifier)
         calibrated.framing = f
         let levelled = FaceAnalyzer(detector: det, classifier: classifier)
         levelled.framing = f
         levelled.align = true
-        let upright = CropCalibration.pipelineAccuracy(check, analyzers: [withMargin, calibrated] + (detection.detector == .mtcnn ? [levelled] : []),
+        let upright = CropCalibration.pipelineAccuracy(check, analyzers: [withMargin, calibrated] + (detection.detector.findsLandmarks ? [levelled] : []),
                                                        count: faces, seed: seed ^ 0xC4EC).accuracy
         let (accOld, accNew) = (upright[0], upright[1])
         var aligned: (upright: Double, tilted: Double, tiltedAligned: Double)?
-        if detection.detector == .mtcnn {
+        if detection.detector.findsLandmarks {
             let tilted = CropCalibration.pipelineAccuracy(check, analyzers: [calibrated, levelled], count: faces, seed: seed ^ 0xC4EC, maxTilt: maxTilt).accuracy
             aligned = (upright[2], tilted[0], tilted[1])
         }
@@ -95,7 +96,7 @@ struct CalibrateCrop: ParsableCommand {
             print(String(format: "  box + 10%% per side  %.2f / %.2f", old.meanEdgeError, old.medianEdgeError))
             print(String(format: "  calibrated framing  %.2f / %.2f", new.meanEdgeError, new.medianEdgeError))
             print(String(format: "accuracy of %@ on these pasted faces (not found = wrong): box + 10%% %.2f%%, calibrated %.2f%%",
-                         model.path, 100 * accOld, 100 * accNew))
+                         classifierPath, 100 * accOld, 100 * accNew))
             if let a = aligned {
                 print(String(format: "eyes levelled (--align): upright %.2f%%; turned by up to %.0f degrees: calibrated %.2f%%, levelled %.2f%%",
                              100 * a.upright, maxTilt, 100 * a.tilted, 100 * a.tiltedAligned))

@@ -35,12 +35,8 @@ struct CalibrateInt8: ParsableCommand {
 
     func validate() throws {
         guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
-        if mtcnn {
-            if model.model != nil || half { throw ValidationError("--model and --half describe a classifier; --mtcnn calibrates the bundled detector") }
-            if AtomicFile.sameFile(try BundledModels.mtcnnWeights, out) { throw ValidationError("\(out) is the bundled MTCNN weights; refusing to overwrite them (write elsewhere, then move)") }
-        } else if AtomicFile.sameFile(model.path, out) {
-            throw ValidationError("\(out) is the input model; refusing to overwrite it")
-        }
+        if mtcnn, model.model != nil || half { throw ValidationError("--model and --half describe a classifier; --mtcnn calibrates the bundled detector") }
+        try OutputNames.check(out, against: [mtcnn ? try BundledModels.mtcnnWeights : try model.resolved()], option: "--out")
         guard faces >= 64, faces <= 28_709 else { throw ValidationError("--faces must be between 64 and 28709, got \(faces)") }
     }
 

@@ -41,7 +41,7 @@ struct CalibratePrior: ParsableCommand {
         guard data != nil || !photos.isEmpty else { throw ValidationError("give the sets to fit on: --data (PublicTest), --photos DIR, or both") }
         if ferplus != nil, data == nil { throw ValidationError("--ferplus relabels --data's PublicTest: give --data too") }
         guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
-        if AtomicFile.sameFile(model.path, out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+        try OutputNames.check(out, against: [try model.resolved()], option: "--out")
         guard minClassFaces >= 1 else { throw ValidationError("--min-class-faces must be at least 1 (got \(minClassFaces))") }
     }
 

@@ -27,7 +27,7 @@ struct CalibrateTemperature: ParsableCommand {
 
     func validate() throws {
         guard out.lowercased().hasSuffix(".safetensors") else { throw ValidationError("\(out): the output must end in .safetensors") }
-        if AtomicFile.sameFile(model.path, out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+        try OutputNames.check(out, against: [try model.file.resolved()], option: "--out")
     }
 
     struct Output: Codable {

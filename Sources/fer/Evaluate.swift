@@ -51,7 +51,7 @@ struct Evaluate: ParsableCommand {
         if photos != nil, withoutTrainingDuplicates { throw ValidationError("--without-training-duplicates applies to --data, not --photos") }
         if withoutTrainingDuplicates, split == .training { throw ValidationError("--without-training-duplicates leaves out Training images: evaluate PublicTest or PrivateTest") }
         let d = face.detection
-        if data != nil, d.detector != .mtcnn || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil || face.align
+        if data != nil, d.detector != DetectorSettings().kind || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil || face.align
             || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide
             || face.borderRetry != FaceAnalyzer.defaultBorderRetry || d.detectorPrecision != .auto {
             throw ValidationError("the detector and crop options apply to --photos; --data holds faces already cropped")
@@ -170,7 +170,7 @@ struct Evaluate: ParsableCommand {
         }
         let framing = analyzer.margin.map { "box + \($0) per side" } ?? "calibrated framing"
         let left = result.unreadable.isEmpty ? "" : " (\(result.unreadable.count) unreadable, left out)"
-        print("model \(face.model.path)\nphotos in \(root): \(result.photos.count)\(left), detector \(analyzer.detector.summary), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
+        print("model \(try face.model.file.resolved())\nphotos in \(root): \(result.photos.count)\(left), detector \(analyzer.detector.summary), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
         print(result.report.table)
         let unreadable = result.unreadable
         if !unreadable.isEmpty {

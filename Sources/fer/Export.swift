@@ -28,7 +28,7 @@ struct Export: ParsableCommand {
             throw ValidationError("\(out): the output must end in .safetensors or .onnx")
         }
         if half && isONNX { throw ValidationError("--half applies to .safetensors output, not .onnx") }
-        if AtomicFile.sameFile(try BundledModels.resolve(model), out) { throw ValidationError("\(out) is the input model; refusing to overwrite it") }
+        try OutputNames.check(out, against: [try optionError("model") { try BundledModels.resolve(model) }], option: "--out")
     }
 
     func run() throws {

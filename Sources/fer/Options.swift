@@ -21,6 +21,7 @@ struct ThreadOptions: ParsableArguments {
 }
 
 extension PrecisionChoice: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// Says on standard error how `auto` chose, when it was measured now (the first run of this work
 /// on this CPU), not when it came from the cache.
@@ -44,8 +45,6 @@ struct ModelFileOptions: ParsableArguments {
 
     /// The model file: a path as it is, a bundled name resolved, nil the default model.
     func resolved() throws -> String { try optionError("--model") { try BundledModels.resolve(model) } }
-    /// The file for messages: resolved where it can be.
-    var path: String { (try? BundledModels.resolve(model)) ?? model ?? "default" }
 }
 
 /// `--model`: a trained model to run, by file or bundled name, and the arithmetic to run it in.
@@ -64,7 +63,6 @@ struct ModelOptions: ParsableArguments {
         note(loaded.decision, "--precision")
         return loaded
     }
-    var path: String { file.path }
 }
 
 /// The face detector's options. The cascade-only ones are an error with MTCNN rather than ignored.
@@ -87,8 +85,8 @@ struct DetectorOptions: ParsableArguments {
     }
 
     func validate() throws {
-        if !detector.isCascade, scaleFactor != nil || minNeighbors != nil {
-            throw ValidationError("--scale-factor and --min-neighbors tune the cascades (haar, haar-alt2, lbp), not --detector mtcnn")
+        if !detector.takesCascadeOptions, scaleFactor != nil || minNeighbors != nil {
+            throw ValidationError("--scale-factor and --min-neighbors tune the cascades (\(DetectorKind.allCases.filter(\.takesCascadeOptions).map(\.rawValue).joined(separator: ", "))), not --detector \(detector.rawValue)")
         }
         if let p = ExpressionRecognizer.Configuration.detectorProblem(settings, precision: detectorPrecision) { throw ValidationError(p) }
     }

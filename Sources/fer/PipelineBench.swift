@@ -235,7 +235,7 @@ struct PipelineBench: ParsableCommand {
         }
         let r = Result(videos: videos, photo: "1350x1350 JPEG", photoMilliseconds: best, photoStages: bestStages, photoSet: set,
                        precision: analyzer.classifier.precisionName,
-                       detectorPrecision: face.detection.detector == .mtcnn ? analyzer.detector.settings.precision.rawValue : nil,
+                       detectorPrecision: face.detection.detector.hasPrecision ? analyzer.detector.settings.precision.rawValue : nil,
                        threads: face.threads.threads, kernels: ["detect": detectKernels, "classify": classifyKernels], peers: peers)
         if json { try printJSON(r); return }
         print("CPU: \(CPU.measuredOn)")

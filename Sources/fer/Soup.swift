@@ -37,10 +37,7 @@ struct Soup: ParsableCommand {
             if greedy { throw ValidationError("--weights and --greedy exclude each other: the greedy soup weighs the models it keeps equally") }
             do { _ = try ModelSoup.normalised(weights, count: models.count) } catch { throw ValidationError("--weights: \(error)") }
         }
-        for m in models {
-            let path = (try? BundledModels.resolve(m)) ?? m
-            if AtomicFile.sameFile(path, out) { throw ValidationError("\(out) is one of the input models; refusing to overwrite it") }
-        }
+        try OutputNames.check(out, against: try models.map { m in try optionError("model") { try BundledModels.resolve(m) } }, option: "--out")
     }
 
     struct Output: Codable {

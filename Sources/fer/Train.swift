@@ -41,14 +41,14 @@ struct Train: ParsableCommand {
     @Option(help: "Run folder for checkpoints, metrics.jsonl and curves.png.") var out: String
     @Option var seed: UInt64 = 1
     @OptionGroup var threads: ThreadOptions
-    @Option(help: "Arithmetic of the convolutions and dense layers: auto (the faster of fp32 and bf16, measured on this CPU; fp32 where it has no AVX-512 BF16 or AMX), fp32, bf16.")
-    var precision: TrainingPrecisionChoice = .auto
+    @Option(help: "Arithmetic of the convolutions and dense layers: auto (the faster of fp32 and bf16, measured on this CPU; fp32 where it has no AVX-512 BF16 or AMX), fp32, bf16 (int8 is for inference).")
+    var precision: PrecisionChoice = .auto
     @Flag(help: "Continue from OUT/last.safetensors.") var resume = false
     @Flag(help: "With --resume: continue even though the training photos changed since the run started.") var force = false
     @Flag(help: "No progress bar.") var quiet = false
 
     /// The run's settings: the recipe's (or TrainConfig's defaults), then every option given here.
-    var config: TrainConfig {
+    func makeConfig() throws -> TrainConfig {
         var c = recipe?.config ?? TrainConfig()
         // An option given replaces the base's value; one not given keeps it (fields that are themselves
         // optional take the two-level form, so that a missing option is not written as nil).
@@ -87,8 +87,8 @@ struct Train: ParsableCommand {
         set(dataOptions.ferplusWeight, \.ferplusWeight)
         if c.ferplus == nil { c.ferplusMode = .majority }  // a recipe's FER+ blend applies when there are votes
         if c.ferplusMode != .blend { c.ferplusWeight = nil }
-        c.initFrom = start.initFrom.map { (try? BundledModels.resolve($0)) ?? $0 }
-        c.teachers = start.teacher.isEmpty ? nil : start.teacher.map { (try? BundledModels.resolve($0)) ?? $0 }
+        c.initFrom = try start.initFrom.map { f in try optionError("--init-from") { try BundledModels.resolve(f) } }
+        c.teachers = start.teacher.isEmpty ? nil : try start.teacher.map { t in try optionError("--teacher") { try BundledModels.resolve(t) } }
         c.teacherWeight = start.teacherWeight
         c.teacherTemperature = start.teacherTemperature
         c.teacherTTA = start.teacherTta
@@ -105,7 +105,7 @@ struct Train: ParsableCommand {
         }
         c.seed = seed
         c.threads = threads.threads
-        c.precision = precision.explicit  // auto: measured when the run starts (train)
+        c.precision = precision.fixed  // auto: measured when the run starts (train)
         c.limit = dataOptions.limit
         c.validationLimit = dataOptions.valLimit
         return c
@@ -113,28 +113,18 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if force && !resume { throw ValidationError("--force goes with --resume (it resumes a run whose photos changed)") }
-        if precision == .bf16, !CPUFeatures.bf16Supported {
-            throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 or AMX; this one (\(CPU.measuredOn)) has neither: use fp32 (or auto)")
-        }
+        if let p = precision.fixed, let problem = AutoPrecision.Work.training("").problem(p) { throw ValidationError("--precision \(problem)") }
         if let e = optimisation.epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
         if dataOptions.data == nil, dataOptions.photos.isEmpty { throw ValidationError("give the training data: --data (FER2013) and/or --photos (folders of labelled photos)") }
         for m in dataOptions.mix where Self.parseMix(m) == nil { throw ValidationError("--mix \(m): expected NAME=WEIGHT, for example fer2013=0.7") }
         if !dataOptions.mix.isEmpty, dataOptions.data == nil ? dataOptions.photos.count < 2 : dataOptions.photos.isEmpty { throw ValidationError("--mix weighs several datasets; this run has one") }
         if dataOptions.epochSize != nil, dataOptions.mix.isEmpty { throw ValidationError("--epoch-size applies with --mix") }
-        if let f = start.initFrom, !FileManager.default.fileExists(atPath: (try? BundledModels.resolve(f)) ?? f) {
-            throw ValidationError("--init-from \(f): no such model file, and no bundled model of that name")
-        }
         if !resume, dataOptions.ferplus == nil, dataOptions.ferplusMode ?? .majority != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
-        for t in start.teacher where !FileManager.default.fileExists(atPath: (try? BundledModels.resolve(t)) ?? t) {
-            throw ValidationError("--teacher \(t): no such model file")
-        }
-        do { try config.validate() } catch let e as TrainingError { throw ValidationError("\(e)") }
+        do { try makeConfig().validate() } catch let e as TrainingError { throw ValidationError("\(e)") }
     }
 
     func run() throws {
-        if precision == .bf16, !CPUFeatures.bf16 {
-            FileHandle.standardError.write(Data("warning: this CPU (\(CPU.description)) has no AVX-512 BF16: oneDNN emulates bf16 on AVX-512, about 4x slower than fp32; fine for checking a bf16 recipe, not for speed\n".utf8))
-        }
+        if let w = precision.fixed?.emulationWarning { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         installInterruptHandler()
         // Under mpirun/srun every rank runs this command; rank 0 alone writes and prints.
         let world = try Communicator.world()
@@ -152,7 +142,7 @@ struct Train: ParsableCommand {
     }
 
     func train(_ world: Communicator) throws {
-        var cfg = config
+        var cfg = try makeConfig()
         let configPath = (out as NSString).appendingPathComponent("config.json")
         if resume, let saved = FileManager.default.contents(atPath: configPath) {
             // A resumed run keeps its recorded recipe; only the data path may move.
@@ -165,18 +155,10 @@ struct Train: ParsableCommand {
         }
         if cfg.precision == nil {
             threads.apply()
-            // Rank 0 measures and every rank trains in its choice: ranks timing at once would
-            // disturb each other's figures, and could choose apart.
-            let measured = world.isRoot ? try AutoPrecision.training(spec: cfg.modelSpec, batch: cfg.batchSize) : nil
-            var p = measured?.0 ?? .fp32
-            if world.size > 1 {
-                var v = [p == .bf16 ? 1.0 : 0]
-                try world.sum(&v)
-                p = v[0] > 0 ? .bf16 : .fp32
-            }
+            let (p, decision) = try Trainer.resolvePrecision(.auto, spec: cfg.modelSpec, batch: cfg.batchSize, communicator: world)
             cfg.precision = p
-            cfg.precisionChoice = "auto: " + (measured?.1.reason ?? "\(p.rawValue): rank 0's measurement")
-            if let (_, decision) = measured { FileHandle.standardError.write(Data("precision auto: \(decision.reason)\n".utf8)) }
+            cfg.precisionChoice = "auto: " + (decision?.reason ?? "\(p.rawValue): rank 0's measurement")
+            if let decision { FileHandle.standardError.write(Data("precision auto: \(decision.reason)\n".utf8)) }
         }
         if world.isRoot, let r = cfg.recipe {
             FileHandle.standardError.write(Data("recipe: \(r.rawValue) (options given beside it override its values; config.json has them all)\n".utf8))
@@ -255,20 +237,6 @@ extension Train {
             if !skipped.isEmpty { FileHandle.standardError.write(Data("the \(skipped.count) photos left out are listed in \(list)\n".utf8)) }
         }
         return sources
-    }
-}
-
-/// `fer train --precision`.
-enum TrainingPrecisionChoice: String, CaseIterable, ExpressibleByArgument {
-    case auto, fp32, bf16
-
-    /// The arithmetic asked for; nil for auto, measured when the run starts (`AutoPrecision.training`).
-    var explicit: TrainingPrecision? {
-        switch self {
-        case .fp32: return .fp32
-        case .bf16: return .bf16
-        case .auto: return nil
-        }
     }
 }
 

@@ -127,8 +127,8 @@ import Testing
     /// decisions (probability >= 0.6) over the sample photo, O-Net's landmarks and decisions
     /// (>= 0.7) for crops of it. int8 moves P-Net's probabilities by ~16% in norm (8-bit
     /// activations after each PReLU) but few cells cross the threshold.
-    @Test(arguments: [InferencePrecision.bf16, .int8])
-    func mtcnnNetworksAreCloseToFP32(_ precision: InferencePrecision) throws {
+    @Test(arguments: [Precision.bf16, .int8])
+    func mtcnnNetworksAreCloseToFP32(_ precision: Precision) throws {
         if precision == .bf16 && !CPUFeatures.bf16Supported { return }  // oneDNN runs bf16 only on AVX-512 CPUs
         let weights = BundledTestModels.mtcnn
         let fp32 = try MTCNNNetworks(weights: weights), other = try MTCNNNetworks(weights: weights, precision: precision)
@@ -409,42 +409,60 @@ struct BF16TrainingTests {
 /// timings, the cache per CPU and work, and what it picks here.
 @Suite("auto precision") struct AutoPrecisionTests {
     @Test func theFastestMeasuredWinsAndFP32KeepsTies() {
-        #expect(AutoPrecision.fastest([("fp32", 1.0), ("bf16", 2.0)]) == "fp32")  // bf16 without AMX: slower, never picked
-        #expect(AutoPrecision.fastest([("fp32", 2.0), ("bf16", 1.0)]) == "bf16")
-        #expect(AutoPrecision.fastest([("fp32", 1.70), ("int8", 0.48), ("bf16", 2.36)]) == "int8")
-        #expect(AutoPrecision.fastest([("fp32", 1.00), ("bf16", 0.98)]) == "fp32")  // within noise: fp32
-        #expect(AutoPrecision.fastest([("fp32", 1.0), ("bf16", .nan)]) == "fp32")
+        #expect(AutoPrecision.fastest([(.fp32, 1.0), (.bf16, 2.0)]) == .fp32)  // bf16 without AMX: slower, never picked
+        #expect(AutoPrecision.fastest([(.fp32, 2.0), (.bf16, 1.0)]) == .bf16)
+        #expect(AutoPrecision.fastest([(.fp32, 1.70), (.int8, 0.48), (.bf16, 2.36)]) == .int8)
+        #expect(AutoPrecision.fastest([(.fp32, 1.00), (.bf16, 0.98)]) == .fp32)  // within noise: fp32
+        #expect(AutoPrecision.fastest([(.fp32, 1.0), (.bf16, .nan)]) == .fp32)
     }
 
     /// int8 is timed wherever oneDNN has int8 kernels (AVX2 and up) and the model carries ranges;
     /// MTCNN asks for VNNI (its 7-bit weights without it lose faces).
     @Test func int8IsACandidateWhereItsKernelsRun() {
-        let bf16: [InferencePrecision] = CPUFeatures.bf16 ? [.bf16] : []
-        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: true, int8Kernels: true) == [.fp32, .int8] + bf16)
-        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: false, int8Kernels: true) == [.fp32] + bf16)
-        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: true, int8Kernels: false) == [.fp32] + bf16)
-        #expect(AutoPrecision.inferenceCandidates(hasInt8Ranges: true) == [.fp32] + (CPUFeatures.int8 ? [.int8] : []) + bf16)
+        let bf16: [Precision] = CPUFeatures.bf16 ? [.bf16] : []
+        func candidates(_ ranges: Bool, _ kernels: Bool = Precision.int8.isNative) -> [Precision] {
+            AutoPrecision.Work.inference("w", hasInt8Ranges: ranges, int8Kernels: kernels).candidates
+        }
+        #expect(candidates(true, true) == [.fp32, .int8] + bf16)
+        #expect(candidates(false, true) == [.fp32] + bf16)
+        #expect(candidates(true, false) == [.fp32] + bf16)
+        #expect(candidates(true) == [.fp32] + (CPUFeatures.int8 ? [.int8] : []) + bf16)
+        #expect(AutoPrecision.Work.training("t").candidates == [.fp32] + bf16)  // int8 never trains
         #expect(!CPUFeatures.vnni || CPUFeatures.int8)  // VNNI CPUs have AVX2
+    }
+
+    /// A named precision is checked by the same rules, whatever runs it, and the error names the option.
+    @Test func aNamedPrecisionThatCannotRunIsRefusedByName() throws {
+        func named(_ p: PrecisionChoice, _ work: AutoPrecision.Work, _ option: String) -> String? {
+            do { _ = try AutoPrecision.resolve(p, for: work, option: option, cacheFile: nil) { _ in Issue.record("timed a named precision"); return 0 }; return nil }
+            catch { return "\(error)" }
+        }
+        let uncalibrated = AutoPrecision.Work.inference("w", hasInt8Ranges: false)
+        #expect(named(.int8, uncalibrated, "--detector-precision")?.hasPrefix("--detector-precision int8: int8 needs activation ranges") == true)
+        #expect(named(.int8, .training("t"), "--precision")?.contains("int8 is for inference") == true)
+        #expect(named(.fp32, .training("t"), "--precision") == nil)
+        #expect((named(.bf16, uncalibrated, "--precision") == nil) == CPUFeatures.bf16Supported)
+        #expect(Precision.allCases.allSatisfy { PrecisionChoice($0).fixed == $0 } && PrecisionChoice.auto.fixed == nil)
     }
 
     @Test func measuredOncePerCPUAndWorkThenCached() throws {
         let file = Paths.temporaryDirectory("auto") + "/precision.json"
-        var calls: [String] = []
-        let slowBF16: (String) -> Double = { calls.append($0); return $0 == "bf16" ? 0.8 : 0.4 }
-        let first = AutoPrecision.choose(["fp32", "bf16"], work: "train x", cacheFile: file, measure: slowBF16)
-        #expect(first.choice == "fp32" && !first.cached && calls == ["fp32", "bf16"] && first.reason.contains("bf16 800.00 ms"))
-        let again = AutoPrecision.choose(["fp32", "bf16"], work: "train x", cacheFile: file) { _ in Issue.record("measured again"); return 0 }
-        #expect(again.choice == "fp32" && again.cached)
+        var calls: [Precision] = []
+        let slowBF16: (Precision) -> Double = { calls.append($0); return $0 == .bf16 ? 0.8 : 0.4 }
+        let first = AutoPrecision.choose([.fp32, .bf16], work: "train x", cacheFile: file, measure: slowBF16)
+        #expect(first.choice == .fp32 && !first.cached && calls == [.fp32, .bf16] && first.reason.contains("bf16 800.00 ms"))
+        let again = AutoPrecision.choose([.fp32, .bf16], work: "train x", cacheFile: file) { _ in Issue.record("measured again"); return 0 }
+        #expect(again.choice == .fp32 && again.cached)
         // Other work is measured on its own, and there bf16 may win.
-        let other = AutoPrecision.choose(["fp32", "bf16"], work: "train y", cacheFile: file) { $0 == "bf16" ? 0.1 : 0.4 }
-        #expect(other.choice == "bf16" && !other.cached)
+        let other = AutoPrecision.choose([.fp32, .bf16], work: "train y", cacheFile: file) { $0 == .bf16 ? 0.1 : 0.4 }
+        #expect(other.choice == .bf16 && !other.cached)
         // A damaged cache is measured again, not trusted.
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: file))
         calls = []
-        #expect(AutoPrecision.choose(["fp32", "bf16"], work: "train x", cacheFile: file, measure: slowBF16).choice == "fp32" && calls.count == 2)
+        #expect(AutoPrecision.choose([.fp32, .bf16], work: "train x", cacheFile: file, measure: slowBF16).choice == .fp32 && calls.count == 2)
         // One candidate: nothing to time.
-        let only = AutoPrecision.choose(["fp32"], work: "z", cacheFile: file) { _ in Issue.record("timed a lone candidate"); return 0 }
-        #expect(only.choice == "fp32" && only.seconds.isEmpty)
+        let only = AutoPrecision.choose([.fp32], work: "z", cacheFile: file) { _ in Issue.record("timed a lone candidate"); return 0 }
+        #expect(only.choice == .fp32 && only.seconds.isEmpty)
     }
 
     /// Runs started together (MPI ranks, parallel tests) take turns on the cache: work already being
@@ -454,12 +472,12 @@ struct BF16TrainingTests {
         let file = Paths.temporaryDirectory("auto-together") + "/precision.json"
         let calls = Mutex<[String]>([])
         let works = (0..<8).map { $0 % 2 == 0 ? "train shared" : "train own \($0)" }
-        let choices = Mutex<[String: Set<String>]>([:])
+        let choices = Mutex<[String: Set<Precision>]>([:])
         DispatchQueue.concurrentPerform(iterations: works.count) { i in
-            let d = AutoPrecision.choose(["fp32", "bf16"], work: works[i], cacheFile: file) { name in
+            let d = AutoPrecision.choose([.fp32, .bf16], work: works[i], cacheFile: file) { p in
                 calls.withLock { $0.append(works[i]) }
                 usleep(20_000)  // long enough for the others to arrive while it measures
-                return name == "bf16" ? Double(i + 1) : 2.5
+                return p == .bf16 ? Double(i + 1) : 2.5
             }
             choices.withLock { _ = $0[works[i], default: []].insert(d.choice) }
         }
@@ -475,13 +493,15 @@ struct BF16TrainingTests {
     @Test func autoOnThisCPU() throws {
         DNNL.setThreads(2)
         let spec = ModelSpec(preset: .cnn, width: 8, inputSize: 40)
-        let (train, decision) = try AutoPrecision.training(spec: spec, batch: 16, cacheFile: nil)
+        let (train, trainDecision) = try Trainer.resolvePrecision(.auto, spec: spec, batch: 16, cacheFile: nil)
+        let decision = try #require(trainDecision)
         if CPUFeatures.bf16 {
             #expect(decision.seconds[train.rawValue]! <= decision.seconds.values.min()! * 1.04, "\(decision.reason)")
         } else {
             #expect(train == .fp32 && decision.seconds.isEmpty, "\(decision.reason)")
         }
-        let (infer, d) = try Classifier(spec: spec).autoPrecision(ranges: nil, cacheFile: nil)
+        let (infer, inferDecision) = try Classifier(spec: spec).resolvePrecision(.auto, ranges: nil, cacheFile: nil)
+        let d = try #require(inferDecision)
         #expect(d.seconds.isEmpty ? infer == .fp32 : d.seconds[infer.rawValue]! <= d.seconds.values.min()! * 1.04, "\(d.reason)")
         #expect(infer != .int8)  // no ranges, no int8
     }

@@ -30,12 +30,6 @@ public final class Parameter {
 /// Whether a forward pass trains (batch statistics, dropout on, caches kept for backward) or infers.
 public enum Mode: Sendable { case training, inference }
 
-/// Arithmetic of a network's convolutions and dense layers in training (and layer-by-layer
-/// inference). bf16: their inputs, weights and outputs in bf16 (activations stay bf16 through batch
-/// norm, ReLU and pooling to the next layer), accumulation, biases and weight gradients in f32;
-/// the parameters, optimizer state and loss stay f32 (mixed precision without loss scaling: bf16
-/// has f32's exponent range).
-public enum TrainingPrecision: String, CaseIterable, Codable, Sendable { case fp32, bf16 }
 
 /// A network layer: a forward/backward pair. `forward` keeps what `backward` needs; `backward` takes
 /// the loss gradient with respect to the output, stores parameter gradients in `Parameter.grad`, and
@@ -57,7 +51,7 @@ public protocol Layer: AnyObject {
     /// Set by a container when no gradient for the input is needed (the first layer).
     var skipInputGradient: Bool { get set }
     /// Runs the layer's primitives in `precision` from the next forward on (containers pass it on).
-    func use(_ precision: TrainingPrecision)
+    func use(_ precision: Precision)
 }
 
 extension Layer {
@@ -65,7 +59,7 @@ extension Layer {
     public var buffers: [Parameter] { [] }
     public func multiplyAdds(_ input: [Int]) -> Int { 0 }
     public var skipInputGradient: Bool { get { false } set {} }
-    public func use(_ precision: TrainingPrecision) {}
+    public func use(_ precision: Precision) {}
 
     public func callAsFunction(_ x: Tensor, mode: Mode = .inference) -> Tensor { forward(x, mode: mode) }
 }
@@ -94,7 +88,7 @@ public final class Sequential: Layer {
 
     public var parameters: [Parameter] { layers.flatMap(\.parameters) }
     public var buffers: [Parameter] { layers.flatMap(\.buffers) }
-    public func use(_ precision: TrainingPrecision) { layers.forEach { $0.use(precision) } }
+    public func use(_ precision: Precision) { layers.forEach { $0.use(precision) } }
     public func outputShape(_ input: [Int]) -> [Int] { layers.reduce(input) { $1.outputShape($0) } }
 
     public func multiplyAdds(_ input: [Int]) -> Int {

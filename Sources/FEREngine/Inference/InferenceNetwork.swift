@@ -1,18 +1,6 @@
 import CDNNL
 import Foundation
 
-/// Arithmetic an inference network runs in.
-public enum InferencePrecision: String, CaseIterable, Codable, Sendable {
-    /// float32 throughout.
-    case fp32
-    /// bf16 activations and weights in the convolutions and dense layers, f32 accumulation and logits.
-    case bf16
-    /// u8 activations (s8 where they can be negative) and s8 weights, one scale per channel,
-    /// i32 accumulation, f32 logits; activation ranges calibrated on representative inputs
-    /// (`InferenceNetwork.calibrationRanges`).
-    case int8
-}
-
 public enum InferenceError: Error, CustomStringConvertible, Equatable {
     case unsupportedLayer(String)
     case notCalibrated
@@ -51,7 +39,7 @@ public final class InferenceNetwork {
     }
 
     let ops: [Op]
-    public let precision: InferencePrecision
+    public let precision: Precision
     public let inputShape: [Int]
 
     /// Lowers `network` (a trained `Sequential`; the weights are copied) for inputs of `inputShape`
@@ -59,7 +47,7 @@ public final class InferenceNetwork {
     /// (`calibrationRanges` of a calibrated network): per weighted layer, the input's range and one
     /// per output channel (or one for all). `signedInput`: the input can be negative (int8
     /// quantizes it to s8 rather than u8).
-    public init(_ network: Sequential, inputShape: [Int], precision: InferencePrecision, ranges: [Float]? = nil,
+    public init(_ network: Sequential, inputShape: [Int], precision: Precision, ranges: [Float]? = nil,
                 signedInput: Bool = false) throws {
         var ops: [Op] = []
         var shape = inputShape

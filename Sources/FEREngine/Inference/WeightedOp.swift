@@ -68,7 +68,7 @@ final class WeightedOp {
 
     /// `scales`: the quantization scales of a u8 or s8 `x` (one per channel, or one for all); the
     /// result carries the scales of the output.
-    func forward(_ x: Tensor, scales: [Float]?, precision: InferencePrecision) -> (Tensor, [Float]?) {
+    func forward(_ x: Tensor, scales: [Float]?, precision: Precision) -> (Tensor, [Float]?) {
         var key = x.desc.key
         key.append(contentsOf: precision.rawValue.utf8)
         if plans[key] == nil, plans.count >= 64 { plans.removeAll() }  // endless batch sizes stay bounded
@@ -85,7 +85,7 @@ final class WeightedOp {
 
     /// `inputScales`: the scales a u8 or s8 input was written with (nil for an f32 input, which is
     /// then quantized with its calibrated range).
-    private func makePlan(_ x: Tensor, inputScales: [Float]?, _ precision: InferencePrecision) -> Plan {
+    private func makePlan(_ x: Tensor, inputScales: [Float]?, _ precision: Precision) -> Plan {
         let outShape = outputShape(x.shape)
         // Element types: the last layer always writes f32 logits; int8 hidden layers write u8 after
         // a ReLU (non-negative outputs) and s8 otherwise.
@@ -173,7 +173,7 @@ final class WeightedOp {
 
     /// Weights (plain) in a primitive's layout and type; int8: s8, scaled per output channel by
     /// oneDNN's reorder.
-    private func layOutWeights(_ values: [Float], _ desc: MemoryDesc, _ precision: InferencePrecision, _ scales: [Float]) -> Tensor {
+    private func layOutWeights(_ values: [Float], _ desc: MemoryDesc, _ precision: Precision, _ scales: [Float]) -> Tensor {
         let plain = Tensor(shape: weightShape, values: values)
         let weights = Tensor(desc: desc, zeroed: false)
         ReorderCache.make(from: plain.desc, to: desc, scales: precision == .int8 ? scales : [])

@@ -13,9 +13,10 @@ public final class Conv2D: Layer {
     public var skipInputGradient = false
 
     private let executor = WeightedExecutor()
-    public private(set) var precision = TrainingPrecision.fp32
+    public private(set) var precision = Precision.fp32
 
-    public func use(_ precision: TrainingPrecision) {
+    public func use(_ precision: Precision) {
+        precondition(precision.trains, "\(precision) is for inference: a trained layer runs fp32 or bf16")
         if precision != self.precision { executor.reset() }
         self.precision = precision
     }

@@ -19,7 +19,7 @@ public final class Residual: Layer {
 
     public var parameters: [Parameter] { body.parameters + (shortcut?.parameters ?? []) }
     public var buffers: [Parameter] { body.buffers + (shortcut?.buffers ?? []) }
-    public func use(_ precision: TrainingPrecision) { body.use(precision); shortcut?.use(precision) }
+    public func use(_ precision: Precision) { body.use(precision); shortcut?.use(precision) }
     public func outputShape(_ s: [Int]) -> [Int] { body.outputShape(s) }
     public func multiplyAdds(_ s: [Int]) -> Int { body.multiplyAdds(s) + (shortcut?.multiplyAdds(s) ?? 0) + body.outputShape(s).dropFirst().reduce(1, *) }
     public var summary: String { "Residual(\(shortcut == nil ? "identity" : "projection"))" }
