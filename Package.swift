@@ -1,9 +1,11 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+// Builds on Linux (Debian/Ubuntu: libdnnl-dev, OpenCV 4.6 at /usr/include/opencv4), and declares no
+// other platform: a macOS build would need Homebrew's oneDNN and OpenCV and a different header path
+// (README, "Platforms").
 let package = Package(
     name: "swift-fer",
-    platforms: [.macOS(.v14)],
     products: [
         // The front door for apps: ExpressionRecognizer and the types its answers use.
         .library(name: "FER", targets: ["FER"]),
@@ -24,6 +26,10 @@ let package = Package(
         // The server's connection guard works on SwiftNIO's pipeline below Hummingbird.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        // The WebSocket message type the tests match on (hummingbird-websocket's own dependency).
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        // The Logger type of the server's channel handlers (Hummingbird's own dependency).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // fer export OUT.onnx: the ONNX protobuf (generated code committed: tools/generate_onnx_swift.sh).
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -85,7 +91,8 @@ let package = Package(
                                                    .product(name: "Prometheus", package: "swift-prometheus"),
                                                    .product(name: "NIOCore", package: "swift-nio"),
                                                    .product(name: "NIOHTTP1", package: "swift-nio"),
-                                                   .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+                                                   .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                                                   .product(name: "Logging", package: "swift-log")]),
         // The bundled models (models/<name>/) as SwiftPM resources, so that a package depending on
         // swift-fer finds them too; new bundled models are added to this list.
         .target(name: "FERBundledModels", path: "models",
@@ -112,6 +119,7 @@ let package = Package(
                            "FERDistributed", "FERServing", "FERExport", "fer",
                            .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+                           .product(name: "WSCore", package: "swift-websocket"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Histogram", package: "hdrhistogram-swift")],  // "fer" so the end-to-end tests find the binary built
             path: "Tests/FERTests",
@@ -121,3 +129,9 @@ let package = Package(
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
 )
+
+// Each file sees only the modules it imports, members of extensions included (SE-0444): an import
+// not used, or one missing and borrowed from another file, shows at compile time.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("MemberImportVisibility")]
+}

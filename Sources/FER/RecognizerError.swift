@@ -1,4 +1,3 @@
-import FERIO
 
 /// Why a recognizer cannot be made or cannot read its input, in words a user can act on.
 public enum RecognizerError: Error, CustomStringConvertible, Equatable {

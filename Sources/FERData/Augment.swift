@@ -1,6 +1,5 @@
 import Foundation
 import FEREngine
-import FERIO
 
 /// Training-time augmentation and the matching evaluation transform. Every image becomes a
 /// `inputSize` x `inputSize` float image scaled to [0, 1].

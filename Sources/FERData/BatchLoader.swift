@@ -1,6 +1,5 @@
 import Foundation
 import FEREngine
-import FERIO
 
 /// One mini-batch: images [n, 1, size, size] in [0, 1], labels, and optional target distributions.
 public struct Batch: Sendable {

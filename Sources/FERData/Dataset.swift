@@ -1,4 +1,3 @@
-import FEREngine
 import FERIO
 
 /// The seven FER2013 expressions, in the dataset's label order.

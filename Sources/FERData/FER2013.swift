@@ -1,5 +1,4 @@
 import Foundation
-import FEREngine
 import FERIO
 
 /// The FER2013 challenge CSV: header `emotion,pixels,Usage`, then one face per line:

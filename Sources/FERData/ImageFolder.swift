@@ -1,5 +1,4 @@
 import Foundation
-import FEREngine
 import FERIO
 
 /// The image-folder layout of FER2013 (as in the public Kaggle copy):

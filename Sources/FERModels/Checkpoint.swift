@@ -1,8 +1,6 @@
-import Foundation
 import FEREngine
-import FEROptimizers
 import FERIO
-import FERData
+import Foundation
 
 /// What a saved model carries besides its weights: enough to rebuild and use it, and to say how it
 /// was made. Stored as JSON inside the safetensors metadata (key "swift-fer") and beside it.

@@ -1,7 +1,5 @@
 import Foundation
 import FEREngine
-import FEROptimizers
-import FERIO
 import FERData
 
 /// A network with everything needed to use it: its spec, class names and preprocessing.

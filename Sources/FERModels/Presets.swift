@@ -1,7 +1,4 @@
 import FEREngine
-import FEROptimizers
-import FERIO
-import FERData
 
 /// The model presets: the brief's fully connected ANN and three convolutional families.
 /// A preset plus its `ModelSpec` fields rebuilds the exact architecture from a checkpoint.

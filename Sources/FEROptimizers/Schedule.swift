@@ -1,5 +1,4 @@
 import Foundation
-import FEREngine
 
 /// Learning-rate schedules. `rate(step:epoch:)` is asked before every step; plateau schedules also
 /// hear each epoch's validation accuracy.

@@ -1,6 +1,8 @@
-import Foundation
 import FERIO
+import FERModels
 import FERVision
+import Foundation
+import Prometheus
 
 /// The one thread that runs the model, fed by a bounded queue. Requests decode their images on
 /// their own tasks and wait here; the thread takes every waiting image (up to `maxBatch`), finds the

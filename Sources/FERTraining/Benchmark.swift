@@ -1,10 +1,8 @@
 import Foundation
 import FEREngine
 import FEROptimizers
-import FERIO
 import FERData
 import FERModels
-import FEREvaluation
 
 /// Throughput measurements of this engine, the same work the PyTorch peer in benchmarks/ runs:
 /// random 48x48 images, fixed labels, batch-norm in training mode, Adam updates.

@@ -1,7 +1,7 @@
-import Foundation
-import FEREngine
 import FERData
+import FEREngine
 import FERModels
+import Foundation
 
 /// Knowledge distillation (Hinton et al. 2015), offline: trained teachers label every training face
 /// once, before training, and each face's target becomes

@@ -1,7 +1,7 @@
-import Foundation
-import FEREngine
 import FERData
+import FEREngine
 import FERModels
+import Foundation
 
 /// Weight averaging ("model soups", Wortsman et al. 2022): networks fine-tuned from one starting
 /// point usually sit in one basin of the loss, so the element-wise mean of their weights is itself

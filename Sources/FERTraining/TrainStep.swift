@@ -1,9 +1,6 @@
 import FEREngine
 import FEROptimizers
-import FERIO
 import FERData
-import FERModels
-import FEREvaluation
 
 /// One optimisation step: forward, loss, backward, update. Returns the batch loss and how many
 /// predictions were right.

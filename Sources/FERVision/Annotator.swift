@@ -1,9 +1,5 @@
 import Foundation
-import FEREngine
 import FERIO
-import FERData
-import FERModels
-import FEREvaluation
 
 /// Boxes, labels and probability bars drawn on a BGR copy of an image.
 public enum Annotator {

@@ -2,8 +2,6 @@ import Foundation
 import FEREngine
 import FERIO
 import FERData
-import FERModels
-import FEREvaluation
 
 /// Measures where FER2013's framing sits relative to a detector's box, and how well a framing
 /// reproduces it: each 48x48 face is upscaled 3-6x and pasted at a random place into a larger

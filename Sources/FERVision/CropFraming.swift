@@ -1,9 +1,6 @@
 import Foundation
-import FEREngine
 import FERIO
 import FERData
-import FERModels
-import FEREvaluation
 
 /// Where a FER2013 face frame sits relative to a detector's box, measured rather than guessed:
 /// the square frame's left and top edges and its side, in units of the box's width and height.

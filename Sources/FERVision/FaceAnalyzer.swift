@@ -3,7 +3,6 @@ import FEREngine
 import FERIO
 import FERData
 import FERModels
-import FEREvaluation
 
 /// One face found in an image: where, and what expression. In JSON the probabilities are keyed by
 /// class name.

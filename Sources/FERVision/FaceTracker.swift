@@ -1,9 +1,5 @@
 import Foundation
 import FEREngine
-import FERIO
-import FERData
-import FERModels
-import FEREvaluation
 
 /// Follows faces across video frames: each detection joins the track whose last box overlaps it
 /// most (IoU >= 0.3), and a track's probabilities are smoothed with an exponential moving average,

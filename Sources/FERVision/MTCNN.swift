@@ -1,9 +1,7 @@
 import Foundation
 import FEREngine
 import FERIO
-import FERData
 import FERModels
-import FEREvaluation
 
 /// MTCNN's three networks (Zhang et al. 2016), on this engine's layers, with the weights of the
 /// facenet-pytorch package converted by tools/convert_mtcnn.py (models/mtcnn/mtcnn.safetensors).

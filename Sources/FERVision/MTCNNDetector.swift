@@ -2,8 +2,6 @@ import Foundation
 import FEREngine
 import FERIO
 import FERData
-import FERModels
-import FEREvaluation
 
 /// MTCNN face detection (Zhang et al. 2016) as facenet-pytorch runs it: P-Net proposes faces over
 /// an image pyramid, R-Net and O-Net refine and filter them, each stage followed by non-maximum

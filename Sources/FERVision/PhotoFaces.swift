@@ -1,8 +1,8 @@
-import Foundation
+import FERData
 import FEREngine
 import FERIO
-import FERData
 import FERModels
+import Foundation
 
 /// Labelled photo folders as training data: every photo goes through the same detector, framing
 /// and (optional) alignment as `fer predict`, so a network trains on exactly what it will see.

@@ -1,9 +1,8 @@
-import Foundation
-import FEREngine
-import FERIO
 import FERData
-import FERModels
 import FEREvaluation
+import FERIO
+import FERModels
+import Foundation
 
 /// The whole photo pipeline (detect, frame, classify) scored on a folder of labelled photos:
 ///

@@ -1,10 +1,6 @@
 import CVBridge
 import Foundation
-import FEREngine
 import FERIO
-import FERData
-import FERModels
-import FEREvaluation
 
 public enum VideoError: Error, CustomStringConvertible {
     case cannotOpen(String, String)

@@ -1,9 +1,6 @@
-import Foundation
-import FEREngine
 import FERIO
-import FERData
 import FERModels
-import FEREvaluation
+import Foundation
 
 /// Video: faces are searched in the whole frame every `fullScanInterval` frames (and whenever no
 /// face is being followed); in between, each followed face is re-checked where it was by the

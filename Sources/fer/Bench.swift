@@ -1,16 +1,12 @@
 import ArgumentParser
 import FER
-import FERData
 import FEREngine
-import FEREvaluation
 #if ONNX
 import FERExport
 #endif
 import FERIO
 import FERModels
-import FEROptimizers
 import FERTraining
-import FERVision
 import Foundation
 
 extension Benchmark.Mode: ExpressibleByArgument {}

@@ -1,12 +1,7 @@
 import ArgumentParser
 import FER
 import FERData
-import FEREngine
-import FEREvaluation
 import FERIO
-import FERModels
-import FEROptimizers
-import FERTraining
 import FERVision
 import Foundation
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FER
 import FERData
 import FEREvaluation
 import FERIO

@@ -4,9 +4,6 @@ import FERData
 import FEREngine
 import FEREvaluation
 import FERIO
-import FERModels
-import FEROptimizers
-import FERTraining
 import FERVision
 import Foundation
 

@@ -1,7 +1,4 @@
 import ArgumentParser
-import FERData
-import FEREngine
-import FEREvaluation
 import FERIO
 import FERModels
 import FERTraining

@@ -1,13 +1,6 @@
 import ArgumentParser
 import FER
-import FERData
-import FEREngine
-import FEREvaluation
-import FERIO
 import FERModels
-import FEROptimizers
-import FERTraining
-import FERVision
 import Foundation
 
 struct Models: ParsableCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FERData
 import FERIO
 import FERTraining
 import FERVision

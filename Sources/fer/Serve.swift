@@ -1,10 +1,10 @@
 import ArgumentParser
 import FER
-#if Server
 import FERServing
-#endif
-import FERVision
 import Foundation
+import Hummingbird
+#if Server
+#endif
 
 #if Server
 struct Serve: ParsableCommand {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import FER
 import FERData
-import FEREngine
 import FERIO
 import FERModels
 import FERTraining

@@ -3,7 +3,6 @@ import FER
 import FERData
 import FERDistributed
 import FEREngine
-import FEREvaluation
 import FERIO
 import FERModels
 import FEROptimizers

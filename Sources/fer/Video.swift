@@ -1,11 +1,7 @@
 import ArgumentParser
-import FERData
 import FERDistributed
-import FEREngine
-import FEREvaluation
 import FERIO
 import FERModels
-import FEROptimizers
 import FERTraining
 import FERVision
 import Foundation

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import NIOHTTP1
 import Testing
 @testable import FERIO
 @testable import FERServing

@@ -1,9 +1,10 @@
 import Foundation
+import Glibc
+import HTTPTypes
 import HummingbirdTesting
 import Testing
 @testable import FERServing
 #if canImport(Glibc)
-import Glibc
 #endif
 
 /// A plain TCP client for what an HTTP client library will not send: garbage, half a header, a body

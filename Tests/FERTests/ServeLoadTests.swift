@@ -3,6 +3,7 @@ import Foundation
 import Histogram
 import Hummingbird
 import HummingbirdTesting
+import NIOHTTP1
 import Testing
 @testable import FERIO
 @testable import FERServing

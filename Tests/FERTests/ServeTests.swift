@@ -4,7 +4,10 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import HummingbirdWSTesting
+import NIOHTTP1
+import NIOWebSocket
 import Testing
+import WSCore
 @testable import FERData
 @testable import FEREngine
 @testable import FERIO
