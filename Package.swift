@@ -82,9 +82,16 @@ let package = Package(
                                                     "FERDistributed"]),
         // Faces in photos, videos and cameras: detectors, crop framing, analyzer, tracker, photo-set evaluation.
         .target(name: "FERVision", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FEREvaluation", "CVBridge"]),
+        // The bundled models (models/<name>/) as SwiftPM resources, so that a package depending on
+        // swift-fer finds them too; new bundled models are added to this list.
+        .target(name: "FERBundledModels", path: "models",
+                resources: [.copy("default"), .copy("fast"), .copy("fer2013"), .copy("mtcnn")]),
+        // The front door: one type that loads a model, builds the detector and labels faces; the
+        // bundled names and the precision policy live here once, for apps, the CLI and the server.
+        .target(name: "FER", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FERVision", "FERBundledModels"]),
         // fer serve: the HTTP API, the WebSocket stream and the web page, with limits, a bounded work
-        // queue that batches faces across requests, and Prometheus metrics.
-        .target(name: "FERServing", dependencies: ["FERIO", "FERModels", "FERVision",
+        // queue that batches faces across requests, and Prometheus metrics; an app of FER like any other.
+        .target(name: "FERServing", dependencies: ["FER", "FERIO", "FERModels", "FERVision",
                                                    .product(name: "Hummingbird", package: "hummingbird"),
                                                    .product(name: "HummingbirdCore", package: "hummingbird"),
                                                    .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -93,13 +100,6 @@ let package = Package(
                                                    .product(name: "NIOHTTP1", package: "swift-nio"),
                                                    .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                    .product(name: "Logging", package: "swift-log")]),
-        // The bundled models (models/<name>/) as SwiftPM resources, so that a package depending on
-        // swift-fer finds them too; new bundled models are added to this list.
-        .target(name: "FERBundledModels", path: "models",
-                resources: [.copy("default"), .copy("fast"), .copy("fer2013"), .copy("mtcnn")]),
-        // The front door: one type that loads a model, builds the detector and labels faces; the
-        // bundled names and the precision policy live here once, for apps, the CLI and the server.
-        .target(name: "FER", dependencies: ["FEREngine", "FERIO", "FERData", "FERModels", "FERVision", "FERBundledModels"]),
         // fer export OUT.onnx: a classifier as an ONNX graph.
         .target(name: "FERExport", dependencies: ["FEREngine", "FERModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["proto"]),

@@ -52,12 +52,12 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
         }
 
         /// The rule for `threads` alone (commands that run the engine without a detector use it too).
-        public static func threadsProblem(_ threads: Int) -> String? {
+        package static func threadsProblem(_ threads: Int) -> String? {
             (1...256).contains(threads) ? nil : "--threads must be between 1 and 256, got \(threads)"
         }
 
         /// The rules for a detector and MTCNN's arithmetic (commands that detect without classifying use them too).
-        public static func detectorProblem(_ detector: DetectorSettings, precision: PrecisionChoice) -> String? {
+        package static func detectorProblem(_ detector: DetectorSettings, precision: PrecisionChoice) -> String? {
             if !detector.kind.hasPrecision, precision != .auto {
                 return "--detector-precision sets MTCNN's arithmetic; --detector \(detector.kind.rawValue) runs in OpenCV"
             }
@@ -65,16 +65,16 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
         }
     }
 
-    /// A model loaded in the arithmetic chosen for it.
-    public struct LoadedModel {
-        public var classifier: Classifier
-        public var card: ModelCard
+    /// A model loaded in the arithmetic chosen for it (for `fer`'s commands that need the network).
+    package struct LoadedModel {
+        package var classifier: Classifier
+        package var card: ModelCard
         /// The file's tensors (int8 ranges, training state).
-        public var file: SafeTensors
-        public var path: String
-        public var precision: Precision
+        package var file: SafeTensors
+        package var path: String
+        package var precision: Precision
         /// How `auto` chose (nil when a precision was named).
-        public var decision: AutoPrecision.Decision?
+        package var decision: AutoPrecision.Decision?
     }
 
     public let configuration: Configuration
@@ -86,7 +86,10 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
     /// The classifier's and the detector's arithmetic, and how `auto` chose each (when it did).
     public let precision: Precision
     public let detectorSettings: DetectorSettings
-    public let decisions: [(setting: String, decision: AutoPrecision.Decision)]
+    /// The detector and the arithmetic it runs in, for people: "mtcnn int8", "haar".
+    public var detectorSummary: String { analyzer.detector.summary }
+    /// How `auto` chose each setting it measured now or found cached (for `fer`'s notes).
+    package let decisions: [(setting: String, decision: AutoPrecision.Decision)]
     /// For `fer` and its server, which run it on one thread of their own; apps use the methods below.
     package let analyzer: FaceAnalyzer
     private let queue = DispatchQueue(label: "fer.expression-recognizer")
@@ -119,7 +122,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
 
     /// Loads a model (file or bundled name; nil: the default) ready in `precision`: the one place
     /// a model argument becomes a network, for the recognizer and every command.
-    public static func loadModel(_ argument: String?, precision: PrecisionChoice) throws -> LoadedModel {
+    package static func loadModel(_ argument: String?, precision: PrecisionChoice) throws -> LoadedModel {
         let path = try BundledModels.resolve(argument)
         let (classifier, card, file) = try Checkpoint.load(path)
         let ranges = file[Classifier.int8RangesTensor]?.values
@@ -129,7 +132,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
     }
 
     /// `settings` with MTCNN's arithmetic resolved for this CPU (the cascades as they are).
-    public static func detectorSettings(_ settings: DetectorSettings, precision: PrecisionChoice) throws -> (settings: DetectorSettings, decision: AutoPrecision.Decision?) {
+    package static func detectorSettings(_ settings: DetectorSettings, precision: PrecisionChoice) throws -> (settings: DetectorSettings, decision: AutoPrecision.Decision?) {
         guard settings.kind.hasPrecision else { return (settings, nil) }
         var s = settings
         let decision: AutoPrecision.Decision?

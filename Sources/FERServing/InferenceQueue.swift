@@ -1,6 +1,7 @@
 import FERIO
 import FERModels
 import FERVision
+import FER
 import Foundation
 import Prometheus
 
@@ -28,8 +29,10 @@ public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condit
     private var jobs: [Job] = []
     private var stopped = false
 
-    public init(analyzer: FaceAnalyzer, settings: ServeSettings, metrics: ServerMetrics? = nil) {
-        self.analyzer = analyzer
+    /// Runs `recognizer`'s model and detector (the server is an app of the front door, and
+    /// batches the faces of several requests through the recognizer's analyzer on its own thread).
+    public init(recognizer: ExpressionRecognizer, settings: ServeSettings, metrics: ServerMetrics? = nil) {
+        self.analyzer = recognizer.analyzer
         self.capacity = settings.queueCapacity
         self.maxBatch = settings.maxBatchImages
         self.timeout = settings.timeout

@@ -40,17 +40,6 @@ struct Live: ParsableCommand {
         var source: String; var frame: Int; var time: Double; var fps: Double; var latencyMs: Double; var faces: [FaceResult]
     }
 
-    /// Per source: what was processed and how fast.
-    struct SourceSummary: Encodable {
-        var source: String; var framesRead: Int; var framesProcessed: Int; var framesDropped: Int
-        var fps: Double; var latencyMsP50: Double?; var latencyMsP99: Double?; var reconnects: Int
-        /// Per tracked face: processed frames it was in, its dominant expression and the share of
-        /// those frames in each expression (as `fer video --report` gives them).
-        var faces: [FaceShares]; var mergedTracks: Int
-    }
-
-    struct FaceShares: Encodable { var track: Int; var frames: Int; var dominant: String; var shares: [String: Double] }
-
     var sources: [String] { source + (camera.map { ["\($0)"] } ?? []) }
 
     func validate() throws {
@@ -73,93 +62,33 @@ struct Live: ParsableCommand {
         for p in parsed { try p.checkPresent() }
         installInterruptHandler("Ctrl-C: stopping (again to quit now)")
         let analyzer = try face.analyzer()
-        let names = analyzer.classifier.classNames
         let feeds = parsed.map { LiveFeed($0, width: cameraWidth, height: cameraHeight, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5),
                                        maxPixels: analyzer.maxPixels) }
-        let videos = feeds.map { _ in VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan) }
-        let reports = feeds.map { VideoReport(input: $0.source.description, fps: 30, classNames: names, keepsTimeline: false) }
-        feeds.forEach { $0.start() }
-        defer { LiveFeed.stop(feeds, within: 2) }
-
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        func emit<T: Encodable>(_ value: T) throws {
-            print(String(decoding: try enc.encode(value), as: UTF8.self))
-            fflush(nil)  // every output stream (stdout itself is a C global)
-        }
-        let start = DispatchTime.now()
-        var processed = [Int](repeating: 0, count: feeds.count), lastAt = [DispatchTime?](repeating: nil, count: feeds.count)
-        var fps = [Double](repeating: 0, count: feeds.count), latencies = [[Double]](repeating: [], count: feeds.count)
+        var settings = LiveSession.Settings()
+        (settings.maxFrames, settings.maxFps, settings.smoothing, settings.fullScan, settings.tta) = (maxFrames, maxFps, smoothing, fullScan, face.tta)
+        let session = LiveSession(feeds, analyzer: analyzer, settings: settings)
         var shown = [Image?](repeating: nil, count: feeds.count)
-        var times = StageTimes()
-        var round = 0
-        while !StopFlag.shared.isSet {
-            for f in feeds {
-                for e in f.events() {
-                    if headless { try emit(e) } else { FileHandle.standardError.write(Data("\(e.source): \(e.event)\(e.message.map { ": \($0)" } ?? "")\(e.retryIn.map { ", retrying in \($0) s" } ?? "")\n".utf8)) }
-                }
-            }
-            if let m = maxFrames, zip(feeds, processed).allSatisfy({ $0.ended || $1 >= m }) { break }
-            if feeds.allSatisfy(\.ended) { break }
-            // The newest frame of every source that has one and is due (--max-fps).
-            // Detection runs source by source and the faces wait for the last one, so the source
-            // searched first waits longest: the order turns every round, so no source always waits.
-            var batch: [(source: Int, frame: LiveFrame, boxes: [FaceBox])] = []
-            round += 1
-            for k in feeds.indices {
-                let i = (k + round) % feeds.count, f = feeds[i]
-                if let m = maxFrames, processed[i] >= m { continue }
-                if let m = maxFps, let last = lastAt[i], Double(DispatchTime.now().uptimeNanoseconds - last.uptimeNanoseconds) / 1e9 < 1 / m { continue }
-                guard let frame = f.take() else { continue }
-                batch.append((i, frame, videos[i].boxes(frame.image, times: &times)))
-            }
-            guard !batch.isEmpty else { Thread.sleep(forTimeInterval: 0.002); continue }
-            // One classifier call for the faces of every source.
-            let crops = batch.flatMap { b in b.boxes.map { analyzer.faceInput(b.frame.image, $0) } }
-            var probabilities = crops.isEmpty ? [] : analyzer.classifier.classify(faces: crops, tta: face.tta)[...]
-            for b in batch {
-                let i = b.source
-                let faces = videos[i].results(b.boxes, probabilities: Array(probabilities.prefix(b.boxes.count)))
-                probabilities = probabilities.dropFirst(b.boxes.count)
-                let now = DispatchTime.now()
-                let latency = Double(now.uptimeNanoseconds - b.frame.captured.uptimeNanoseconds) / 1e6
-                if let last = lastAt[i] {
-                    let dt = max(Double(now.uptimeNanoseconds - last.uptimeNanoseconds) / 1e9, 1e-6)
-                    fps[i] = fps[i] == 0 ? 1 / dt : 0.9 * fps[i] + 0.1 / dt
-                }
-                lastAt[i] = now
-                latencies[i].append(latency)
-                reports[i].add(frame: processed[i], image: b.frame.image, faces: faces)
-                processed[i] += 1
+        try session.run(shouldStop: { StopFlag.shared.isSet }, event: { e in
+            if headless { return try emitLine(e) }
+            FileHandle.standardError.write(Data("\(e.source): \(e.event)\(e.message.map { ": \($0)" } ?? "")\(e.retryIn.map { ", retrying in \($0) s" } ?? "")\n".utf8))
+        }, labelled: { frames in
+            for f in frames {
+                let source = feeds[f.source].source.description
                 if headless {
-                    try emit(Line(source: feeds[i].source.description, frame: b.frame.index, time: Double(now.uptimeNanoseconds - start.uptimeNanoseconds) / 1e9,
-                                  fps: fps[i], latencyMs: latency, faces: faces))
+                    try emitLine(Line(source: source, frame: f.frame.index, time: f.time, fps: f.fps, latencyMs: f.latencyMs, faces: f.faces))
                 } else {
-                    shown[i] = Annotator.annotate(b.frame.image, faces, classNames: names, fps: fps[i])
+                    shown[f.source] = Annotator.annotate(f.frame.image, f.faces, classNames: analyzer.classifier.classNames, fps: f.fps)
                 }
             }
-            if !headless {
-                guard Display.show("fer live (q quits)", Image.tiled(shown.compactMap { $0 })) else {
-                    throw VideoError.cannotOpen("display", "no window can be opened here; use --headless")
-                }
-                if let k = Display.key(waiting: 1), k == Int(Character("q").asciiValue!) || k == 27 { break }
+            if headless { return true }
+            guard Display.show("fer live (q quits)", Image.tiled(shown.compactMap { $0 })) else {
+                throw VideoError.cannotOpen("display", "no window can be opened here; use --headless")
             }
-        }
+            return Display.key(waiting: 1).map { $0 != Int(Character("q").asciiValue!) && $0 != 27 } ?? true
+        })
         if !headless { Display.closeAll() }
-        LiveFeed.stop(feeds, within: 2)  // all at once, one deadline: Ctrl-C ends within 2 s whatever the sources do
-        for f in feeds { for e in f.events() where headless { try emit(e) } }
-        let summary = feeds.enumerated().map { i, f in
-            let sorted = latencies[i].sorted()
-            let pick = { (q: Double) in sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))] }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-            return SourceSummary(source: f.source.description, framesRead: f.framesRead, framesProcessed: processed[i],
-                                 framesDropped: max(0, f.framesRead - processed[i]), fps: Double(processed[i]) / max(seconds, 1e-9),
-                                 latencyMsP50: pick(0.5), latencyMsP99: pick(0.99), reconnects: f.reconnects,
-                                 faces: reports[i].summary(wallSeconds: seconds, video: nil).tracks.map {
-                                     FaceShares(track: $0.id, frames: $0.frames, dominant: $0.dominant, shares: $0.shares)
-                                 }, mergedTracks: videos[i].tracker.merged)
-        }
-        if headless { try emit(["summary": summary]) }
+        let summary = session.summary
+        if headless { try emitLine(["summary": summary]) }
         for s in summary {
             FileHandle.standardError.write(Data(String(format: "%@: %d frames processed of %d read (%.1f FPS), latency p50 %@ ms, p99 %@ ms, %d reconnects\n",
                                                        s.source, s.framesProcessed, s.framesRead, s.fps, s.latencyMsP50.map { String(format: "%.1f", $0) } ?? "-",
@@ -169,12 +98,18 @@ struct Live: ParsableCommand {
                 FileHandle.standardError.write(Data("  face #\(f.track): mostly \(f.dominant) over \(f.frames) frames (\(shares.joined(separator: ", ")))\n".utf8))
             }
         }
-        // A file that could not be read is a failure, as in `fer video` (streams and cameras are
-        // retried until stopped, and their errors are events).
-        let unreadable = feeds.filter { $0.failure != nil }
-        if !unreadable.isEmpty {
-            FileHandle.standardError.write(Data("error: \(unreadable.count) of \(feeds.count) sources could not be read: \(unreadable.map { $0.failure! }.joined(separator: "; "))\n".utf8))
+        // A file that could not be read is a failure, as in `fer video`.
+        if !session.failures.isEmpty {
+            FileHandle.standardError.write(Data("error: \(session.failures.count) of \(feeds.count) sources could not be read: \(session.failures.joined(separator: "; "))\n".utf8))
             throw ExitCode(1)
         }
     }
+}
+
+/// One JSON line on standard output, flushed at once (a reader follows it live).
+func emitLine<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
+    fflush(nil)  // every output stream (stdout itself is a C global)
 }

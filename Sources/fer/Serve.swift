@@ -52,11 +52,11 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let recognizer = try face.recognizer()
-        let analyzer = recognizer.analyzer
         let metrics = ServerMetrics()
-        let queue = InferenceQueue(analyzer: analyzer, settings: settings, metrics: metrics)
-        let info = FERServer.ModelInfo(model: BundledModels.displayName(face.model.model), classes: analyzer.classifier.classNames, detector: analyzer.detector.name)
-        let detector = analyzer.detector.summary
+        let queue = InferenceQueue(recognizer: recognizer, settings: settings, metrics: metrics)
+        let info = FERServer.ModelInfo(model: BundledModels.displayName(face.model.model), classes: recognizer.classNames,
+                                       detector: recognizer.detectorSettings.kind.rawValue)
+        let detector = recognizer.detectorSummary
         let app = FERServer.application(queue: queue, settings: settings, metrics: metrics, info: info) { [host] port in
             print("fer serve: http://\(host):\(port)/ (model \(info.model), detector \(detector)); Ctrl-C stops")
             fflush(nil)  // every output stream: stdout is a C global Swift 6 will not touch from here

@@ -37,4 +37,87 @@ import Testing
         }
         #expect(found.isEmpty, "detector kinds told apart by name outside FERVision:\n\(found.joined(separator: "\n"))")
     }
+
+    /// `FER`'s public surface is what an app needs: the recognizer, its settings and answers, the
+    /// bundled models. Helpers for `fer` itself are `package`. A new public symbol shows here, and is
+    /// added on purpose or made `package`.
+    @Test func theFrontDoorExportsWhatAnAppNeedsAndNoMore() throws {
+        let expected: Set<String> = [
+            "BundledModels",
+            "BundledModels.defaultModel",
+            "BundledModels.defaultModelVariable",
+            "BundledModels.directory",
+            "BundledModels.displayName",
+            "BundledModels.mtcnnWeights",
+            "BundledModels.names",
+            "BundledModels.path",
+            "BundledModels.resolve",
+            "DetectorKind",
+            "DetectorSettings",
+            "ExpressionRecognizer",
+            "ExpressionRecognizer.Configuration",
+            "ExpressionRecognizer.Configuration.align",
+            "ExpressionRecognizer.Configuration.borderRetry",
+            "ExpressionRecognizer.Configuration.detector",
+            "ExpressionRecognizer.Configuration.detectorPrecision",
+            "ExpressionRecognizer.Configuration.init",
+            "ExpressionRecognizer.Configuration.margin",
+            "ExpressionRecognizer.Configuration.maxPixels",
+            "ExpressionRecognizer.Configuration.model",
+            "ExpressionRecognizer.Configuration.precision",
+            "ExpressionRecognizer.Configuration.problem",
+            "ExpressionRecognizer.Configuration.threads",
+            "ExpressionRecognizer.Configuration.tta",
+            "ExpressionRecognizer.card",
+            "ExpressionRecognizer.classNames",
+            "ExpressionRecognizer.configuration",
+            "ExpressionRecognizer.detectorSettings",
+            "ExpressionRecognizer.detectorSummary",
+            "ExpressionRecognizer.expression",
+            "ExpressionRecognizer.faces",
+            "ExpressionRecognizer.init",
+            "ExpressionRecognizer.modelPath",
+            "ExpressionRecognizer.precision",
+            "FaceBox",
+            "FaceResult",
+            "Image",
+            "ModelCard",
+            "Precision",
+            "PrecisionChoice",
+            "PrecisionUnavailable",
+            "RecognizerError",
+            "RecognizerError.description",
+            "TestTimeAugmentation",
+        ]
+        #expect(try Self.publicSymbols(ofTarget: "FER") == expected)
+    }
+
+    /// `Container.member` for each `public` declaration of a target's sources (by indentation, as
+    /// the code is formatted), and the types it re-exports.
+    static func publicSymbols(ofTarget target: String) throws -> Set<String> {
+        let folder = (Paths.packageRoot as NSString).appendingPathComponent("Sources/\(target)")
+        let typeLine = try NSRegularExpression(pattern: #"^\s*(?:public |package |private |fileprivate )?(?:final )?(?:class|struct|enum|extension|protocol)\s+([A-Za-z_][\w.]*)"#)
+        let publicLine = try NSRegularExpression(pattern: #"^\s*public (?:static |convenience |final )*(?:(?:func|var|let|case|class|struct|enum|protocol)\s+)?([A-Za-z_]\w*)"#)
+        let export = try NSRegularExpression(pattern: #"^@_exported import \w+ [\w]+\.(\w+)"#)
+        func capture(_ re: NSRegularExpression, _ s: String) -> String? {
+            guard let m = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)), let r = Range(m.range(at: 1), in: s) else { return nil }
+            return String(s[r])
+        }
+        var symbols = Set<String>()
+        for file in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() where file.hasSuffix(".swift") {
+            var stack: [(indent: Int, name: String)] = []
+            for line in try String(contentsOfFile: (folder as NSString).appendingPathComponent(file), encoding: .utf8).split(separator: "\n").map(String.init) {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                let indent = line.prefix { $0 == " " }.count
+                if !trimmed.isEmpty, !trimmed.hasPrefix("//") { while let top = stack.last, top.indent >= indent { stack.removeLast() } }
+                if let name = capture(export, line) { symbols.insert(name); continue }
+                if trimmed.hasPrefix("public") {
+                    let name = trimmed.hasPrefix("public init") || trimmed.hasPrefix("public convenience init") ? "init" : capture(publicLine, line) ?? "?"
+                    symbols.insert((stack.map(\.name) + [name]).joined(separator: "."))
+                }
+                if let type = capture(typeLine, line) { stack.append((indent, type)) }
+            }
+        }
+        return symbols
+    }
 }

@@ -30,7 +30,7 @@ struct TestServer {
         var c = ExpressionRecognizer.Configuration()
         c.precision = .fp32
         c.detectorPrecision = .fp32
-        queue = InferenceQueue(analyzer: try ExpressionRecognizer(c).analyzer, settings: s, metrics: metrics)
+        queue = InferenceQueue(recognizer: try ExpressionRecognizer(c), settings: s, metrics: metrics)
     }
 
     var info: FERServer.ModelInfo { .init(model: "default", classes: queue.classNames, detector: "mtcnn") }
