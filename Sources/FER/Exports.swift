@@ -5,6 +5,7 @@
 @_exported import struct FERVision.FaceResult
 @_exported import struct FERVision.FaceBox
 @_exported import struct FERVision.DetectorSettings
+@_exported import struct FERVision.FaceReading
 @_exported import enum FERVision.DetectorKind
 @_exported import enum FERData.TestTimeAugmentation
 @_exported import enum FEREngine.Precision

@@ -27,15 +27,10 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
         public var detector = DetectorSettings()
         /// MTCNN's arithmetic (the cascades run in OpenCV).
         public var detectorPrecision = PrecisionChoice.auto
-        /// Crop the box plus this fraction per side instead of the calibrated FER2013 framing.
-        public var margin: Double?
-        public var tta = TestTimeAugmentation.none
-        /// Level the eyes (MTCNN's landmarks) before classifying.
-        public var align = false
-        /// Photos with no face found are searched again inside a border of this fraction of their longer side (0: off).
-        public var borderRetry = FaceAnalyzer.defaultBorderRetry
-        /// Largest photo, pixels, read from its header before decoding; larger ones are refused.
-        public var maxPixels = ImageHeader.defaultMaxPixels
+        /// How found faces are read: `margin` (instead of the calibrated FER2013 framing), `tta`,
+        /// `align` (level the eyes: MTCNN's landmarks), `borderRetry` (photos with no face found are
+        /// searched again inside a border), `maxPixels` (larger photos are refused before decoding).
+        public var reading = FaceReading()
         /// oneDNN threads (process-wide).
         public var threads = 2
 
@@ -43,12 +38,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
 
         /// Why these settings cannot run, naming the setting by its `fer` option; nil when they can.
         public var problem: String? {
-            if !(1...1_000_000_000).contains(maxPixels) { return "--max-pixels must be between 1 and 1000000000, got \(maxPixels)" }
-            if let m = margin, !(m >= 0 && m <= 1) { return "--margin must be between 0 and 1, got \(m)" }
-            if !(borderRetry >= 0 && borderRetry <= 1) { return "--border-retry must be between 0 (off) and 1, got \(borderRetry)" }
-            if align, margin != nil { return "--align turns the calibrated framing; it does not apply with --margin" }
-            if align, !detector.kind.findsLandmarks { return "--align needs eye landmarks, which --detector \(detector.kind.rawValue) does not find (mtcnn does)" }
-            return Self.threadsProblem(threads) ?? Self.detectorProblem(detector, precision: detectorPrecision)
+            reading.problem(detector: detector.kind) ?? Self.threadsProblem(threads) ?? Self.detectorProblem(detector, precision: detectorPrecision)
         }
 
         /// The rule for `threads` alone (commands that run the engine without a detector use it too).
@@ -105,11 +95,7 @@ public final class ExpressionRecognizer: @unchecked Sendable {  // the analyzer 
         let model = try Self.loadModel(configuration.model, precision: configuration.precision)
         let detector = try Self.detectorSettings(configuration.detector, precision: configuration.detectorPrecision)
         let analyzer = FaceAnalyzer(detector: try makeFaceDetector(detector.settings, mtcnnWeights: try BundledModels.mtcnnWeights),
-                                    classifier: model.classifier, margin: configuration.margin)
-        analyzer.tta = configuration.tta
-        analyzer.align = configuration.align
-        analyzer.borderRetry = configuration.borderRetry
-        analyzer.maxPixels = configuration.maxPixels
+                                    classifier: model.classifier, reading: configuration.reading)
         self.configuration = configuration
         self.analyzer = analyzer
         modelPath = model.path

@@ -123,7 +123,7 @@ public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condit
         let inputs = zip(live, found).flatMap { job, f in
             job.asCrop ? [f.photo.image.faceInput(side: analyzer.classifier.sourceSide)] : f.boxes.map { analyzer.faceInput(f.photo.image, $0) }
         }
-        let probabilities = inputs.isEmpty ? [] : analyzer.classifier.classify(faces: inputs, tta: analyzer.tta)
+        let probabilities = inputs.isEmpty ? [] : analyzer.classifier.classify(faces: inputs, tta: analyzer.reading.tta)
         metrics?.batchFaces.record(Double(inputs.count))
         metrics?.faces.increment(by: Int64(inputs.count))
         metrics?.inference.record(.nanoseconds(Int64(milliseconds(since: started) * 1e6)))

@@ -57,6 +57,38 @@ public struct StageTimes: Codable, Sendable {
     Double(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds) / 1e6
 }
 
+/// How an analyzer reads the faces it finds: the one list of these settings, for the analyzer, the
+/// recognizer's `Configuration` and `fer`'s options alike.
+public struct FaceReading: Sendable, Equatable {
+    /// Instead of the calibrated framing: the box grown by this fraction of its size per side.
+    public var margin: Double?
+    public var tta: TestTimeAugmentation
+    /// Level the eyes before classifying: the frame is turned by the box's `roll` (eye landmarks).
+    /// Applies to the calibrated framing; boxes without a roll are cropped as they are.
+    public var align: Bool
+    /// Photos in which no face is found are searched again inside a border of this fraction of
+    /// their longer side on every side (0: no second search). Only photos take the second search
+    /// (`detect(_: ScaledImage)`), never video frames, which come at a rate.
+    public var borderRetry: Double
+    /// Photos of more pixels than this (read from the header, before decoding) are refused.
+    public var maxPixels: Int
+
+    public init(margin: Double? = nil, tta: TestTimeAugmentation = .none, align: Bool = false, borderRetry: Double = 0.25,
+                maxPixels: Int = ImageHeader.defaultMaxPixels) {
+        self.margin = margin; self.tta = tta; self.align = align; self.borderRetry = borderRetry; self.maxPixels = maxPixels
+    }
+
+    /// Why these cannot run with `detector`, naming each setting by its `fer` option; nil when they can.
+    public func problem(detector: DetectorKind) -> String? {
+        if !(1...1_000_000_000).contains(maxPixels) { return "--max-pixels must be between 1 and 1000000000, got \(maxPixels)" }
+        if let m = margin, !(m >= 0 && m <= 1) { return "--margin must be between 0 and 1, got \(m)" }
+        if !(borderRetry >= 0 && borderRetry <= 1) { return "--border-retry must be between 0 (off) and 1, got \(borderRetry)" }
+        if align, margin != nil { return "--align turns the calibrated framing; it does not apply with --margin" }
+        if align, !detector.findsLandmarks { return "--align needs eye landmarks, which --detector \(detector.rawValue) does not find (mtcnn does)" }
+        return nil
+    }
+}
+
 /// Detect faces, crop them as the training data was cropped, classify them all in one batch, and
 /// draw the results.
 public final class FaceAnalyzer {
@@ -65,35 +97,24 @@ public final class FaceAnalyzer {
     /// How a detected box becomes the network's input: the FER2013 framing measured for this
     /// detector (`CropFraming`), unless `margin` is set.
     public var framing: CropFraming
-    /// Instead of the calibrated framing: the box grown by this fraction of its size per side.
-    public var margin: Double?
-    public var tta: TestTimeAugmentation = .none
-    /// Level the eyes before classifying: the frame is turned by the box's `roll` (MTCNN's eye
-    /// landmarks). Applies to the calibrated framing; boxes without a roll are cropped as they are.
-    public var align = false
-    /// Photos in which no face is found are searched again inside a border of this fraction of
-    /// their longer side on every side (0: no second search). Only photos take the second search
-    /// (`detect(_: ScaledImage)`), never video frames, which come at a rate.
-    public var borderRetry = FaceAnalyzer.defaultBorderRetry
-    public static let defaultBorderRetry = 0.25
-    /// Photos of more pixels than this (read from the header, before decoding) are refused.
-    public var maxPixels = ImageHeader.defaultMaxPixels
+    /// How found faces are read: framing, views, the second search, the photo size limit.
+    public var reading: FaceReading
 
-    public init(detector: FaceDetector, classifier: Classifier, margin: Double? = nil) {
+    public init(detector: FaceDetector, classifier: Classifier, reading: FaceReading = FaceReading()) {
         self.detector = detector
         self.classifier = classifier
         self.framing = detector.settings.kind.calibratedFraming
-        self.margin = margin
+        self.reading = reading
     }
 
     /// The network's input for one box: the framed crop, made gray and resized to the training
     /// side (only the crop is converted, not the whole frame).
     public func faceInput(_ image: Image, _ box: FaceBox) -> [UInt8] {
-        if let m = margin {
+        if let m = reading.margin {
             return image.cropped(box.expanded(by: m, within: image.width, image.height)).faceInput(side: classifier.sourceSide)
         }
         let f = framing.frame(box)
-        if align, let roll = box.roll,
+        if reading.align, let roll = box.roll,
            let turned = image.grayFrame(centerX: f.x + f.side / 2, centerY: f.y + f.side / 2, side: f.side, degrees: roll, out: classifier.sourceSide) {
             return turned
         }
@@ -115,7 +136,7 @@ public final class FaceAnalyzer {
         let faces = boxes.map { faceInput(image, $0) }
         times.preprocess += milliseconds(since: t)
         t = DispatchTime.now()
-        let probs = classifier.classify(faces: faces, tta: tta)
+        let probs = classifier.classify(faces: faces, tta: reading.tta)
         times.classify += milliseconds(since: t)
         return zip(boxes, probs).map { box, p in FaceResult(box: box, probabilities: p, classNames: classifier.classNames) }
     }
@@ -134,9 +155,9 @@ public final class FaceAnalyzer {
     /// from that copy for the classifier are cut from a finer one (`find`).
     public var decodeScale: Double { Double(detector.settings.kind.searchWindow) / Double(detector.settings.minFace) }
 
-    /// Decodes a photo at the reduced size `decodeSide` and `decodeScale` allow (over `maxPixels`: an error).
+    /// Decodes a photo at the reduced size `decodeSide` and `decodeScale` allow (over `reading.maxPixels`: an error).
     public func decodePhoto(_ bytes: [UInt8], name: String) throws -> ScaledImage {
-        try ScaledImage.decode(bytes, channels: 3, minSide: decodeSide, minScale: decodeScale, maxPixels: maxPixels, name: name)
+        try ScaledImage.decode(bytes, channels: 3, minSide: decodeSide, minScale: decodeScale, maxPixels: reading.maxPixels, name: name)
     }
 
     /// Reads a photo as `decodePhoto` decodes it.
@@ -170,15 +191,15 @@ public final class FaceAnalyzer {
 
     /// The faces of a photo decoded at reduced size, in the decoded image's pixels; the smallest is
     /// still `settings.minFace` pixels of the original. When none is found, the search is repeated
-    /// on the photo with a border (`borderRetry`).
+    /// on the photo with a border (`reading.borderRetry`).
     public func detect(_ photo: ScaledImage) -> [FaceBox] {
         let minFace = photo.scale < 1 ? max(1, Int(Double(detector.settings.minFace) * photo.scale)) : nil
         let found = detector.detect(photo.image, minFace: minFace, maxFace: 0, fullResolution: false)
-        guard found.isEmpty, borderRetry > 0 else { return found }
+        guard found.isEmpty, reading.borderRetry > 0 else { return found }
         // A face that fills the photo (a profile picture, a tight crop) leaves the detector no
         // border: MTCNN's boxes reach past the edges, and its refinement stages see a stretched
         // face and reject it. Searching again on the photo framed by a plain border finds it.
-        let pad = Int((Double(max(photo.image.width, photo.image.height)) * borderRetry).rounded())
+        let pad = Int((Double(max(photo.image.width, photo.image.height)) * reading.borderRetry).rounded())
         let framed = photo.image.bordered(pad)
         let w = photo.image.width, h = photo.image.height
         return detector.detect(framed, minFace: minFace, maxFace: 0, fullResolution: false).compactMap { b in
@@ -218,7 +239,7 @@ public final class FaceAnalyzer {
 
     /// Classifies the whole image as one face crop (for images that are already faces).
     public func analyzeAsCrop(_ image: Image) -> [FaceResult] {
-        let p = classifier.classify(faces: [image.faceInput(side: classifier.sourceSide)], tta: tta)[0]
+        let p = classifier.classify(faces: [image.faceInput(side: classifier.sourceSide)], tta: reading.tta)[0]
         return [FaceResult(box: FaceBox(x: 0, y: 0, width: image.width, height: image.height), probabilities: p, classNames: classifier.classNames)]
     }
 }

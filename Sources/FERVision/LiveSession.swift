@@ -17,7 +17,6 @@ public final class LiveSession {
         /// The tracker's smoothing (weight of the newest frame) and the full-scan interval.
         public var smoothing: Float = 0.4
         public var fullScan = 10
-        public var tta = TestTimeAugmentation.none
         public init() {}
     }
 
@@ -99,7 +98,7 @@ public final class LiveSession {
         }
         guard !batch.isEmpty else { return [] }
         let crops = batch.flatMap { b in b.boxes.map { analyzer.faceInput(b.frame.image, $0) } }
-        var probabilities = crops.isEmpty ? [] : analyzer.classifier.classify(faces: crops, tta: settings.tta)[...]
+        var probabilities = crops.isEmpty ? [] : analyzer.classifier.classify(faces: crops, tta: analyzer.reading.tta)[...]
         return batch.map { b in
             let i = b.source
             let faces = videos[i].results(b.boxes, probabilities: Array(probabilities.prefix(b.boxes.count)))

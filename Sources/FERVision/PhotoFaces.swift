@@ -40,8 +40,8 @@ public enum PhotoFaces {
     public static func cacheKey(_ analyzer: FaceAnalyzer) -> String {
         let s = analyzer.detector.settings, f = analyzer.framing
         return "photo-faces v2; detector \(s.kind.rawValue) min \(s.minFace) side \(s.maxSide) decode \(analyzer.decodeScale) scale \(s.scaleFactor) neighbours \(s.minNeighbors) "
-            + "\(s.precision.rawValue); border retry \(analyzer.borderRetry); framing \(f.left) \(f.top) \(f.side); margin \(analyzer.margin.map { "\($0)" } ?? "-"); "
-            + "align \(analyzer.align); out \(analyzer.classifier.sourceSide)"
+            + "\(s.precision.rawValue); border retry \(analyzer.reading.borderRetry); framing \(f.left) \(f.top) \(f.side); margin \(analyzer.reading.margin.map { "\($0)" } ?? "-"); "
+            + "align \(analyzer.reading.align); out \(analyzer.classifier.sourceSide)"
     }
 
     /// The cache file for `folder` under `cacheFolder`: one per folder and settings.

@@ -55,7 +55,7 @@ public struct PhotoLabelling {
         // Drawn results and saved crops use the photo at full size; labels alone need only the
         // detector's side (a JPEG then decodes reduced, several times faster).
         let photo = annotate == nil && crops == nil ? try analyzer.readPhoto(path)
-            : try ScaledImage.read(path, channels: 3, minSide: 0, maxPixels: analyzer.maxPixels)
+            : try ScaledImage.read(path, channels: 3, minSide: 0, maxPixels: analyzer.reading.maxPixels)
         let image = photo.image
         let asCrop = wholeImages || max(photo.originalWidth, photo.originalHeight) <= Self.cropSide
         let faces = asCrop ? analyzer.analyzeAsCrop(image) : analyzer.analyze(photo)

@@ -66,12 +66,12 @@ struct CalibrateCrop: ParsableCommand {
         // The classifier through the whole pipeline on the same pasted PublicTest faces, each crop rule.
         let loaded = try model.loadFile()
         let (classifier, classifierPath) = (loaded.classifier, loaded.path)
-        let withMargin = FaceAnalyzer(detector: det, classifier: classifier, margin: 0.1)
+        let withMargin = FaceAnalyzer(detector: det, classifier: classifier, reading: FaceReading(margin: 0.1))
         let calibrated = FaceAnalyzer(detector: det, classifier: classifier)
         calibrated.framing = f
         let levelled = FaceAnalyzer(detector: det, classifier: classifier)
         levelled.framing = f
-        levelled.align = true
+        levelled.reading.align = true
         let upright = CropCalibration.pipelineAccuracy(check, analyzers: [withMargin, calibrated] + (detection.detector.findsLandmarks ? [levelled] : []),
                                                        count: faces, seed: seed ^ 0xC4EC).accuracy
         let (accOld, accNew) = (upright[0], upright[1])

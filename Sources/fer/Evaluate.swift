@@ -50,7 +50,7 @@ struct Evaluate: ParsableCommand {
         let d = face.detection
         if data != nil, d.detector != DetectorSettings().kind || d.scaleFactor != nil || d.minNeighbors != nil || face.margin != nil || face.align
             || d.minSize != DetectorSettings().minFace || d.detectSide != DetectorSettings().maxSide
-            || face.borderRetry != FaceAnalyzer.defaultBorderRetry || d.detectorPrecision != .auto {
+            || face.borderRetry != FaceReading().borderRetry || d.detectorPrecision != .auto {
             throw ValidationError("the detector and crop options apply to --photos; --data holds faces already cropped")
         }
     }
@@ -165,7 +165,7 @@ struct Evaluate: ParsableCommand {
             try printJSON(result)
             return
         }
-        let framing = analyzer.margin.map { "box + \($0) per side" } ?? "calibrated framing"
+        let framing = analyzer.reading.margin.map { "box + \($0) per side" } ?? "calibrated framing"
         let left = result.unreadable.isEmpty ? "" : " (\(result.unreadable.count) unreadable, left out)"
         print("model \(try face.model.file.resolved())\nphotos in \(root): \(result.photos.count)\(left), detector \(analyzer.detector.summary), \(framing), TTA \(face.tta.rawValue), \(analyzer.classifier.precisionName), \(String(format: "%.1f", seconds)) s\n")
         print(result.report.table)

@@ -63,9 +63,9 @@ struct Live: ParsableCommand {
         installInterruptHandler("Ctrl-C: stopping (again to quit now)")
         let analyzer = try face.analyzer()
         let feeds = parsed.map { LiveFeed($0, width: cameraWidth, height: cameraHeight, openTimeout: streamTimeout, readTimeout: min(streamTimeout, 5),
-                                       maxPixels: analyzer.maxPixels) }
+                                       maxPixels: analyzer.reading.maxPixels) }
         var settings = LiveSession.Settings()
-        (settings.maxFrames, settings.maxFps, settings.smoothing, settings.fullScan, settings.tta) = (maxFrames, maxFps, smoothing, fullScan, face.tta)
+        (settings.maxFrames, settings.maxFps, settings.smoothing, settings.fullScan) = (maxFrames, maxFps, smoothing, fullScan)
         let session = LiveSession(feeds, analyzer: analyzer, settings: settings)
         var shown = [Image?](repeating: nil, count: feeds.count)
         try session.run(shouldStop: { StopFlag.shared.isSet }, event: { e in

@@ -106,11 +106,11 @@ struct FaceOptions: ParsableArguments {
     @OptionGroup var model: ModelOptions
     @OptionGroup var detection: DetectorOptions
     @Option(help: "Crop the detected box plus this fraction of its size per side, instead of the calibrated FER2013 framing.") var margin: Double?
-    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta = ExpressionRecognizer.Configuration().tta
+    @Option(help: "Test-time augmentation: none, flip, tencrop.") var tta = FaceReading().tta
     @Flag(help: "Level the eyes (MTCNN's landmarks) before classifying.") var align = false
     @Option(help: "Photos with no face found are searched again inside a border of this fraction of their longer side (0: off).")
-    var borderRetry = ExpressionRecognizer.Configuration().borderRetry
-    @Option(help: "Largest image, pixels, read from its header before decoding; larger ones are refused.") var maxPixels = ExpressionRecognizer.Configuration().maxPixels
+    var borderRetry = FaceReading().borderRetry
+    @Option(help: "Largest image, pixels, read from its header before decoding; larger ones are refused.") var maxPixels = FaceReading().maxPixels
     @OptionGroup var threads: ThreadOptions
 
     /// The library's settings these options give: the one place the command line meets them.
@@ -119,11 +119,7 @@ struct FaceOptions: ParsableArguments {
         c.precision = model.precision
         c.detector = detection.settings
         c.detectorPrecision = detection.detectorPrecision
-        c.margin = margin
-        c.tta = tta
-        c.align = align
-        c.borderRetry = borderRetry
-        c.maxPixels = maxPixels
+        c.reading = FaceReading(margin: margin, tta: tta, align: align, borderRetry: borderRetry, maxPixels: maxPixels)
         c.threads = threads.threads
         return c
     }

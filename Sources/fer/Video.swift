@@ -119,7 +119,7 @@ struct Video: ParsableCommand {
     /// announces) is an error after its outputs are written.
     func label(_ input: String, to o: Outputs, analyzer: FaceAnalyzer) throws -> Summary {
         let (out, csv) = (o.video, o.csv)
-        let reader = try VideoReader(path: input, maxPixels: analyzer.maxPixels)
+        let reader = try VideoReader(path: input, maxPixels: analyzer.reading.maxPixels)
         let writer = try out.map { try VideoWriter(path: $0, fps: reader.fps, width: reader.width, height: reader.height) }
         let video = VideoFaceAnalyzer(analyzer, tracker: FaceTracker(alpha: smoothing), fullScanInterval: fullScan)
         let names = analyzer.classifier.classNames
@@ -162,7 +162,7 @@ struct Video: ParsableCommand {
         }
         // A container that announced more frames than could be decoded is damaged: say so, and fail.
         if reader.oversizedFrames > 0 {
-            FileHandle.standardError.write(Data("\(input): \(reader.oversizedFrames) frames over --max-pixels (\(analyzer.maxPixels)) skipped\n".utf8))
+            FileHandle.standardError.write(Data("\(input): \(reader.oversizedFrames) frames over --max-pixels (\(analyzer.reading.maxPixels)) skipped\n".utf8))
         }
         if let announced = reader.frameCount, frame + reader.oversizedFrames < min(announced, maxFrames ?? .max) - 1 {
             throw VideoError.cannotOpen(input, "decoding stopped at frame \(frame) of \(announced); the rest is unreadable (what was decoded is written)")

@@ -49,7 +49,7 @@ import Testing
         #expect { _ = try r.faces(inPhotoAt: "/nonexistent/photo.jpg") } throws: { "\($0)".contains("/nonexistent/photo.jpg") }
         #expect { _ = try ExpressionRecognizer(model: "no-such-model") } throws: { "\($0)".contains("bundled: default, fast, fer2013") }
         var c = ExpressionRecognizer.Configuration()
-        c.margin = 3
+        c.reading.margin = 3
         #expect { _ = try ExpressionRecognizer(c) } throws: { "\($0)".contains("--margin must be between 0 and 1") }
     }
 
@@ -93,7 +93,7 @@ import Testing
         let expected: [String: String] = [
             "--precision": c.precision.rawValue, "--detector-precision": c.detectorPrecision.rawValue,
             "--detector": c.detector.kind.rawValue, "--min-size": "\(c.detector.minFace)", "--detect-side": "\(c.detector.maxSide)",
-            "--tta": c.tta.rawValue, "--border-retry": "\(c.borderRetry)", "--max-pixels": "\(c.maxPixels)", "--threads": "\(c.threads)",
+            "--tta": c.reading.tta.rawValue, "--border-retry": "\(c.reading.borderRetry)", "--max-pixels": "\(c.reading.maxPixels)", "--threads": "\(c.threads)",
         ]
         for (option, value) in expected { #expect(shown[option] == value, "fer \(command.joined(separator: " ")) \(option): help says \(shown[option] ?? "nothing")") }
     }

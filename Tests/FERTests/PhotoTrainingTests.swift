@@ -86,7 +86,7 @@ import Testing
         try Data(bytes.prefix(40)).write(to: URL(fileURLWithPath: cache + "/" + file))
         #expect(try PhotoFaces.load(root + "/train", analyzer: analyzer, cacheFolder: cache).detected == 4)
         let key = PhotoFaces.cacheKey(analyzer)
-        analyzer.borderRetry = 0
+        analyzer.reading.borderRetry = 0
         #expect(PhotoFaces.cacheKey(analyzer) != key)
     }
 
@@ -144,9 +144,9 @@ import Testing
         let tight = portrait.cropped(FaceBox(x: 186, y: 84, width: 76, height: 76)).resized(width: 256, height: 256)
         let analyzer = try Self.analyzer()
         let photo = ScaledImage(image: tight, originalWidth: 256, originalHeight: 256)
-        analyzer.borderRetry = 0
+        analyzer.reading.borderRetry = 0
         #expect(analyzer.detect(photo).isEmpty, "the detector found the tight face without a border: the test no longer shows the problem")
-        analyzer.borderRetry = FaceAnalyzer.defaultBorderRetry
+        analyzer.reading.borderRetry = FaceReading().borderRetry
         let faces = analyzer.detect(photo)
         #expect(faces.count == 1)
         if let f = faces.first {

@@ -195,7 +195,7 @@ import Testing
         let detector = try MTCNNDetector(weights: Self.mtcnnWeights)
         let classifier = try Checkpoint.load(Self.bundledModel).0
         let plain = FaceAnalyzer(detector: detector, classifier: classifier), levelled = FaceAnalyzer(detector: detector, classifier: classifier)
-        levelled.align = true
+        levelled.reading.align = true
         func pasted(_ i: Int, turnedBy angle: Double) -> Image {
             let big = Image(width: 48, height: 48, channels: 1, pixels: Array(faces.image(i))).resized(width: 240, height: 240)
             let turned = big.rotated(degrees: angle, centerX: 120, centerY: 120)
