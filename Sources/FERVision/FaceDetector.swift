@@ -42,8 +42,9 @@ public enum DetectorKind: String, CaseIterable, Codable, Sendable {
     }
 }
 
-/// Everything that configures a face detector, for every kind; the cascade-only fields are
-/// ignored by MTCNN, and `problem(explicitCascadeOptions:)` says when a user set them anyway.
+/// Everything that configures a face detector, for every kind; the fields a kind does not take
+/// (`DetectorKind.takesCascadeOptions`, `hasPrecision`) are ignored by it, and `fer` refuses them
+/// when given (`DetectorOptions.validate`).
 public struct DetectorSettings: Codable, Sendable, Equatable {
     public var kind: DetectorKind = .mtcnn
     /// Smallest face side in pixels of the image as given (the classifier's input is 48x48).

@@ -43,7 +43,8 @@ struct CalibrateInt8: ParsableCommand {
     func run() throws {
         threads.apply()
         if mtcnn { return try calibrateMTCNN() }
-        let (classifier, card, _) = try Checkpoint.load(try model.resolved())
+        let loaded = try model.load()
+        let (classifier, card) = (loaded.classifier, loaded.card)
         guard let set = try DatasetLoader.load(data)[.training], set.count > 0 else { throw DataError.mismatch(data, reason: "no Training faces") }
         let lowered = try InferenceNetwork(classifier.network, inputShape: classifier.spec.inputShape, precision: .fp32)
         let n = min(faces, set.count)

@@ -47,7 +47,8 @@ struct CalibratePrior: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let (classifier, card, st) = try Checkpoint.load(try model.resolved())
+        let loaded = try model.load()
+        let (classifier, card, st) = (loaded.classifier, loaded.card, loaded.file)
         guard let last = classifier.network.layers.last(where: { $0 is Dense }) as? Dense, last.outFeatures == classifier.spec.classes else {
             throw ValidationError("the model's last layer is not a dense layer over the classes")
         }

@@ -32,7 +32,8 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let (classifier, card, st) = try Checkpoint.load(try BundledModels.resolve(model))
+        let loaded = try optionError("model") { try ExpressionRecognizer.loadModel(model, precision: .fp32) }
+        let (classifier, card, st) = (loaded.classifier, loaded.card, loaded.file)
         let format: String
         if isONNX {
             #if ONNX

@@ -28,10 +28,9 @@ struct Models: ParsableCommand {
                              multiplyAdds: net.multiplyAdds(spec.inputShape), description: p.blurb)
         }
         let bundled = try BundledModels.names.map { name -> BundledRow in
-            let path = try BundledModels.path(named: name)
-            let (model, card, _) = try Checkpoint.load(path)
-            return BundledRow(name: name, path: path, preset: card.spec.preset.rawValue, width: card.spec.width, inputSize: card.spec.inputSize,
-                              parameters: model.parameterCount, multiplyAdds: model.multiplyAdds, metrics: card.metrics)
+            let m = try ExpressionRecognizer.loadModel(name, precision: .fp32)
+            return BundledRow(name: name, path: m.path, preset: m.card.spec.preset.rawValue, width: m.card.spec.width, inputSize: m.card.spec.inputSize,
+                              parameters: m.classifier.parameterCount, multiplyAdds: m.classifier.multiplyAdds, metrics: m.card.metrics)
         }
         if json { try printJSON(Output(presets: presets, bundled: bundled)); return }
         print("presets (fer train --preset NAME)")

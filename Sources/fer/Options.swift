@@ -25,7 +25,9 @@ extension Precision: ExpressibleByArgument {}
 
 /// Says on standard error how `auto` chose, when it was measured now (the first run of this work
 /// on this CPU), not when it came from the cache.
-func note(_ decision: AutoPrecision.Decision?, _ setting: String) {
+/// And warns when a named arithmetic runs emulated here (bf16 without AVX-512 BF16: slow).
+func note(_ decision: AutoPrecision.Decision?, _ setting: String, named: PrecisionChoice = .auto) {
+    if let w = named.fixed?.emulationWarning { FileHandle.standardError.write(Data("warning: \(setting) \(named.rawValue): \(w)\n".utf8)) }
     guard let d = decision, !d.cached, d.seconds.count > 1 else { return }
     FileHandle.standardError.write(Data("\(setting) auto: \(d.reason); kept in \(AutoPrecision.defaultCacheFile)\n".utf8))
 }
@@ -45,6 +47,8 @@ struct ModelFileOptions: ParsableArguments {
 
     /// The model file: a path as it is, a bundled name resolved, nil the default model.
     func resolved() throws -> String { try optionError("--model") { try BundledModels.resolve(model) } }
+    /// The model's weights as they are (fp32, nothing measured), its card and its file's tensors.
+    func load() throws -> ExpressionRecognizer.LoadedModel { try optionError("--model") { try ExpressionRecognizer.loadModel(model, precision: .fp32) } }
 }
 
 /// `--model`: a trained model to run, by file or bundled name, and the arithmetic to run it in.
@@ -60,7 +64,7 @@ struct ModelOptions: ParsableArguments {
     /// The classifier, ready in the chosen precision, with the card and tensors of its file.
     func loadFile() throws -> ExpressionRecognizer.LoadedModel {
         let loaded = try optionError("--model") { try ExpressionRecognizer.loadModel(model, precision: precision) }
-        note(loaded.decision, "--precision")
+        note(loaded.decision, "--precision", named: precision)
         return loaded
     }
 }
@@ -94,7 +98,7 @@ struct DetectorOptions: ParsableArguments {
     /// `settings` with MTCNN's arithmetic resolved for this CPU.
     func resolvedSettings() throws -> DetectorSettings {
         let (resolved, decision) = try optionError("--detector-precision") { try ExpressionRecognizer.detectorSettings(settings, precision: detectorPrecision) }
-        note(decision, "--detector-precision")
+        note(decision, "--detector-precision", named: detectorPrecision)
         return resolved
     }
 
@@ -131,6 +135,8 @@ struct FaceOptions: ParsableArguments {
     func recognizer() throws -> ExpressionRecognizer {
         let r = try optionError("--model") { try ExpressionRecognizer(configuration) }
         for (setting, decision) in r.decisions { note(decision, setting) }
+        note(nil, "--precision", named: model.precision)
+        note(nil, "--detector-precision", named: detection.detectorPrecision)
         return r
     }
 
