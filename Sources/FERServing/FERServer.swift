@@ -57,12 +57,21 @@ public enum FERServer {
             let query = request.uri.queryParameters
             let annotate = try flag(query["annotate"].map(String.init), "annotate")
             let crop = try flag(query["crop"].map(String.init), "crop")
+            let explain = try flag(query["explain"].map(String.init), "explain")
+            if annotate && explain { throw ServeError.badRequest("annotate=1 and explain=1 each answer with an image: ask for one") }
             let header = try checkedHeader(upload, settings: settings)
             return try await budget.withPixels(header.pixels) {
                 // A drawn answer is the full-size photo; labels alone need only the detector's side.
-                let photo = try decode(upload, header: header, settings: settings, minSide: annotate || crop ? 0 : queue.analyzer.decodeSide, minScale: queue.analyzer.decodeScale)
+                let photo = try decode(upload, header: header, settings: settings, minSide: annotate || crop || explain ? 0 : queue.analyzer.decodeSide,
+                                       minScale: queue.analyzer.decodeScale)
                 let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
-                let faces = try await queue.analyze(photo, asCrop: asCrop)
+                let answer = try await queue.answer(photo, asCrop: asCrop, explain: explain)
+                let faces = answer.faces
+                if explain, !answer.explanations.isEmpty {
+                    // Each face's heat map, left to right in the order of the faces.
+                    let png = try Image.row(answer.explanations).encoded(".png")
+                    return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
+                }
                 if annotate {
                     let png = try Annotator.annotate(photo.image, faces, classNames: queue.classNames).encoded(".png")
                     return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))

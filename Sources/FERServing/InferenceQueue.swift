@@ -1,7 +1,7 @@
+import FER
 import FERIO
 import FERModels
 import FERVision
-import FER
 import Foundation
 import Prometheus
 
@@ -10,12 +10,19 @@ import Prometheus
 /// faces in each, and classifies the faces of all of them in one call, so concurrent requests share
 /// the network's batch. The engine's layers keep per-shape buffers, so one thread owns them.
 public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condition`; the analyzer only on the inference thread
-    public typealias Completion = @Sendable (Result<[FaceResult], ServeError>) -> Void
+    public typealias Completion = @Sendable (Result<Answer, ServeError>) -> Void
+
+    /// The faces of one image and, when asked for, each face's Grad-CAM explanation drawn.
+    public struct Answer: Sendable {
+        public var faces: [FaceResult]
+        public var explanations: [Image] = []
+    }
 
     struct Job {
         /// As decoded (a large JPEG at a fraction of its size); results are in the original's pixels.
         var photo: ScaledImage
         var asCrop: Bool
+        var explain: Bool
         var deadline: DispatchTime
         var done: Completion
     }
@@ -56,14 +63,20 @@ public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condit
 
     /// The faces in a photo decoded at reduced size (`ScaledImage`), boxes in the original's pixels.
     public func analyze(_ photo: ScaledImage, asCrop: Bool) async throws -> [FaceResult] {
-        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<[FaceResult], ServeError>, Never>) in
-            submit(photo, asCrop: asCrop) { c.resume(returning: $0) }
+        try await answer(photo, asCrop: asCrop, explain: false).faces
+    }
+
+    /// The faces, and with `explain` each face's Grad-CAM explanation drawn (computed on the
+    /// inference thread, which owns the network's layers: one backward pass through the head per face).
+    public func answer(_ photo: ScaledImage, asCrop: Bool, explain: Bool) async throws -> Answer {
+        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<Answer, ServeError>, Never>) in
+            submit(photo, asCrop: asCrop, explain: explain) { c.resume(returning: $0) }
         }
         return try result.get()
     }
 
     /// Queues `photo`; `done` is called once, on the inference thread or at once if refused.
-    public func submit(_ photo: ScaledImage, asCrop: Bool, done: @escaping Completion) {
+    public func submit(_ photo: ScaledImage, asCrop: Bool, explain: Bool = false, done: @escaping Completion) {
         condition.lock()
         guard !stopped, jobs.count < capacity else {
             let full = !stopped
@@ -72,7 +85,7 @@ public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condit
             done(.failure(.busy(full ? "the server is busy: \(capacity) images are waiting; try again shortly" : "the server is shutting down")))
             return
         }
-        jobs.append(Job(photo: photo, asCrop: asCrop, deadline: .now() + timeout, done: done))
+        jobs.append(Job(photo: photo, asCrop: asCrop, explain: explain, deadline: .now() + timeout, done: done))
         metrics?.queueDepth.set(Double(jobs.count))
         condition.signal()
         condition.unlock()
@@ -129,10 +142,15 @@ public final class InferenceQueue: @unchecked Sendable {  // jobs behind `condit
         metrics?.inference.record(.nanoseconds(Int64(milliseconds(since: started) * 1e6)))
         var next = 0
         for (job, f) in zip(live, found) {
-            job.done(.success(f.boxes.map { box in
+            let first = next
+            let faces = f.boxes.map { box in
                 defer { next += 1 }
                 return FaceAnalyzer.inOriginal(FaceResult(box: box, probabilities: probabilities[next], classNames: classNames), f.photo)
-            }))
+            }
+            let explanations = job.explain ? inputs[first..<next].compactMap { face in
+                analyzer.classifier.explain(face: face).map { Annotator.explanation($0, face: face, className: classNames[$0.classIndex]) }
+            } : []
+            job.done(.success(Answer(faces: faces, explanations: explanations)))
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import FERIO
+import FERModels
 
 /// Boxes, labels and probability bars drawn on a BGR copy of an image.
 public enum Annotator {
@@ -34,9 +35,45 @@ public enum Annotator {
         }
         return img
     }
+
+    /// A face as the network saw it (gray, `explanation.side` square) with its Grad-CAM heat laid
+    /// over it (blue cold to red hot, the face showing through where the heat is low), `scale` times
+    /// larger, and the class and its probability written under it.
+    public static func explanation(_ explanation: Explanation, face: [UInt8], className: String, scale: Int = 4) -> Image {
+        let side = explanation.side, out = side * scale, strip = 28
+        let gray = Image(width: side, height: side, channels: 1, pixels: face).resized(width: out, height: out)
+        let heat = Image(width: side, height: side, channels: 1, pixels: explanation.heat.map { UInt8((min(max($0, 0), 1) * 255).rounded()) })
+            .resized(width: out, height: out)
+        var img = Image(width: out, height: out + strip, channels: 3, pixels: [UInt8](repeating: 255, count: out * (out + strip) * 3))
+        for i in 0..<(out * out) {
+            let t = Double(heat.pixels[i]) / 255, g = Double(gray.pixels[i]), w = 0.6 * t
+            // A "jet" colour: blue at 0, green at 0.5, red at 1.
+            let r = min(max(1.5 - abs(4 * t - 3), 0), 1), gr = min(max(1.5 - abs(4 * t - 2), 0), 1), b = min(max(1.5 - abs(4 * t - 1), 0), 1)
+            img.pixels[3 * i] = UInt8(((1 - w) * g + w * 255 * b).rounded())
+            img.pixels[3 * i + 1] = UInt8(((1 - w) * g + w * 255 * gr).rounded())
+            img.pixels[3 * i + 2] = UInt8(((1 - w) * g + w * 255 * r).rounded())
+        }
+        img.text("\(className) \(Int((explanation.probability * 100).rounded()))%", 6, out + strip - 9, scale: 0.55, (0, 0, 0), thickness: 1)
+        return img
+    }
 }
 
 extension Image {
+    /// Images side by side, left to right, on white (each keeps its size; the row is the tallest's height).
+    public static func row(_ images: [Image]) -> Image {
+        let parts = images.map(\.bgr)
+        let width = parts.reduce(0) { $0 + $1.width }, height = parts.map(\.height).max() ?? 1
+        var out = Image(width: max(width, 1), height: height, channels: 3, pixels: [UInt8](repeating: 255, count: max(width, 1) * height * 3))
+        var x0 = 0
+        for p in parts {
+            for y in 0..<p.height {
+                out.pixels.replaceSubrange(((y * out.width) + x0) * 3 ..< ((y * out.width) + x0 + p.width) * 3, with: p.pixels[y * p.width * 3 ..< (y + 1) * p.width * 3])
+            }
+            x0 += p.width
+        }
+        return out
+    }
+
     /// Several frames in a grid (the first one's size per tile, others resized to it), left to
     /// right and top to bottom: the live window with several sources.
     public static func tiled(_ frames: [Image]) -> Image {

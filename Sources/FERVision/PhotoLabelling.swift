@@ -22,6 +22,8 @@ public struct PhotoLabelling {
     public var annotate: String?
     /// A folder for each face as the network sees it (gray PNG at the training side).
     public var crops: String?
+    /// A folder for each face with the Grad-CAM heat map of its top expression (`Explanation`).
+    public var explain: String?
     /// Images no larger than this on their longer side are taken as face crops.
     public static let cropSide = 96
 
@@ -54,7 +56,7 @@ public struct PhotoLabelling {
     func label(_ path: String, stem: String, single: Bool, inputs: [String]) throws -> Row {
         // Drawn results and saved crops use the photo at full size; labels alone need only the
         // detector's side (a JPEG then decodes reduced, several times faster).
-        let photo = annotate == nil && crops == nil ? try analyzer.readPhoto(path)
+        let photo = annotate == nil && crops == nil && explain == nil ? try analyzer.readPhoto(path)
             : try ScaledImage.read(path, channels: 3, minSide: 0, maxPixels: analyzer.reading.maxPixels)
         let image = photo.image
         let asCrop = wholeImages || max(photo.originalWidth, photo.originalHeight) <= Self.cropSide
@@ -66,6 +68,18 @@ public struct PhotoLabelling {
                 let target = (dir as NSString).appendingPathComponent("\(stem).face\(k + 1).png")
                 try OutputNames.check(target, against: inputs, option: "--crops")
                 try Image(width: side, height: side, channels: 1, pixels: analyzer.faceInput(image, f.box)).write(target)
+            }
+        }
+        if let dir = explain {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for (k, f) in faces.enumerated() {
+                let face = asCrop ? image.faceInput(side: analyzer.classifier.sourceSide) : analyzer.faceInput(image, f.box)
+                guard let e = analyzer.classifier.explain(face: face) else {
+                    throw DataError.mismatch(path, reason: "--explain needs a convolutional model (the \(analyzer.classifier.spec.preset.rawValue) preset has no map)")
+                }
+                let target = (dir as NSString).appendingPathComponent("\(stem).face\(k + 1).explain.png")
+                try OutputNames.check(target, against: inputs, option: "--explain")
+                try Annotator.explanation(e, face: face, className: analyzer.classifier.classNames[e.classIndex]).write(target)
             }
         }
         if let out = annotate {

@@ -12,7 +12,8 @@ struct Predict: ParsableCommand {
         discussion: """
         Prints, for every face, its box, top expression and all probabilities: a table by default,
         or --json / --csv. --annotate writes the photo with boxes and labels (a file for one photo,
-        a folder for several). Images no larger than 96x96, or all with --crop, are taken as face
+        a folder for several); --explain DIR writes each face with a heat map of the regions that drove
+        its top expression (Grad-CAM on the last convolution). Images no larger than 96x96, or all with --crop, are taken as face
         crops and classified whole. Unreadable files are reported and skipped; the exit code is 1
         if any file failed.
         """)
@@ -22,6 +23,7 @@ struct Predict: ParsableCommand {
     @Flag(help: "Treat every image as a face crop: no detection.") var crop = false
     @Option(help: "Write annotated images: a file (one input) or a folder.") var annotate: String?
     @Option(help: "Write each face as the network sees it (gray, 48x48 PNG) into this folder.") var crops: String?
+    @Option(help: "Write each face with a heat map of the regions that drove its top expression (Grad-CAM) into this folder.") var explain: String?
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print CSV (one row per face).") var csv = false
     @Option(help: ArgumentHelp("Label only shard I of N of the inputs (0-based, e.g. 2/8); under mpirun or srun the rank is used.",
@@ -44,7 +46,7 @@ struct Predict: ParsableCommand {
         // Interleaved shards: every file in exactly one shard, and the shards equally long (±1).
         let files = all.enumerated().filter { $0.offset % count == index }.map(\.element)
         var labelling = PhotoLabelling(analyzer: try face.analyzer())
-        (labelling.wholeImages, labelling.annotate, labelling.crops) = (crop, annotate, crops)
+        (labelling.wholeImages, labelling.annotate, labelling.crops, labelling.explain) = (crop, annotate, crops, explain)
         let bar = ProgressBar(total: files.count, label: "photos")
         bar.enabled = files.count > 1 && !json && !csv
         let rows = labelling.label(files, allInputs: all) { bar.update($0) }

@@ -180,6 +180,15 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
                 let image = try Image.decode(Array(buffer: r.body), channels: 3)
                 #expect(image.width == 512 && image.height == 512)
             }
+            // ?explain=1: each face's Grad-CAM heat map (192 x 220 each, side by side) as a PNG.
+            try await client.execute(uri: "/v1/predict?explain=1", method: .post, body: ByteBuffer(bytes: Samples.photo)) { r in
+                #expect(r.status == .ok && r.headers[.contentType] == "image/png")
+                let image = try Image.decode(Array(buffer: r.body), channels: 3)
+                #expect(image.height == 220 && image.width > 0 && image.width % 192 == 0, "\(image.width)x\(image.height)")
+            }
+            try await client.execute(uri: "/v1/predict?explain=1&annotate=1", method: .post, body: ByteBuffer(bytes: Samples.photo)) { r in
+                #expect(r.status == .badRequest)
+            }
             // ?crop=1 classifies the image whole, as `fer predict --crop` does.
             try await client.execute(uri: "/v1/predict?crop=1", method: .post, body: ByteBuffer(bytes: Samples.faceCrop)) { r in
                 let body = try json(r.body)
@@ -333,7 +342,7 @@ func json(_ body: ByteBuffer) throws -> [String: Any] {
                 else if body.count > 200 { for k in 150..<170 { body[k] = 0xFF } }
             default: body.insert(contentsOf: (0..<Int(rng.next() % 16)).map { _ in UInt8(rng.next() % 256) }, at: 0)
             }
-            let query = ["", "?annotate=1", "?crop=1", "?annotate=x", "?crop=0&annotate=0"][Int(rng.next() % 5)]
+            let query = ["", "?annotate=1", "?crop=1", "?annotate=x", "?crop=0&annotate=0", "?explain=1"][Int(rng.next() % 6)]
             generated.append(("/v1/predict" + query, body, types[Int(rng.next() % UInt64(types.count))]))
         }
         let cases = generated
