@@ -51,57 +51,67 @@ public enum FERServer {
         // Decoded pixels are held from decode to answer; the budget bounds them across all clients.
         let budget = PixelBudget(capacity: settings.decodeBudgetPixels, maxWaiting: settings.queueCapacity, timeout: settings.timeout)
         router.post("/v1/predict") { request, _ in
-            let started = DispatchTime.now()
-            let bytes = try await body(of: request, limit: settings.maxBodyBytes)
-            let upload = try imageBytes(bytes, contentType: request.headers[.contentType])
-            let query = request.uri.queryParameters
-            let annotate = try flag(query["annotate"].map(String.init), "annotate")
-            let crop = try flag(query["crop"].map(String.init), "crop")
-            let explain = try flag(query["explain"].map(String.init), "explain")
-            if annotate && explain { throw ServeError.badRequest("annotate=1 and explain=1 each answer with an image: ask for one") }
-            let header = try checkedHeader(upload, settings: settings)
-            return try await budget.withPixels(header.pixels) {
-                // A drawn answer is the full-size photo; labels alone need only the detector's side.
-                let photo = try decode(upload, header: header, settings: settings, minSide: annotate || crop || explain ? 0 : queue.analyzer.decodeSide,
-                                       minScale: queue.analyzer.decodeScale)
-                let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
-                let answer = try await queue.answer(photo, asCrop: asCrop, explain: explain)
-                let faces = answer.faces
-                if explain, !answer.explanations.isEmpty {
-                    // Each face's heat map, left to right in the order of the faces.
-                    let png = try Image.row(answer.explanations).encoded(".png")
-                    return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
-                }
-                if annotate {
-                    let png = try Annotator.annotate(photo.image, faces, classNames: queue.classNames).encoded(".png")
-                    return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png)))
-                }
-                return try encoded(Prediction(faces, photo, since: started, note: asCrop ? "classified whole, as a face crop" : nil))
-            }
+            try await predict(request, queue: queue, settings: settings, budget: budget)
         }
         router.ws("/v1/stream") { inbound, outbound, _ in
-            // One message in, one message out: the page sends its next frame when this one is answered,
-            // so a slow model slows the frame rate instead of filling a queue.
-            for try await message in inbound.messages(maxSize: settings.maxBodyBytes) {
-                let started = DispatchTime.now()
-                let reply: String
-                do {
-                    guard case .binary(let buffer) = message else { throw ServeError.unsupported("send each frame as a binary message holding a JPEG, PNG, BMP or WebP image") }
-                    let upload = Array(buffer: buffer)
-                    let header = try checkedHeader(upload, settings: settings)
-                    reply = try await budget.withPixels(header.pixels) {
-                        let photo = try decode(upload, header: header, settings: settings, minSide: queue.analyzer.decodeSide, minScale: queue.analyzer.decodeScale)
-                        let faces = try await queue.analyze(photo, asCrop: false)
-                        return String(decoding: try jsonData(Prediction(faces, photo, since: started)), as: UTF8.self)
-                    }
-                } catch let e as ServeError {
-                    metrics.error("websocket")
-                    reply = e.json
-                }
-                try await outbound.write(.text(reply))
-            }
+            try await stream(inbound, outbound, queue: queue, settings: settings, metrics: metrics, budget: budget)
         }
         return router
+    }
+
+    /// `POST /v1/predict`: the faces of one uploaded image as JSON, or drawn (`annotate=1`), or
+    /// explained (`explain=1`), or the image taken whole as a face (`crop=1`).
+    static func predict(_ request: Request, queue: InferenceQueue, settings: ServeSettings, budget: PixelBudget) async throws -> Response {
+        let started = DispatchTime.now()
+        let bytes = try await body(of: request, limit: settings.maxBodyBytes)
+        let upload = try imageBytes(bytes, contentType: request.headers[.contentType])
+        let query = request.uri.queryParameters
+        let annotate = try flag(query["annotate"].map(String.init), "annotate")
+        let crop = try flag(query["crop"].map(String.init), "crop")
+        let explain = try flag(query["explain"].map(String.init), "explain")
+        if annotate && explain { throw ServeError.badRequest("annotate=1 and explain=1 each answer with an image: ask for one") }
+        let header = try checkedHeader(upload, settings: settings)
+        return try await budget.withPixels(header.pixels) {
+            // A drawn answer is the full-size photo; labels alone need only the detector's side.
+            let photo = try decode(upload, header: header, settings: settings, minSide: annotate || crop || explain ? 0 : queue.analyzer.decodeSide,
+                                   minScale: queue.analyzer.decodeScale)
+            let asCrop = crop || max(photo.originalWidth, photo.originalHeight) <= 96
+            let answer = try await queue.answer(photo, asCrop: asCrop, explain: explain)
+            if explain, !answer.explanations.isEmpty {
+                // Each face's heat map, left to right in the order of the faces.
+                return try png(Image.row(answer.explanations))
+            }
+            if annotate { return try png(Annotator.annotate(photo.image, answer.faces, classNames: queue.classNames)) }
+            return try encoded(Prediction(answer.faces, photo, since: started, note: asCrop ? "classified whole, as a face crop" : nil))
+        }
+    }
+
+    static func png(_ image: Image) throws -> Response {
+        Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: try image.encoded(".png"))))
+    }
+
+    /// `/v1/stream`: one message in, one message out: the page sends its next frame when this one is
+    /// answered, so a slow model slows the frame rate instead of filling a queue.
+    static func stream(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, queue: InferenceQueue, settings: ServeSettings,
+                       metrics: ServerMetrics, budget: PixelBudget) async throws {
+        for try await message in inbound.messages(maxSize: settings.maxBodyBytes) {
+            let started = DispatchTime.now()
+            let reply: String
+            do {
+                guard case .binary(let buffer) = message else { throw ServeError.unsupported("send each frame as a binary message holding a JPEG, PNG, BMP or WebP image") }
+                let upload = Array(buffer: buffer)
+                let header = try checkedHeader(upload, settings: settings)
+                reply = try await budget.withPixels(header.pixels) {
+                    let photo = try decode(upload, header: header, settings: settings, minSide: queue.analyzer.decodeSide, minScale: queue.analyzer.decodeScale)
+                    let faces = try await queue.analyze(photo, asCrop: false)
+                    return String(decoding: try jsonData(Prediction(faces, photo, since: started)), as: UTF8.self)
+                }
+            } catch let e as ServeError {
+                metrics.error("websocket")
+                reply = e.json
+            }
+            try await outbound.write(.text(reply))
+        }
     }
 
     /// Each route's method, so that another method on a known path is 405 rather than 404.

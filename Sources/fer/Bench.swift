@@ -144,6 +144,11 @@ struct EngineBench: ParsableCommand {
             }
         }
         if json { try printJSON(rows); return }
+        printTable(rows)
+    }
+
+    /// The rows for people, then what `auto` would pick from them.
+    func printTable(_ rows: [Row]) {
         print("CPU: \(CPU.measuredOn)")
         print("\(threads.threads) threads; images/s (higher is better), ms per batch, peak memory of the measuring process;")
         print("x best peer: this engine's images/s over the fastest peer's on the same work")

@@ -233,8 +233,14 @@ struct PipelineBench: ParsableCommand {
                        detectorPrecision: face.detection.detector.hasPrecision ? analyzer.detector.settings.precision.rawValue : nil,
                        threads: face.threads.threads, kernels: ["detect": detectKernels, "classify": classifyKernels], peers: peers)
         if json { try printJSON(r); return }
+        printTable(r, detector: analyzer.detector.summary)
+    }
+
+    /// The result for people: the videos, the photo, the photo set, the peers, the kernels.
+    func printTable(_ r: Result, detector: String) {
+        let (videos, best, bestStages, set, peers) = (r.videos, r.photoMilliseconds, r.photoStages, r.photoSet, r.peers)
         print("CPU: \(CPU.measuredOn)")
-        print("detector \(analyzer.detector.summary), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
+        print("detector \(detector), classifier \(r.precision), full scan every \(fullScan) frames, \(face.threads.threads) threads; video: best of \(passes) passes")
         print("video                                             decode  detect  preproc classify  draw   total ms    FPS")
         for v in videos {
             let s = v.stageMilliseconds
