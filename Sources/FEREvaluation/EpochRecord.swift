@@ -11,10 +11,14 @@ public struct EpochRecord: Codable, Sendable {
     /// With several validation sets: each one's loss and accuracy, by name; `validationLoss` and
     /// `validationAccuracy` are then the figures the run selects on (`TrainConfig.selectOn`).
     public var validationSets: [String: SetFigures]? = nil
+    /// The selected validation figures' mean recall over the classes present (absent in older logs).
+    public var validationMeanRecall: Double? = nil
 
     public struct SetFigures: Codable, Sendable, Equatable {
         public var loss: Double, accuracy: Double
-        public init(loss: Double, accuracy: Double) { self.loss = loss; self.accuracy = accuracy }
+        /// Mean recall over the classes the set holds (absent in older logs).
+        public var meanRecall: Double?
+        public init(loss: Double, accuracy: Double, meanRecall: Double? = nil) { self.loss = loss; self.accuracy = accuracy; self.meanRecall = meanRecall }
     }
 
     public init(epoch: Int, learningRate: Double, trainLoss: Double, trainAccuracy: Double, validationLoss: Double,

@@ -24,6 +24,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// The validation figure that picks the best epoch, fixed before the run: "mean" (of the
     /// validation sets' accuracies) or one set's name. nil: the only (first) validation set.
     public var selectOn: String? = nil
+    /// Which figure of each validation set picks the best epoch; nil: accuracy, as runs before it existed.
+    public var selectBy: SelectionFigure? = nil
     public var preset: Preset = .cnn
     public var width: Int? = nil
     public var fcWidth: Int = 0
@@ -79,6 +81,14 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var validationLimit: Int? = nil
 
     public init() {}
+
+    /// What "best" means on a validation set: its accuracy, or its mean recall over the classes it
+    /// holds, which a rare expression moves as much as a common one (issue 34).
+    public enum SelectionFigure: String, Codable, Sendable, CaseIterable {
+        case accuracy, recall
+        /// The figure as the logs name it.
+        public var words: String { self == .accuracy ? "accuracy" : "recall (mean over classes)" }
+    }
 
     /// A dataset's name in mixes, logs and selection: the file or folder name without extensions
     /// (`fer2013.csv.gz` -> fer2013, `data/web-photos/` -> web-photos).

@@ -2,7 +2,7 @@ import Foundation
 import FEREngine
 
 /// Updates parameters from their gradients. Updates are elementwise over plain buffers; oneDNN has no
-/// optimizer primitives, and these loops vectorise.
+/// optimizer primitives, and these loops vectorise and run in slices over the cores.
 public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// One update of every parameter from its current gradient.
@@ -43,7 +43,7 @@ public final class SGD: Optimizer {
     let parameters: [Parameter]
     let momentum, weightDecay: Float
     let nesterov: Bool
-    var velocity: [[Float]]
+    let velocity: Moments
     public private(set) var stepCount = 0
 
     init(_ parameters: [Parameter], config: OptimizerConfig) {
@@ -52,29 +52,34 @@ public final class SGD: Optimizer {
         momentum = config.momentum
         weightDecay = config.weightDecay
         nesterov = config.nesterov
-        velocity = parameters.map { .init(repeating: 0, count: $0.count) }
+        velocity = Moments(parameters)
     }
 
     public func step() {
         stepCount += 1
-        let lr = learningRate, mu = momentum
-        for (pi, p) in parameters.enumerated() {
-            let w = p.values, g = p.grads
-            let wd = p.decays ? weightDecay : 0
-            velocity[pi].withUnsafeMutableBufferPointer { v in
-                for i in 0..<w.count {
+        let lr = learningRate, mu = momentum, nesterov = nesterov, decay = weightDecay
+        forEachSlice(parameters, velocity) { s in
+            let w = s.weights, g = s.grads, v = s.first
+            let wd = s.decays ? decay : 0
+            if nesterov {
+                for i in 0..<s.count {
                     let grad = g[i] + wd * w[i]
                     v[i] = mu * v[i] + grad
-                    w[i] -= lr * (nesterov ? grad + mu * v[i] : v[i])
+                    w[i] -= lr * (grad + mu * v[i])
+                }
+            } else {
+                for i in 0..<s.count {
+                    v[i] = mu * v[i] + (g[i] + wd * w[i])
+                    w[i] -= lr * v[i]
                 }
             }
-            p.changed()
         }
+        for p in parameters { p.changed() }
     }
 
     public var state: [String: [Float]] {
         var s: [String: [Float]] = ["step": [Float(stepCount)]]
-        for (p, v) in zip(parameters, velocity) { s["velocity." + p.name] = v }
+        for (i, p) in parameters.enumerated() { s["velocity." + p.name] = Array(velocity[i]) }
         return s
     }
 
@@ -82,7 +87,7 @@ public final class SGD: Optimizer {
         stepCount = Int(state["step"]?.first ?? 0)
         for (i, p) in parameters.enumerated() {
             guard let v = state["velocity." + p.name], v.count == p.count else { throw OptimizerError.missingState(p.name) }
-            velocity[i] = v
+            _ = velocity[i].update(fromContentsOf: v)
         }
     }
 }
@@ -94,7 +99,7 @@ public final class Adam: Optimizer {
     let parameters: [Parameter]
     let beta1, beta2, epsilon, weightDecay: Float
     let decoupled: Bool
-    var m: [[Float]], v: [[Float]]
+    let m: Moments, v: Moments
     public private(set) var stepCount = 0
 
     init(_ parameters: [Parameter], config: OptimizerConfig, decoupled: Bool) {
@@ -105,8 +110,8 @@ public final class Adam: Optimizer {
         epsilon = config.epsilon
         weightDecay = config.weightDecay
         self.decoupled = decoupled
-        m = parameters.map { .init(repeating: 0, count: $0.count) }
-        v = m
+        m = Moments(parameters)
+        v = Moments(parameters)
     }
 
     public func step() {
@@ -114,29 +119,26 @@ public final class Adam: Optimizer {
         let b1 = beta1, b2 = beta2, eps = epsilon, lr = learningRate
         let c1 = 1 - pow(b1, Float(stepCount)), c2 = 1 - pow(b2, Float(stepCount))
         let stepSize = lr / c1, c2root = c2.squareRoot()
-        for (pi, p) in parameters.enumerated() {
-            let w = p.values, g = p.grads
-            let wd = p.decays ? weightDecay : 0
+        let decay = weightDecay, decoupled = decoupled
+        forEachSlice(parameters, m, v) { s in
+            let w = s.weights, g = s.grads, m = s.first, v = s.second!
+            let wd = s.decays ? decay : 0
             let l2 = decoupled ? 0 : wd, shrink = decoupled ? 1 - lr * wd : 1
-            m[pi].withUnsafeMutableBufferPointer { m in
-                v[pi].withUnsafeMutableBufferPointer { v in
-                    for i in 0..<w.count {
-                        let grad = g[i] + l2 * w[i]
-                        m[i] = b1 * m[i] + (1 - b1) * grad
-                        v[i] = b2 * v[i] + (1 - b2) * grad * grad
-                        w[i] = w[i] * shrink - stepSize * m[i] / (v[i].squareRoot() / c2root + eps)
-                    }
-                }
+            for i in 0..<s.count {
+                let grad = g[i] + l2 * w[i]
+                m[i] = b1 * m[i] + (1 - b1) * grad
+                v[i] = b2 * v[i] + (1 - b2) * grad * grad
+                w[i] = w[i] * shrink - stepSize * m[i] / (v[i].squareRoot() / c2root + eps)
             }
-            p.changed()
         }
+        for p in parameters { p.changed() }
     }
 
     public var state: [String: [Float]] {
         var s: [String: [Float]] = ["step": [Float(stepCount)]]
         for (i, p) in parameters.enumerated() {
-            s["m." + p.name] = m[i]
-            s["v." + p.name] = v[i]
+            s["m." + p.name] = Array(m[i])
+            s["v." + p.name] = Array(v[i])
         }
         return s
     }
@@ -146,10 +148,53 @@ public final class Adam: Optimizer {
         for (i, p) in parameters.enumerated() {
             guard let mi = state["m." + p.name], let vi = state["v." + p.name], mi.count == p.count, vi.count == p.count
             else { throw OptimizerError.missingState(p.name) }
-            m[i] = mi
-            v[i] = vi
+            _ = m[i].update(fromContentsOf: mi)
+            _ = v[i].update(fromContentsOf: vi)
         }
     }
+}
+
+/// One buffer per parameter (momentum, second moment), zeroed, owned by the optimizer. Buffers
+/// rather than [[Float]] so that the slices of one update can write them from several threads.
+final class Moments {
+    private let buffers: [UnsafeMutableBufferPointer<Float>]
+
+    init(_ parameters: [Parameter]) {
+        buffers = parameters.map {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count)
+            b.initialize(repeating: 0)
+            return b
+        }
+    }
+
+    deinit { buffers.forEach { $0.deallocate() } }
+
+    subscript(i: Int) -> UnsafeMutableBufferPointer<Float> { buffers[i] }
+}
+
+/// One slice of one parameter's update: `count` elements of its weights, gradients and moment
+/// buffers, from the same offset.
+struct Slice: @unchecked Sendable {  // safe: the slices of one update cover disjoint elements
+    let weights, grads, first: UnsafeMutablePointer<Float>
+    let second: UnsafeMutablePointer<Float>?
+    let count: Int
+    let decays: Bool
+}
+
+/// Calls `update` on every parameter's elements, in slices spread over the cores. An optimiser's
+/// update is elementwise, so the split changes no result, and the cores oneDNN used for the step
+/// would otherwise wait while one of them walks ~5 M weights.
+func forEachSlice(_ parameters: [Parameter], _ first: Moments, _ second: Moments? = nil, _ update: @Sendable (Slice) -> Void) {
+    let sliceSize = 1 << 15
+    var slices: [Slice] = []
+    for (pi, p) in parameters.enumerated() {
+        for start in stride(from: 0, to: p.count, by: sliceSize) {
+            slices.append(Slice(weights: p.values.baseAddress! + start, grads: p.grads.baseAddress! + start,
+                                first: first[pi].baseAddress! + start, second: second.map { $0[pi].baseAddress! + start },
+                                count: min(sliceSize, p.count - start), decays: p.decays))
+        }
+    }
+    DispatchQueue.concurrentPerform(iterations: slices.count) { [slices] in update(slices[$0]) }
 }
 
 public enum OptimizerError: Error, CustomStringConvertible {

@@ -12,7 +12,7 @@ struct TrainerState: Codable {
     var epoch = 0            // epochs completed
     var stepInEpoch = 0      // batches done in the current epoch (after an interruption)
     var globalStep = 0
-    var bestAccuracy = -1.0
+    var bestAccuracy = -1.0  // the best selection figure so far (accuracy, or mean recall with selectBy recall)
     var bestEpoch = 0
     var epochsWithoutImprovement = 0
     var history: [EpochRecord] = []
@@ -320,29 +320,35 @@ public final class Trainer {
         try averageRunningStatistics(run.model)
         if let a = run.average { try averageRunningStatistics(a.model) }
         let figures = try run.validations.map { v in try rootsFigures(Self.evaluate(run.judged, v.data)) }
-        let (valLoss, valAcc) = try selected(zip(run.validations.map(\.name), figures).map { ($0, $1) })
+        let chosen = try selected(zip(run.validations.map(\.name), figures).map { ($0, $1) })
+        let (valLoss, valAcc) = (chosen.loss, chosen.accuracy)
+        let score = config.selectBy == .recall ? chosen.meanRecall : chosen.accuracy
         let seen = max(s.partialSeen, 1), epochSeconds = s.partialSeconds
         var record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
                                  trainLoss: s.partialLoss / Double(seen), trainAccuracy: Double(s.partialCorrect) / Double(seen),
                                  validationLoss: valLoss, validationAccuracy: valAcc, seconds: epochSeconds,
                                  imagesPerSecond: Double(s.partialSeen) / max(epochSeconds, 1e-9))
+        record.validationMeanRecall = chosen.meanRecall
         if run.validations.count > 1 {
-            record.validationSets = Dictionary(uniqueKeysWithValues: zip(run.validations.map(\.name), figures).map { ($0, EpochRecord.SetFigures(loss: $1.0, accuracy: $1.1)) })
+            record.validationSets = Dictionary(uniqueKeysWithValues: zip(run.validations.map(\.name), figures).map {
+                ($0, EpochRecord.SetFigures(loss: $1.loss, accuracy: $1.accuracy, meanRecall: $1.meanRecall))
+            })
         }
         s.history.append(record)
         s.trainSeconds += epochSeconds
         s.epoch += 1
         s.stepInEpoch = 0
         s.partialLoss = 0; s.partialCorrect = 0; s.partialSeen = 0; s.partialSeconds = 0
-        run.schedule.epochEnded(validationAccuracy: valAcc)
+        run.schedule.epochEnded(validationAccuracy: score)
         var improved = ""
-        if valAcc > s.bestAccuracy {
-            s.bestAccuracy = valAcc
+        if score > s.bestAccuracy {
+            s.bestAccuracy = score
             s.bestEpoch = s.epoch
             s.epochsWithoutImprovement = 0
             var card = ModelCard(spec: run.model.spec, classNames: run.model.classNames, training: config)
             card.epoch = s.epoch
-            card.metrics = ["validation_accuracy": valAcc, "validation_loss": valLoss, "train_seconds": s.trainSeconds]
+            card.metrics = ["validation_accuracy": valAcc, "validation_mean_recall": chosen.meanRecall, "validation_loss": valLoss,
+                            "train_seconds": s.trainSeconds]
             if communicator.isRoot {
                 try Checkpoint.save(run.judged, card: card, to: bestPath)
                 try AtomicFile.write(Data(try JSONEncoder.sorted.encode(card)), to: (outDir as NSString).appendingPathComponent("best.json"))
@@ -351,9 +357,13 @@ public final class Trainer {
         } else {
             s.epochsWithoutImprovement += 1
         }
-        let perSet = run.validations.count < 2 ? "" : " (" + zip(run.validations, figures).map { String(format: "%@ %.2f%%", $0.name, 100 * $1.1) }.joined(separator: ", ") + ")"
-        say(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%%%@%@ | lr %.2e | %.0fs, %.0f img/s",
-                   s.epoch, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, perSet, improved,
+        let byRecall = config.selectBy == .recall
+        let perSet = run.validations.count < 2 ? "" : " (" + zip(run.validations, figures).map {
+            String(format: byRecall ? "%@ %.2f%%, recall %.3f" : "%@ %.2f%%", $0.name, 100 * $1.accuracy, $1.meanRecall)
+        }.joined(separator: "; ") + ")"
+        let recall = byRecall ? String(format: " recall %.3f", chosen.meanRecall) : ""
+        say(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%%%@%@%@ | lr %.2e | %.0fs, %.0f img/s",
+                   s.epoch, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, recall, perSet, improved,
                    record.learningRate, epochSeconds, record.imagesPerSecond))
         run.state = s
         if communicator.isRoot {
@@ -361,7 +371,7 @@ public final class Trainer {
             try writeLogs(s.history)
         }
         guard config.patience > 0, s.epochsWithoutImprovement >= config.patience else { return false }
-        say("early stop: no better validation accuracy for \(config.patience) epochs")
+        say("early stop: no better validation \((config.selectBy ?? .accuracy).words) for \(config.patience) epochs")
         return true
     }
 
@@ -377,26 +387,28 @@ public final class Trainer {
 
     /// The rule that picks the best epoch, in words (`TrainConfig.selectOn`).
     func selectionRule(_ names: [String]) -> String {
+        let figure = (config.selectBy ?? .accuracy).words
         switch config.selectOn {
-        case "mean"?: return "the mean validation accuracy of " + names.joined(separator: ", ")
-        case let name?: return "the validation accuracy of \(name)"
-        case nil: return "the validation accuracy of \(names.first ?? "-")"
+        case "mean"?: return "the mean validation \(figure) of " + names.joined(separator: ", ")
+        case let name?: return "the validation \(figure) of \(name)"
+        case nil: return "the validation \(figure) of \(names.first ?? "-")"
         }
     }
 
-    /// The (loss, accuracy) the run selects on, from each validation set's figures.
-    func selected(_ figures: [(name: String, figures: (Double, Double))]) throws -> (Double, Double) {
+    /// The figures the run selects on, from each validation set's figures.
+    func selected(_ figures: [(name: String, figures: SetFigures)]) throws -> SetFigures {
         switch config.selectOn {
         case "mean"?:
             let n = Double(max(figures.count, 1))
-            return (figures.map(\.figures.0).reduce(0, +) / n, figures.map(\.figures.1).reduce(0, +) / n)
+            func mean(_ f: (SetFigures) -> Double) -> Double { figures.map { f($0.figures) }.reduce(0, +) / n }
+            return SetFigures(loss: mean(\.loss), accuracy: mean(\.accuracy), meanRecall: mean(\.meanRecall))
         case let name?:
             guard let f = figures.first(where: { $0.name == name }) else {
                 throw TrainingError.invalidConfig("--select-on \(name): the run has no validation set of that name (\(figures.map(\.name).joined(separator: ", ")))")
             }
             return f.figures
         case nil:
-            return figures.first?.figures ?? (0, 0)
+            return figures.first?.figures ?? SetFigures(loss: 0, accuracy: 0, meanRecall: 0)
         }
     }
 
@@ -422,10 +434,10 @@ public final class Trainer {
     }
 
     /// Rank 0's validation figures on every rank, so that every rank takes the same decisions.
-    func rootsFigures(_ figures: (loss: Double, accuracy: Double)) throws -> (Double, Double) {
-        var v = communicator.isRoot ? [figures.loss, figures.accuracy] : [0, 0]
+    func rootsFigures(_ figures: SetFigures) throws -> SetFigures {
+        var v = communicator.isRoot ? [figures.loss, figures.accuracy, figures.meanRecall] : [0, 0, 0]
         try communicator.sum(&v)
-        return (v[0], v[1])
+        return SetFigures(loss: v[0], accuracy: v[1], meanRecall: v[2])
     }
 
     /// Every rank must train the same recipe on the same data: compared by hash before the first step.
@@ -441,12 +453,26 @@ public final class Trainer {
         try communicator.agree([Int64(train.count), Int64(validationLabels.count), labels, pixels], on: "the training data")
     }
 
-    /// Mean cross-entropy and accuracy on a labelled set (inference mode, centre crop).
-    public static func evaluate(_ model: Classifier, _ data: FaceDataset) -> (loss: Double, accuracy: Double) {
+    /// One validation set's figures for one epoch.
+    public struct SetFigures: Sendable {
+        public var loss: Double
+        public var accuracy: Double
+        /// The mean over the classes the set holds of each one's recall.
+        public var meanRecall: Double
+    }
+
+    /// Mean cross-entropy, accuracy and mean recall on a labelled set (inference mode, centre crop).
+    public static func evaluate(_ model: Classifier, _ data: FaceDataset) -> SetFigures {
         let probs = model.classify(data, batchSize: 256)
-        let correct = zip(probs, data.labels).filter { argmax($0) == $1 }.count
-        return (TemperatureCalibration.negativeLogLikelihood(probabilities: probs, labels: data.labels),
-                Double(correct) / Double(max(data.count, 1)))
+        var seen = [Int: Int](), right = [Int: Int]()
+        for (p, label) in zip(probs, data.labels) {
+            seen[label, default: 0] += 1
+            if argmax(p) == label { right[label, default: 0] += 1 }
+        }
+        let recalls = seen.map { Double(right[$0.key] ?? 0) / Double($0.value) }
+        return SetFigures(loss: TemperatureCalibration.negativeLogLikelihood(probabilities: probs, labels: data.labels),
+                          accuracy: Double(right.values.reduce(0, +)) / Double(max(data.count, 1)),
+                          meanRecall: recalls.reduce(0, +) / Double(max(recalls.count, 1)))
     }
 
     /// A saved state that is not one this trainer could have written, or that has done more epochs

@@ -22,6 +22,7 @@ struct ThreadOptions: ParsableArguments {
 
 extension PrecisionChoice: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension TrainConfig.SelectionFigure: ExpressibleByArgument {}
 
 /// Says on standard error how `auto` chose, when it was measured now (the first run of this work
 /// on this CPU), not when it came from the cache.

@@ -58,6 +58,7 @@ struct Train: ParsableCommand {
         if !dataOptions.mix.isEmpty { c.mix = Dictionary(dataOptions.mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
         c.epochSize = dataOptions.epochSize
         c.selectOn = dataOptions.selectOn ?? (dataOptions.photos.isEmpty ? nil : "mean")
+        set(dataOptions.selectBy, \.selectBy)
         set(architecture.preset, \.preset)
         set(architecture.width, \.width)
         set(architecture.fcWidth, \.fcWidth)
@@ -252,6 +253,8 @@ struct TrainDataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The validation figure that picks the best epoch: mean (of every set's accuracy) or one dataset's name. Default: mean with photo folders, else PublicTest.",
                                valueName: "mean|name"))
     var selectOn: String?
+    @Option(help: "Which figure of a validation set picks the best epoch: accuracy, or recall (its mean recall over the classes it holds, so that rare expressions count as much as common ones). Default: accuracy.")
+    var selectBy: TrainConfig.SelectionFigure?
     @OptionGroup var faceCache: FaceCacheOptions
     @Option(help: "fer2013new.csv: train on FER+ crowd labels.") var ferplus: String?
     @Option(help: "FER+ labels: majority (vote), distribution (soft targets), or blend (FER2013 label mixed with the votes) (default: \(TrainConfig().ferplusMode.rawValue)).") var ferplusMode: FERPlus.Mode?

@@ -233,6 +233,43 @@ import Testing
         #expect(throws: ModelSoup.SoupError.self) { _ = try ModelSoup.load([runA + "/best.safetensors", runC + "/best.safetensors"]) }
     }
 
+    /// A network that answers Happy whatever it sees, on 6 Happy and 2 Sad faces: accuracy 6/8, mean
+    /// recall over the two classes (1 + 0) / 2.
+    @Test func meanRecallCountsEachClassOnce() throws {
+        let model = Classifier(spec: ModelSpec(preset: .cnn, width: 4, inputSize: 24, classes: 7, dropout: 0), sourceSide: 24)
+        let params = model.network.parameters, weight = params[params.count - 2], bias = params[params.count - 1]
+        for i in 0..<weight.count { weight.values[i] = 0 }
+        for c in 0..<7 { bias.values[c] = c == Emotion.happy.rawValue ? 10 : 0 }
+        weight.changed(); bias.changed()
+        var rng = SplitMix64(seed: 5)
+        let labels = [Int](repeating: Emotion.happy.rawValue, count: 6) + [Emotion.sad.rawValue, Emotion.sad.rawValue]
+        let data = FaceDataset(side: 24, images: (0..<(8 * 24 * 24)).map { _ in UInt8(rng.unit() * 255) }, labels: labels)
+        let f = Trainer.evaluate(model, data)
+        #expect(abs(f.accuracy - 0.75) < 1e-12 && abs(f.meanRecall - 0.5) < 1e-12, "\(f)")
+    }
+
+    /// `selectBy: .recall`: the best epoch is the one with the highest mean recall, whatever its
+    /// accuracy; the figure is logged per epoch and stored in best.json.
+    @Test func selectionByMeanRecall() throws {
+        var cfg = tinyConfig(syntheticCSV())
+        cfg.epochs = 4
+        cfg.selectBy = .recall
+        let out = Paths.temporaryDirectory("by-recall")
+        let t = Trainer(config: cfg, outDir: out)
+        t.showProgress = false
+        var lines: [String] = []
+        t.say = { lines.append($0) }
+        let outcome = try t.run()
+        #expect(lines.contains { $0.hasPrefix("best epoch: by the validation recall (mean over classes) of") }, "\(lines)")
+        let recalls = outcome.history.compactMap(\.validationMeanRecall)
+        #expect(recalls.count == 4)
+        let best = recalls.indices.max { recalls[$0] < recalls[$1] || (recalls[$0] == recalls[$1] && $0 > $1) }!
+        #expect(outcome.bestEpoch == best + 1 && outcome.bestValidationAccuracy == recalls[best], "\(recalls), best epoch \(outcome.bestEpoch)")
+        let card = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/best.json"))) as? [String: Any]
+        #expect((card?["metrics"] as? [String: Double])?["validation_mean_recall"] == recalls[best])
+        #expect((card?["training"] as? [String: Any])?["selectBy"] as? String == "recall")
+    }
+
     @Test func resumeContinuesExactly() throws {
         let csv = syntheticCSV()
         var cfg = tinyConfig(csv)
