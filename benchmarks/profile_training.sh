@@ -5,11 +5,12 @@
 # Usage: benchmarks/profile_training.sh FER2013.csv.gz [steps] [extra fer train options...]
 #   e.g. benchmarks/profile_training.sh fer2013.csv.gz 20 --precision bf16
 # Run it with nothing else on the machine (pause a training run with kill -STOP).
+# Environment: FER, the fer binary (default .build/release/fer).
 set -euo pipefail
 data=${1:?usage: profile_training.sh fer2013.csv.gz [steps] [fer train options...]}
 steps=${2:-20}
 shift $(( $# >= 2 ? 2 : 1 ))
-fer="$(cd "$(dirname "$0")/.." && pwd)/.build/release/fer"
+fer=${FER:-"$(cd "$(dirname "$0")/.." && pwd)/.build/release/fer"}
 source "$(dirname "$0")/cpu_description.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "CPU: $(cpu_description)"

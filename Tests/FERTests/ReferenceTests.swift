@@ -87,6 +87,56 @@ import Testing
     }
 }
 
+/// The optimisers update in slices over the cores, 16 lanes at a time: on parameters whose sizes end
+/// a slice and a lane group early (1, 17, 32,768 + 5), every bit of weights and moments must equal
+/// the textbook scalar loop's.
+@Suite("Optimizers: sliced and vectorised, the scalar loop's bits") struct OptimizerSlicingTests {
+    @Test(arguments: ["sgd", "sgd_nesterov", "adam", "adamw"])
+    func sameBitsAsTheScalarLoop(_ name: String) throws {
+        var rng = SplitMix64(seed: 11)
+        let sizes = [1, 17, (1 << 15) + 5]
+        let params = sizes.enumerated().map { i, n in Parameter("p\(i)", shape: [n], decays: i != 1, values: (0..<n).map { _ in rng.unit() - 0.5 }) }
+        var c = OptimizerConfig()
+        c.weightDecay = 0.01
+        switch name {
+        case "sgd": c.kind = .sgd; c.learningRate = 0.1; c.momentum = 0.9
+        case "sgd_nesterov": c.kind = .sgd; c.learningRate = 0.1; c.momentum = 0.9; c.nesterov = true
+        case "adam": c.kind = .adam; c.learningRate = 0.01
+        default: c.kind = .adamw; c.learningRate = 0.01
+        }
+        let opt = c.make(params)
+        var w = params.map { Array($0.values) }, m = sizes.map { [Float](repeating: 0, count: $0) }, v = m
+        for step in 1...3 {
+            for p in params { for j in 0..<p.count { p.grads[j] = rng.unit() - 0.5 } }
+            opt.step()
+            // The scalar loops, as PyTorch writes them.
+            let c1 = 1 - pow(c.beta1, Float(step)), c2 = 1 - pow(c.beta2, Float(step)), stepSize = c.learningRate / c1, c2root = c2.squareRoot()
+            for (k, p) in params.enumerated() {
+                let wd = p.decays ? c.weightDecay : 0
+                for j in 0..<p.count {
+                    let g = p.grads[j]
+                    if c.kind == .sgd {
+                        let grad = g + wd * w[k][j]
+                        m[k][j] = c.momentum * m[k][j] + grad
+                        w[k][j] -= c.learningRate * (c.nesterov ? grad + c.momentum * m[k][j] : m[k][j])
+                    } else {
+                        let l2 = c.kind == .adamw ? 0 : wd, shrink = c.kind == .adamw ? 1 - c.learningRate * wd : 1
+                        let grad = g + l2 * w[k][j]
+                        m[k][j] = c.beta1 * m[k][j] + (1 - c.beta1) * grad
+                        v[k][j] = c.beta2 * v[k][j] + (1 - c.beta2) * grad * grad
+                        w[k][j] = w[k][j] * shrink - stepSize * m[k][j] / (v[k][j].squareRoot() / c2root + c.epsilon)
+                    }
+                }
+                #expect(Array(p.values) == w[k], "\(name), parameter of \(p.count), step \(step)")
+            }
+        }
+        let state = opt.state
+        for (k, p) in params.enumerated() {
+            if c.kind == .sgd { #expect(state["velocity." + p.name] == m[k]) } else { #expect(state["m." + p.name] == m[k] && state["v." + p.name] == v[k]) }
+        }
+    }
+}
+
 /// MTCNN's networks on this engine against the PyTorch originals (tools/convert_mtcnn.py).
 @Suite("MTCNN networks against PyTorch") struct MTCNNReferenceTests {
     @Test func networksMatch() throws {
