@@ -183,8 +183,8 @@ struct Slice: @unchecked Sendable {  // safe: the slices of one update cover dis
 }
 
 /// The updates work on 16 elements at a time, written once for all of them, so that they compile to
-/// vector instructions (a scalar loop over `squareRoot` and division did not). Each lane computes
-/// exactly what a scalar loop would: the same bits.
+/// vector instructions (the scalar loop did not vectorise; Adam's square root still runs lane by
+/// lane). Each lane computes exactly what a scalar loop would: the same bits.
 typealias Lanes = SIMD16<Float>
 
 extension SIMD16<Float> {
