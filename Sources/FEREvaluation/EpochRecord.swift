@@ -8,7 +8,7 @@ public struct EpochRecord: Codable, Sendable {
     public var validationAccuracy: Double
     public var seconds: Double
     public var imagesPerSecond: Double
-    /// With several validation sets: each one's loss and accuracy, by name; `validationLoss` and
+    /// With several validation sets: each one's loss, accuracy and mean recall, by name; `validationLoss` and
     /// `validationAccuracy` are then the figures the run selects on (`TrainConfig.selectOn`).
     public var validationSets: [String: SetFigures]? = nil
     /// The selected validation figures' mean recall over the classes present (absent in older logs).

@@ -26,6 +26,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var selectOn: String? = nil
     /// Which figure of each validation set picks the best epoch; nil: accuracy, as runs before it existed.
     public var selectBy: SelectionFigure? = nil
+    /// `selectBy`, the default filled in.
+    public var selectionFigure: SelectionFigure { selectBy ?? .accuracy }
     public var preset: Preset = .cnn
     public var width: Int? = nil
     public var fcWidth: Int = 0

@@ -44,6 +44,7 @@ public final class SGD: Optimizer {
     let momentum, weightDecay: Float
     let nesterov: Bool
     let velocity: Moments
+    let slices: [Slice]
     public private(set) var stepCount = 0
 
     init(_ parameters: [Parameter], config: OptimizerConfig) {
@@ -53,12 +54,13 @@ public final class SGD: Optimizer {
         weightDecay = config.weightDecay
         nesterov = config.nesterov
         velocity = Moments(parameters)
+        slices = Slice.covering(parameters, velocity)
     }
 
     public func step() {
         stepCount += 1
         let lr = learningRate, mu = momentum, nesterov = nesterov, decay = weightDecay
-        forEachSlice(parameters, velocity) { s in
+        Slice.update(slices) { s in
             let wd = Lanes(repeating: s.decays ? decay : 0), mu = Lanes(repeating: mu), lr = Lanes(repeating: lr)
             s.forEachGroup { i, n in
                 let w = Lanes(s.weights, i, n), grad = Lanes(s.grads, i, n) + wd * w
@@ -93,6 +95,7 @@ public final class Adam: Optimizer {
     let beta1, beta2, epsilon, weightDecay: Float
     let decoupled: Bool
     let m: Moments, v: Moments
+    let slices: [Slice]
     public private(set) var stepCount = 0
 
     init(_ parameters: [Parameter], config: OptimizerConfig, decoupled: Bool) {
@@ -105,6 +108,7 @@ public final class Adam: Optimizer {
         self.decoupled = decoupled
         m = Moments(parameters)
         v = Moments(parameters)
+        slices = Slice.covering(parameters, m, v)
     }
 
     public func step() {
@@ -113,7 +117,7 @@ public final class Adam: Optimizer {
         let c1 = 1 - pow(b1, Float(stepCount)), c2 = 1 - pow(b2, Float(stepCount))
         let stepSize = lr / c1, c2root = c2.squareRoot()
         let decay = weightDecay, decoupled = decoupled
-        forEachSlice(parameters, m, v) { s in
+        Slice.update(slices) { s in
             let wd: Float = s.decays ? decay : 0
             let l2 = Lanes(repeating: decoupled ? 0 : wd), shrink = Lanes(repeating: decoupled ? 1 - lr * wd : 1)
             let b1 = Lanes(repeating: b1), b2 = Lanes(repeating: b2), eps = Lanes(repeating: eps)
@@ -180,6 +184,26 @@ struct Slice: @unchecked Sendable {  // safe: the slices of one update cover dis
     @inline(__always) func forEachGroup(_ body: (Int, Int) -> Void) {
         for i in stride(from: 0, to: count, by: Lanes.scalarCount) { body(i, min(Lanes.scalarCount, count - i)) }
     }
+
+    /// Every element of every parameter, in slices of at most 32,768, with the same elements of the
+    /// moment buffers. Made once per optimiser: parameters and moments never move.
+    static func covering(_ parameters: [Parameter], _ first: Moments, _ second: Moments? = nil) -> [Slice] {
+        let size = 1 << 15
+        return parameters.enumerated().flatMap { pi, p in
+            stride(from: 0, to: p.count, by: size).map { start in
+                Slice(weights: p.values.baseAddress! + start, grads: p.grads.baseAddress! + start,
+                      first: first[pi].baseAddress! + start, second: second.map { $0[pi].baseAddress! + start },
+                      count: min(size, p.count - start), decays: p.decays)
+            }
+        }
+    }
+
+    /// Runs `update` on every slice, spread over the cores. An optimiser's update is elementwise, so
+    /// the split changes no result, and the cores oneDNN used for the step would otherwise wait while
+    /// one of them walks ~5 M weights.
+    static func update(_ slices: [Slice], _ update: @Sendable (Slice) -> Void) {
+        DispatchQueue.concurrentPerform(iterations: slices.count) { update(slices[$0]) }
+    }
 }
 
 /// The updates work on 16 elements at a time, written once for all of them, so that they compile to
@@ -206,22 +230,6 @@ extension SIMD16<Float> {
             for k in 0..<n { p[i + k] = self[k] }
         }
     }
-}
-
-/// Calls `update` on every parameter's elements, in slices spread over the cores. An optimiser's
-/// update is elementwise, so the split changes no result, and the cores oneDNN used for the step
-/// would otherwise wait while one of them walks ~5 M weights.
-func forEachSlice(_ parameters: [Parameter], _ first: Moments, _ second: Moments? = nil, _ update: @Sendable (Slice) -> Void) {
-    let sliceSize = 1 << 15
-    var slices: [Slice] = []
-    for (pi, p) in parameters.enumerated() {
-        for start in stride(from: 0, to: p.count, by: sliceSize) {
-            slices.append(Slice(weights: p.values.baseAddress! + start, grads: p.grads.baseAddress! + start,
-                                first: first[pi].baseAddress! + start, second: second.map { $0[pi].baseAddress! + start },
-                                count: min(sliceSize, p.count - start), decays: p.decays))
-        }
-    }
-    DispatchQueue.concurrentPerform(iterations: slices.count) { [slices] in update(slices[$0]) }
 }
 
 public enum OptimizerError: Error, CustomStringConvertible {

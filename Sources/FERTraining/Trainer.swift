@@ -322,7 +322,8 @@ public final class Trainer {
         let figures = try run.validations.map { v in try rootsFigures(Self.evaluate(run.judged, v.data)) }
         let chosen = try selected(zip(run.validations.map(\.name), figures).map { ($0, $1) })
         let (valLoss, valAcc) = (chosen.loss, chosen.accuracy)
-        let score = config.selectBy == .recall ? chosen.meanRecall : chosen.accuracy
+        let byRecall = config.selectionFigure == .recall
+        let score = byRecall ? chosen.meanRecall : chosen.accuracy
         let seen = max(s.partialSeen, 1), epochSeconds = s.partialSeconds
         var record = EpochRecord(epoch: s.epoch + 1, learningRate: Double(run.optimizer.learningRate),
                                  trainLoss: s.partialLoss / Double(seen), trainAccuracy: Double(s.partialCorrect) / Double(seen),
@@ -357,10 +358,9 @@ public final class Trainer {
         } else {
             s.epochsWithoutImprovement += 1
         }
-        let byRecall = config.selectBy == .recall
         let perSet = run.validations.count < 2 ? "" : " (" + zip(run.validations, figures).map {
             String(format: byRecall ? "%@ %.2f%%, recall %.3f" : "%@ %.2f%%", $0.name, 100 * $1.accuracy, $1.meanRecall)
-        }.joined(separator: "; ") + ")"
+        }.joined(separator: byRecall ? "; " : ", ") + ")"
         let recall = byRecall ? String(format: " recall %.3f", chosen.meanRecall) : ""
         say(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%%%@%@%@ | lr %.2e | %.0fs, %.0f img/s",
                    s.epoch, config.epochs, record.trainLoss, 100 * record.trainAccuracy, valLoss, 100 * valAcc, recall, perSet, improved,
@@ -371,7 +371,7 @@ public final class Trainer {
             try writeLogs(s.history)
         }
         guard config.patience > 0, s.epochsWithoutImprovement >= config.patience else { return false }
-        say("early stop: no better validation \((config.selectBy ?? .accuracy).words) for \(config.patience) epochs")
+        say("early stop: no better validation \(config.selectionFigure.words) for \(config.patience) epochs")
         return true
     }
 
@@ -387,7 +387,7 @@ public final class Trainer {
 
     /// The rule that picks the best epoch, in words (`TrainConfig.selectOn`).
     func selectionRule(_ names: [String]) -> String {
-        let figure = (config.selectBy ?? .accuracy).words
+        let figure = config.selectionFigure.words
         switch config.selectOn {
         case "mean"?: return "the mean validation \(figure) of " + names.joined(separator: ", ")
         case let name?: return "the validation \(figure) of \(name)"
@@ -464,15 +464,9 @@ public final class Trainer {
     /// Mean cross-entropy, accuracy and mean recall on a labelled set (inference mode, centre crop).
     public static func evaluate(_ model: Classifier, _ data: FaceDataset) -> SetFigures {
         let probs = model.classify(data, batchSize: 256)
-        var seen = [Int: Int](), right = [Int: Int]()
-        for (p, label) in zip(probs, data.labels) {
-            seen[label, default: 0] += 1
-            if argmax(p) == label { right[label, default: 0] += 1 }
-        }
-        let recalls = seen.map { Double(right[$0.key] ?? 0) / Double($0.value) }
+        let report = ClassificationReport(labels: data.labels, predictions: probs.map(argmax), classNames: model.classNames)
         return SetFigures(loss: TemperatureCalibration.negativeLogLikelihood(probabilities: probs, labels: data.labels),
-                          accuracy: Double(right.values.reduce(0, +)) / Double(max(data.count, 1)),
-                          meanRecall: recalls.reduce(0, +) / Double(max(recalls.count, 1)))
+                          accuracy: report.accuracy, meanRecall: report.meanRecall?.value ?? 0)
     }
 
     /// A saved state that is not one this trainer could have written, or that has done more epochs
