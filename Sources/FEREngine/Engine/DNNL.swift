@@ -4,7 +4,8 @@ import Foundation
 /// The one oneDNN CPU engine and stream every primitive runs on.
 ///
 /// oneDNN does the arithmetic (convolution, pooling, batch norm, eltwise, inner product, reorders);
-/// Swift decides what runs when. All execution here is synchronous on one stream.
+/// Swift decides what runs when. All execution here is synchronous on one stream, from any thread:
+/// each primitive takes its scratch memory from the thread that runs it (`ScratchMemory`).
 public final class DNNL: @unchecked Sendable {  // immutable handles; oneDNN engines and streams are thread-safe to share
     public static let shared = DNNL()
     let engine: dnnl_engine_t
@@ -109,24 +110,47 @@ final class Primitive {
 
     /// `opDesc` points at an operation descriptor (convolution, pooling, ...); `hint` is the forward
     /// primitive a backward one must agree with.
-    init(_ opDesc: UnsafeRawPointer, hint: Primitive? = nil, attr: dnnl_primitive_attr_t? = nil, _ what: String) {
+    convenience init(_ opDesc: UnsafeRawPointer, hint: Primitive? = nil, attr: dnnl_primitive_attr_t? = nil, _ what: String) {
         var pd: dnnl_primitive_desc_t?
-        check(dnnl_primitive_desc_create(&pd, opDesc, attr, DNNL.shared.engine, hint?.pd), "\(what) primitive descriptor")
-        var p: dnnl_primitive_t?
-        check(dnnl_primitive_create(&p, pd), "\(what) primitive")
-        self.pd = pd!
-        self.primitive = p!
-        self.what = what
+        Self.withUserScratchpad(attr) { attr in
+            check(dnnl_primitive_desc_create(&pd, opDesc, attr, DNNL.shared.engine, hint?.pd), "\(what) primitive descriptor")
+        }
+        self.init(pd: pd!, what)
     }
 
-    /// Wraps a primitive descriptor made by a dedicated constructor (reorder, sum).
+    /// Wraps a primitive descriptor made by a dedicated constructor (reorder), with its attributes
+    /// from `withUserScratchpad`.
     init(pd: dnnl_primitive_desc_t, _ what: String) {
+        var attr: const_dnnl_primitive_attr_t?
+        var mode = dnnl_scratchpad_mode_library
+        check(dnnl_primitive_desc_get_attr(pd, &attr), "\(what) attributes")
+        check(dnnl_primitive_attr_get_scratchpad_mode(attr, &mode), "\(what) scratchpad mode")
+        precondition(mode == dnnl_scratchpad_mode_user, "\(what): made without withUserScratchpad")
         var p: dnnl_primitive_t?
         check(dnnl_primitive_create(&p, pd), "\(what) primitive")
         self.pd = pd
         self.primitive = p!
         self.what = what
+        guard let md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) else { fatalError("oneDNN: \(what) has no scratchpad query") }
+        scratchpad = md.pointee
+        scratchpadBytes = md.pointee.byteCount
     }
+
+    /// `attr` (a new one where nil), set so that the primitive takes its scratch memory from
+    /// `execute` (`ScratchMemory`) rather than from oneDNN. oneDNN's own (its "library" mode, as
+    /// Debian builds it) belongs to the thread that made the primitive, while ours run on whichever
+    /// thread asks: run elsewhere, one read and wrote another thread's buffer, too small or absent.
+    static func withUserScratchpad(_ given: dnnl_primitive_attr_t?, _ body: (dnnl_primitive_attr_t) -> Void) {
+        var attr = given
+        if attr == nil { check(dnnl_primitive_attr_create(&attr), "attr create") }
+        defer { if given == nil { dnnl_primitive_attr_destroy(attr) } }
+        check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
+        body(attr!)
+    }
+
+    /// The scratch memory the primitive needs while it runs (zero bytes for most).
+    let scratchpad: MemoryDesc
+    let scratchpadBytes: Int
 
     deinit {
         dnnl_primitive_destroy(primitive)
@@ -157,10 +181,51 @@ final class Primitive {
 
     func execute(_ args: [(Int32, Tensor)]) {
         var exec = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.memory) }
+        var scratch: dnnl_memory_t?
+        if scratchpadBytes > 0 {
+            var md = scratchpad
+            check(dnnl_memory_create(&scratch, &md, DNNL.shared.engine, ScratchMemory.ofThisThread(scratchpadBytes)), "\(what) scratchpad")
+            exec.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratch))
+        }
+        defer { if let scratch { dnnl_memory_destroy(scratch) } }
         check(dnnl_primitive_execute(primitive, DNNL.shared.stream, Int32(exec.count), &exec), "execute")
         check(dnnl_stream_wait(DNNL.shared.stream), "stream wait")
         KernelLog.note(self)
     }
+}
+
+/// Scratch memory for primitives: one buffer per thread, grown to the largest need seen and freed
+/// when the thread ends. Execution is synchronous, so a thread's buffer serves one primitive at a
+/// time, and primitives on different threads never share one.
+final class ScratchMemory {
+    private var base: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    deinit { base?.deallocate() }
+
+    /// At least `bytes` of this thread's buffer, 64-byte aligned.
+    static func ofThisThread(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let buffer: ScratchMemory
+        if let p = pthread_getspecific(key) {
+            buffer = Unmanaged<ScratchMemory>.fromOpaque(p).takeUnretainedValue()
+        } else {
+            buffer = ScratchMemory()
+            pthread_setspecific(key, Unmanaged.passRetained(buffer).toOpaque())
+        }
+        if bytes > buffer.capacity {
+            buffer.base?.deallocate()
+            buffer.base = .allocate(byteCount: bytes, alignment: 64)
+            buffer.capacity = bytes
+        }
+        return buffer.base!
+    }
+
+    /// The thread-specific slot; its destructor releases a finished thread's buffer.
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { p in if let p { Unmanaged<ScratchMemory>.fromOpaque(p).release() } }
+        return key
+    }()
 }
 
 // MARK: - Reorders
@@ -186,16 +251,15 @@ final class ReorderCache: @unchecked Sendable {  // the cache behind `lock`
     /// A reorder that multiplies by `scales` on the way: none (a plain copy), one for the whole
     /// tensor, or one per index of dimension 0 (per output channel of a weight tensor).
     static func make(from src: MemoryDesc, to dst: MemoryDesc, scales: [Float]) -> Primitive {
-        var attr: dnnl_primitive_attr_t?
-        if !scales.isEmpty {
-            check(dnnl_primitive_attr_create(&attr), "attr create")
-            var v = scales
-            check(dnnl_primitive_attr_set_output_scales(attr, Int64(v.count), v.count == 1 ? 0 : 1 << 0, &v), "reorder scales")
-        }
-        defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
         var pd: dnnl_primitive_desc_t?
-        var s = src, d = dst
-        check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, attr), "reorder \(src.shape)")
+        Primitive.withUserScratchpad(nil) { attr in
+            if !scales.isEmpty {
+                var v = scales
+                check(dnnl_primitive_attr_set_output_scales(attr, Int64(v.count), v.count == 1 ? 0 : 1 << 0, &v), "reorder scales")
+            }
+            var s = src, d = dst
+            check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.shared.engine, &d, DNNL.shared.engine, attr), "reorder \(src.shape)")
+        }
         return Primitive(pd: pd!, "reorder")
     }
 }
