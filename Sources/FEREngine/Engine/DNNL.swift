@@ -1,24 +1,20 @@
 import CDNNL
 import Foundation
 
-/// The one oneDNN CPU engine and stream every primitive runs on.
+/// The one oneDNN CPU engine every primitive is made for.
 ///
 /// oneDNN does the arithmetic (convolution, pooling, batch norm, eltwise, inner product, reorders);
-/// Swift decides what runs when. All execution here is synchronous on one stream, from any thread:
-/// each primitive takes its scratch memory from the thread that runs it (`ScratchMemory`).
-public final class DNNL: @unchecked Sendable {  // immutable handles; oneDNN engines and streams are thread-safe to share
+/// Swift decides what runs when. Execution is synchronous, from any thread: each thread runs on a
+/// stream and scratch memory of its own (`ThreadResources`).
+public final class DNNL: @unchecked Sendable {  // an immutable handle; oneDNN engines are thread-safe to share
     public static let shared = DNNL()
     let engine: dnnl_engine_t
-    let stream: dnnl_stream_t
 
     private init() {
         fer_keep_large_allocations_on_heap()
         var e: dnnl_engine_t?
         check(dnnl_engine_create(&e, dnnl_cpu, 0), "engine create")
-        var s: dnnl_stream_t?
-        check(dnnl_stream_create(&s, e, dnnl_stream_default_flags.rawValue), "stream create")
         engine = e!
-        stream = s!
     }
 
     /// Threads oneDNN's OpenMP runtime uses for every primitive (the whole process shares them).
@@ -137,7 +133,7 @@ final class Primitive {
     }
 
     /// `attr` (a new one where nil), set so that the primitive takes its scratch memory from
-    /// `execute` (`ScratchMemory`) rather than from oneDNN. oneDNN's own (its "library" mode, as
+    /// `execute` (`ThreadResources`) rather than from oneDNN. oneDNN's own (its "library" mode, as
     /// Debian builds it) belongs to the thread that made the primitive, while ours run on whichever
     /// thread asks: run elsewhere, one read and wrote another thread's buffer, too small or absent.
     static func withUserScratchpad(_ given: dnnl_primitive_attr_t?, _ body: (dnnl_primitive_attr_t) -> Void) {
@@ -181,49 +177,62 @@ final class Primitive {
 
     func execute(_ args: [(Int32, Tensor)]) {
         var exec = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.memory) }
+        let thread = ThreadResources.current
         var scratch: dnnl_memory_t?
         if scratchpadBytes > 0 {
             var md = scratchpad
-            check(dnnl_memory_create(&scratch, &md, DNNL.shared.engine, ScratchMemory.ofThisThread(scratchpadBytes)), "\(what) scratchpad")
+            check(dnnl_memory_create(&scratch, &md, DNNL.shared.engine, thread.scratch(scratchpadBytes)), "\(what) scratchpad")
             exec.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratch))
         }
         defer { if let scratch { dnnl_memory_destroy(scratch) } }
-        check(dnnl_primitive_execute(primitive, DNNL.shared.stream, Int32(exec.count), &exec), "execute")
-        check(dnnl_stream_wait(DNNL.shared.stream), "stream wait")
+        check(dnnl_primitive_execute(primitive, thread.stream, Int32(exec.count), &exec), "execute")
+        check(dnnl_stream_wait(thread.stream), "stream wait")
         KernelLog.note(self)
     }
 }
 
-/// Scratch memory for primitives: one buffer per thread, grown to the largest need seen and freed
-/// when the thread ends. Execution is synchronous, so a thread's buffer serves one primitive at a
-/// time, and primitives on different threads never share one.
-final class ScratchMemory {
+/// What one thread runs primitives with: a stream (oneDNN keeps per-stream state for some
+/// primitives, so two threads running one primitive never share it) and scratch memory, grown to
+/// the largest need seen. Execution is synchronous, so a thread's buffer serves one primitive at a
+/// time. Both are freed when the thread ends.
+final class ThreadResources {
+    let stream: dnnl_stream_t
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0
 
-    deinit { base?.deallocate() }
-
-    /// At least `bytes` of this thread's buffer, 64-byte aligned.
-    static func ofThisThread(_ bytes: Int) -> UnsafeMutableRawPointer {
-        let buffer: ScratchMemory
-        if let p = pthread_getspecific(key) {
-            buffer = Unmanaged<ScratchMemory>.fromOpaque(p).takeUnretainedValue()
-        } else {
-            buffer = ScratchMemory()
-            pthread_setspecific(key, Unmanaged.passRetained(buffer).toOpaque())
-        }
-        if bytes > buffer.capacity {
-            buffer.base?.deallocate()
-            buffer.base = .allocate(byteCount: bytes, alignment: 64)
-            buffer.capacity = bytes
-        }
-        return buffer.base!
+    private init() {
+        var s: dnnl_stream_t?
+        check(dnnl_stream_create(&s, DNNL.shared.engine, dnnl_stream_default_flags.rawValue), "stream create")
+        stream = s!
     }
 
-    /// The thread-specific slot; its destructor releases a finished thread's buffer.
+    deinit {
+        base?.deallocate()
+        dnnl_stream_destroy(stream)
+    }
+
+    /// At least `bytes` of scratch memory, 64-byte aligned.
+    func scratch(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > capacity {
+            base?.deallocate()
+            base = .allocate(byteCount: bytes, alignment: 64)
+            capacity = bytes
+        }
+        return base!
+    }
+
+    /// This thread's.
+    static var current: ThreadResources {
+        if let p = pthread_getspecific(key) { return Unmanaged<ThreadResources>.fromOpaque(p).takeUnretainedValue() }
+        let r = ThreadResources()
+        pthread_setspecific(key, Unmanaged.passRetained(r).toOpaque())
+        return r
+    }
+
+    /// The thread-specific slot; its destructor releases a finished thread's resources.
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
-        pthread_key_create(&key) { p in if let p { Unmanaged<ScratchMemory>.fromOpaque(p).release() } }
+        pthread_key_create(&key) { p in if let p { Unmanaged<ThreadResources>.fromOpaque(p).release() } }
         return key
     }()
 }
