@@ -77,8 +77,13 @@ public final class MTCNNDetector: FaceDetector {
     /// `n` rounded up to a multiple of `step`: few distinct shapes, little padding.
     static func bucket(_ n: Int, _ step: Int) -> Int { (n + step - 1) / step * step }
 
-    /// Batch sizes of R-Net and O-Net: multiples of 8 up to 64, then of 32.
-    static func batchBucket(_ n: Int) -> Int { n <= 64 ? bucket(n, 8) : bucket(n, 32) }
+    /// Batch sizes of R-Net and O-Net: 1, 2, 4, 8, then multiples of 8 up to 64, then of 32. The
+    /// small ones are a video's: O-Net re-fits the one or two faces it tracks every frame, and a batch
+    /// padded to 8 did 8 faces' work for one.
+    static func batchBucket(_ n: Int) -> Int {
+        guard n > 8 else { return [1, 2, 4, 8].first { $0 >= n } ?? 8 }
+        return n <= 64 ? bucket(n, 8) : bucket(n, 32)
+    }
 
     public func detect(_ image: Image, minFace: Int?, maxFace: Int, fullResolution: Bool) -> [FaceBox] {
         let smallest = minFace ?? settings.minFace

@@ -171,4 +171,16 @@ import Testing
         // Where there is no face, tracking says so (and the video analyzer searches again).
         #expect(d.track(Image(width: 640, height: 480, channels: 3, fill: 90), previous: previous) == [nil])
     }
+
+    /// R-Net's and O-Net's batches are padded to few sizes (each new size costs new primitives), and
+    /// a video's one tracked face runs alone, not padded to 8; a padded batch answers as a lone one.
+    @Test func refinementBatchesArePaddedToFewSizes() throws {
+        #expect([1, 2, 3, 4, 5, 8, 9, 17, 64, 65, 100].map(MTCNNDetector.batchBucket) == [1, 2, 4, 4, 8, 8, 16, 24, 64, 96, 128])
+        let d = try MTCNNDetector(weights: BundledTestModels.mtcnn)
+        let photo = try Image.read(VisionTests.photo, channels: 3)
+        let crop = photo.resized(x: 120, y: 20, regionWidth: 260, regionHeight: 260, width: 48, height: 48)
+        let alone = d.networks.onet(MTCNNDetector.input([crop]))
+        let padded = d.networks.onet(MTCNNDetector.input([crop], batch: 8))
+        #expect(abs(alone.probability[0] - padded.probability[0]) < 1e-4 && zip(alone.offsets, padded.offsets.prefix(4)).allSatisfy { abs($0 - $1) < 1e-4 })
+    }
 }
