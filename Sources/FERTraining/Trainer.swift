@@ -32,7 +32,9 @@ public final class StopFlag: @unchecked Sendable {  // every access holds `lock`
 
 public struct TrainingOutcome: Sendable {
     public var epochsCompleted: Int
-    public var bestValidationAccuracy: Double
+    /// The best epoch's selection figure: its validation accuracy, or its mean recall over classes
+    /// with `selectBy` recall (`TrainConfig.selectionFigure`).
+    public var bestValidationFigure: Double
     public var bestEpoch: Int
     public var interrupted: Bool
     public var stoppedEarly: Bool
@@ -206,7 +208,7 @@ public final class Trainer {
             if try anyRank(StopFlag.shared.isSet) { interrupted = true; break }
         }
         let s = run.state
-        return TrainingOutcome(epochsCompleted: s.epoch, bestValidationAccuracy: s.bestAccuracy, bestEpoch: s.bestEpoch,
+        return TrainingOutcome(epochsCompleted: s.epoch, bestValidationFigure: s.bestAccuracy, bestEpoch: s.bestEpoch,
                                interrupted: interrupted, stoppedEarly: stoppedEarly, history: s.history, trainSeconds: s.trainSeconds)
     }
 

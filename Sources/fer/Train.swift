@@ -175,7 +175,9 @@ struct Train: ParsableCommand {
         let status = r.interrupted ? "interrupted" : r.stoppedEarly ? "stopped early" : "finished"
         var line = String(format: "%@ after %d epochs (%.0f s training)", status, r.epochsCompleted, r.trainSeconds)
         if r.bestEpoch > 0 {
-            line += String(format: ": best validation accuracy %.2f%% at epoch %d -> %@", 100 * r.bestValidationAccuracy, r.bestEpoch, trainer.bestPath)
+            let figure = cfg.selectionFigure == .recall ? String(format: "recall %.3f", r.bestValidationFigure)
+                : String(format: "accuracy %.2f%%", 100 * r.bestValidationFigure)
+            line += String(format: ": best validation %@ at epoch %d -> %@", figure, r.bestEpoch, trainer.bestPath)
         } else {
             line += ": no epoch finished yet, so no best checkpoint; continue with --resume"
         }
