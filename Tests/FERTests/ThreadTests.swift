@@ -12,28 +12,26 @@ import Testing
 /// (garbage boxes of 1e22 pixels, a CI run ended by a trap in MTCNN's crop). These run networks
 /// away from where they were made, and several at once, and want a lone run's answers.
 @Suite("Threads") struct ThreadTests {
-    /// Holds what the threads share (each test gives each thread its own networks, or waits).
+    /// What the threads share: made before they start, or written under `lock`.
     final class Shared<T>: @unchecked Sendable {
-        let value: T
+        var value: T
+        let lock = NSLock()
         init(_ value: T) { self.value = value }
     }
 
     /// `body` on `count` new threads at once (threads that never made a primitive); their results in order.
     static func onNewThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
-        let results = Shared(NSMutableArray(array: Array(repeating: NSNull(), count: count)))
-        let lock = NSLock(), done = DispatchGroup()
+        let results = Shared([T?](repeating: nil, count: count)), done = DispatchGroup()
         for i in 0..<count {
             done.enter()
-            let t = Thread {
+            Thread.detachNewThread {
                 let r = body(i)
-                lock.lock(); results.value[i] = Shared(r); lock.unlock()
+                results.lock.lock(); results.value[i] = r; results.lock.unlock()
                 done.leave()
             }
-            t.stackSize = 8 << 20
-            t.start()
         }
         done.wait()
-        return (0..<count).map { (results.value[$0] as! Shared<T>).value }
+        return results.value.map { $0! }
     }
 
     static func boxes(_ faces: [MTCNNDetector.Face]) -> [[Int]] { faces.map { [$0.box.x, $0.box.y, $0.box.width, $0.box.height] } }
