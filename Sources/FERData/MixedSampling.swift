@@ -1,3 +1,4 @@
+import Foundation
 import FEREngine
 
 /// The images an epoch trains on when several datasets are mixed with stated weights: dataset i
@@ -5,15 +6,28 @@ import FEREngine
 /// through seeded permutations that carry on from epoch to epoch, so a small dataset drawn often
 /// is seen evenly (every image once before any twice), and a large one drawn rarely is still seen
 /// whole over the epochs. The order is fixed by (seed, epoch), as `TrainingBatches.order` is.
+///
+/// `balancingClasses` splits each dataset into one part per class, so that rare expressions are
+/// drawn more often than the data holds them (`--class-balance`).
 public struct MixedSampling: Codable, Sendable, Equatable {
     public struct Part: Codable, Sendable, Equatable {
+        /// The dataset's name (a class's part keeps its dataset's name and adds `label`).
         public var name: String
-        /// The part's images: `start ..< start + count` of the joined dataset.
+        /// The part's images: `start ..< start + count` of the joined dataset, or `members` where set.
         public var start: Int, count: Int
+        public var members: [Int]?
+        /// The class of every image of a class's part.
+        public var label: Int?
         public var weight: Double
         public init(name: String, start: Int, count: Int, weight: Double) {
             self.name = name; self.start = start; self.count = count; self.weight = weight
         }
+        /// A part made of the given images of the joined dataset, all of class `label`.
+        public init(name: String, members: [Int], label: Int, weight: Double) {
+            self.name = name; self.start = 0; self.count = members.count; self.members = members; self.label = label; self.weight = weight
+        }
+        /// The joined dataset's index of the part's `k`th image.
+        public func image(_ k: Int) -> Int { members?[k] ?? start + k }
     }
 
     public var parts: [Part]
@@ -46,6 +60,32 @@ public struct MixedSampling: Codable, Sendable, Equatable {
         return q
     }
 
+    /// The same draw with each dataset split by class (`labels`: the joined dataset's classes), its
+    /// weight shared among its classes in proportion to count^(1 - balance): 0 keeps the data's
+    /// class shares, 0.5 draws each class by the square root of its count, 1 draws every class
+    /// of a dataset equally often. Classes a dataset lacks get nothing.
+    public func balancingClasses(_ balance: Double, labels: [Int]) -> MixedSampling {
+        var split: [Part] = []
+        for part in parts {
+            let byClass = Dictionary(grouping: (0..<part.count).map(part.image), by: { labels[$0] })
+            let share = byClass.mapValues { pow(Double($0.count), 1 - balance) }
+            let total = share.values.reduce(0, +)
+            for label in byClass.keys.sorted() {
+                split.append(Part(name: part.name, members: byClass[label]!, label: label, weight: part.weight * share[label]! / total))
+            }
+        }
+        return MixedSampling(parts: split, epochSize: epochSize)
+    }
+
+    /// Images per epoch from each dataset (parts of one dataset added up), in order of first appearance.
+    public var quotasByDataset: [(name: String, quota: Int)] {
+        var out: [(name: String, quota: Int)] = []
+        for (part, quota) in zip(parts, quotas) {
+            if let i = out.firstIndex(where: { $0.name == part.name }) { out[i].quota += quota } else { out.append((part.name, quota)) }
+        }
+        return out
+    }
+
     /// The joined dataset's indices for `epoch`, shuffled.
     public func order(seed: UInt64, epoch: Int) -> [Int] {
         var out: [Int] = []
@@ -61,7 +101,7 @@ public struct MixedSampling: Codable, Sendable, Equatable {
                     permutation = Array(0..<part.count)
                     permutation.shuffle(using: &rng)
                 }
-                out.append(part.start + permutation[k % part.count])
+                out.append(part.image(permutation[k % part.count]))
             }
         }
         var rng = SplitMix64(seed: seed).derived(0x5A3 &+ UInt64(bitPattern: Int64(epoch)))

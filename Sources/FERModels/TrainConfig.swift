@@ -21,6 +21,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var mix: [String: Double]? = nil
     /// Images per epoch when mixing (nil: as many as all training sets hold).
     public var epochSize: Int? = nil
+    /// Class-balanced sampling: each dataset's draw is shared among its classes in proportion to
+    /// count^(1 - classBalance) (`MixedSampling.balancingClasses`): 0.5 draws a class by the square
+    /// root of its count, 1 every class equally; nil: as the data holds them.
+    public var classBalance: Double? = nil
     /// The validation figure that picks the best epoch, fixed before the run: "mean" (of the
     /// validation sets' accuracies) or one set's name. nil: the only (first) validation set.
     public var selectOn: String? = nil
@@ -119,6 +123,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             for (k, w) in mix where !(w.isFinite && w >= 0) { throw bad("--mix \(k) needs a weight of 0 or more, got \(w)") }
             guard mix.values.contains(where: { $0 > 0 }) else { throw bad("--mix: at least one dataset needs a weight above 0") }
         }
+        if let b = classBalance { guard b.isFinite, b > 0, b <= 1 else { throw bad("--class-balance must be in (0, 1] (0.5: square-root sampling, 1: every class equally), got \(b)") } }
         if let e = epochSize { guard e >= batchSize else { throw bad("--epoch-size must be at least the batch size (\(batchSize)), got \(e)") } }
         if let s = selectOn, s != "mean", !names.contains(s) {
             throw bad("--select-on \(s): not mean or a dataset of this run (\(names.joined(separator: ", ")))")

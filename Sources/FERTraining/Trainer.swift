@@ -76,27 +76,38 @@ public final class Trainer {
         /// The first validation set (FER2013's PublicTest when the run has FER2013).
         public var validation: FaceDataset { validations[0].data }
 
-        /// The draw of each epoch when the config mixes the sources with weights; nil: every image once.
+        /// The draw of each epoch when the config mixes the sources with weights or balances their
+        /// classes; nil: every image once.
         public func sampling(_ config: TrainConfig) -> MixedSampling? {
-            guard let mix = config.mix else { return nil }
-            return MixedSampling(parts: parts.map { .init(name: $0.name, start: $0.range.lowerBound, count: $0.range.count, weight: mix[$0.name] ?? 0) },
-                                 epochSize: config.epochSize ?? train.count)
+            guard config.mix != nil || config.classBalance != nil else { return nil }
+            // Without --mix each source is drawn as often as it holds images.
+            let mixed = MixedSampling(parts: parts.map { part in
+                .init(name: part.name, start: part.range.lowerBound, count: part.range.count,
+                      weight: config.mix.map { $0[part.name] ?? 0 } ?? Double(part.range.count))
+            }, epochSize: config.epochSize ?? train.count)
+            return config.classBalance.map { mixed.balancingClasses($0, labels: train.labels) } ?? mixed
         }
 
         /// Each class's share of an epoch's targets (soft targets where the data has them), each
-        /// part counted by its draw per epoch.
+        /// image counted by how often an epoch draws it.
         public func classPrior(_ sampling: MixedSampling?) -> [Float] {
             let k = train.classNames.count
             var prior = [Float](repeating: 0, count: k)
-            for (p, part) in parts.enumerated() where !part.range.isEmpty {
-                let draw = Float(sampling?.quotas[p] ?? part.range.count) / Float(part.range.count)
-                for i in part.range {
+            func add(_ images: some Sequence<Int>, draw: Float) {
+                for i in images {
                     if let t = train.targets {
                         for j in 0..<k { prior[j] += draw * t[i * k + j] }
                     } else {
                         prior[train.labels[i]] += draw
                     }
                 }
+            }
+            if let sampling {
+                for (part, quota) in zip(sampling.parts, sampling.quotas) where part.count > 0 {
+                    add((0..<part.count).lazy.map(part.image), draw: Float(quota) / Float(part.count))
+                }
+            } else {
+                add(0..<train.count, draw: 1)
             }
             let total = prior.reduce(0, +)
             return prior.map { total > 0 ? $0 / total : 0 }
@@ -219,9 +230,17 @@ public final class Trainer {
         let data = try Self.datasets(config, photos: photos)
         let train = data.train, sampling = data.sampling(config)
         if let p = sampling?.problem { throw TrainingError.invalidConfig("--mix: \(p)") }
-        for (part, quota) in zip(data.parts, sampling?.quotas ?? data.parts.map(\.range.count)) {
+        let quotas = sampling.map { Dictionary($0.quotasByDataset.map { ($0.name, $0.quota) }, uniquingKeysWith: +) }
+        for part in data.parts {
             let v = data.validations.first { $0.name == part.name }?.data.count ?? 0
-            say("data: \(part.name): \(part.range.count) training images (\(quota) per epoch), \(v) validation")
+            say("data: \(part.name): \(part.range.count) training images (\(quotas?[part.name] ?? part.range.count) per epoch), \(v) validation")
+        }
+        if let sampling, let b = config.classBalance {
+            for part in data.parts {
+                let byClass = zip(sampling.parts, sampling.quotas).filter { $0.0.name == part.name }
+                    .map { p, q in "\(train.classNames[p.label ?? 0]) \(q) of \(p.count)" }
+                say("data: \(part.name) per epoch, classes balanced (\(b)): \(byClass.joined(separator: ", "))")
+            }
         }
         say("best epoch: by \(selectionRule(data.validations.map(\.name)))")
         if let tau = config.logitAdjustment {

@@ -57,6 +57,7 @@ struct Train: ParsableCommand {
         if !dataOptions.photos.isEmpty { c.photos = dataOptions.photos }
         if !dataOptions.mix.isEmpty { c.mix = Dictionary(dataOptions.mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
         c.epochSize = dataOptions.epochSize
+        c.classBalance = dataOptions.classBalance
         c.selectOn = dataOptions.selectOn ?? (dataOptions.photos.isEmpty ? nil : "mean")
         set(dataOptions.selectBy, \.selectBy)
         set(architecture.preset, \.preset)
@@ -118,7 +119,7 @@ struct Train: ParsableCommand {
         if dataOptions.data == nil, dataOptions.photos.isEmpty { throw ValidationError("give the training data: --data (FER2013) and/or --photos (folders of labelled photos)") }
         for m in dataOptions.mix where Self.parseMix(m) == nil { throw ValidationError("--mix \(m): expected NAME=WEIGHT, for example fer2013=0.7") }
         if !dataOptions.mix.isEmpty, dataOptions.data == nil ? dataOptions.photos.count < 2 : dataOptions.photos.isEmpty { throw ValidationError("--mix weighs several datasets; this run has one") }
-        if dataOptions.epochSize != nil, dataOptions.mix.isEmpty { throw ValidationError("--epoch-size applies with --mix") }
+        if dataOptions.epochSize != nil, dataOptions.mix.isEmpty, dataOptions.classBalance == nil { throw ValidationError("--epoch-size applies with --mix or --class-balance") }
         if !resume, dataOptions.ferplus == nil, dataOptions.ferplusMode ?? .majority != .majority { throw ValidationError("--ferplus-mode needs --ferplus") }
         do { try makeConfig().validate() } catch let e as TrainingError { throw ValidationError("\(e)") }
     }
@@ -251,7 +252,10 @@ struct TrainDataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Sampling weight of a dataset, by name (fer2013, or a photo folder's name); repeatable. Default: every image once per epoch.",
                                valueName: "name=weight"))
     var mix: [String] = []
-    @Option(help: "With --mix: images per epoch (default: all training images).") var epochSize: Int?
+    @Option(help: "With --mix or --class-balance: images per epoch (default: all training images).") var epochSize: Int?
+    @Option(help: ArgumentHelp("Class-balanced sampling: each dataset's share of an epoch is split among its classes in proportion to count^(1 - B): 0.5 draws a class by the square root of its count, 1 every class equally (default: off, the data's own shares).",
+                               valueName: "B"))
+    var classBalance: Double?
     @Option(help: ArgumentHelp("The validation figure that picks the best epoch: mean (of every set's accuracy) or one dataset's name. Default: mean with photo folders, else PublicTest.",
                                valueName: "mean|name"))
     var selectOn: String?

@@ -126,6 +126,52 @@ import Testing
         #expect(odd.quotas.reduce(0, +) == 100 && odd.order(seed: 3, epoch: 5).count == 100)
     }
 
+    @Test func classBalanceDrawsRareClassesMoreOften() throws {
+        // Dataset a: 900 faces of class 0 and 100 of class 1, interleaved; b: 50 faces, all class 2.
+        let labels = (0..<1000).map { $0 % 10 == 3 ? 1 : 0 } + [Int](repeating: 2, count: 50)
+        let mix = MixedSampling(parts: [.init(name: "a", start: 0, count: 1000, weight: 3), .init(name: "b", start: 1000, count: 50, weight: 1)],
+                                epochSize: 400)
+        // Square-root sampling: a's 300 per epoch split 30:10 (sqrt 900 : sqrt 100); b keeps its 100.
+        let root = mix.balancingClasses(0.5, labels: labels)
+        #expect(root.problem == nil && root.quotas == [225, 75, 100], "\(root.quotas)")
+        #expect(root.quotasByDataset.map(\.name) == ["a", "b"] && root.quotasByDataset.map(\.quota) == [300, 100])
+        // Every class equally: a's classes 150 each, so each rare face is drawn 1.5 times an epoch
+        // (every one once, half twice), and the draw stays inside its class and dataset.
+        let even = mix.balancingClasses(1, labels: labels)
+        #expect(even.quotas == [150, 150, 100])
+        let order = even.order(seed: 4, epoch: 0)
+        #expect(order.count == 400 && order == even.order(seed: 4, epoch: 0))
+        let rare = order.filter { $0 < 1000 && labels[$0] == 1 }
+        let counts = Dictionary(grouping: rare, by: { $0 }).values.map(\.count)
+        #expect(rare.count == 150 && Set(rare).count == 100 && counts.allSatisfy { $0 == 1 || $0 == 2 })
+        #expect(order.filter { $0 >= 1000 }.count == 100)
+        // Over two epochs every rare face is drawn exactly three times (the permutations carry on).
+        let twoEpochs = (0..<2).flatMap { even.order(seed: 4, epoch: $0) }.filter { $0 < 1000 && labels[$0] == 1 }
+        #expect(Dictionary(grouping: twoEpochs, by: { $0 }).values.allSatisfy { $0.count == 3 })
+        // Near 0 the data's own shares come back.
+        #expect(mix.balancingClasses(1e-9, labels: labels).quotas == [270, 30, 100])
+    }
+
+    @Test func classBalanceIsAValidatedTrainingOption() throws {
+        var c = TrainConfig()
+        for bad in [0, -0.5, 1.5, Double.nan] {
+            c.classBalance = bad
+            #expect(throws: TrainingError.self) { try c.validate() }
+        }
+        c.classBalance = 0.5
+        try c.validate()
+        // Without --mix each source keeps its size's share, then its classes are balanced.
+        let faces = FaceDataset(side: 1, images: [UInt8](repeating: 0, count: 8), labels: [0, 0, 0, 1, 0, 0, 0, 1], classNames: ["x", "y"])
+        let data = Trainer.TrainingData(train: faces, parts: [("a", 0..<4), ("b", 4..<8)], validations: [])
+        c.classBalance = 1
+        let s = try #require(data.sampling(c))
+        #expect(s.epochSize == 8 && s.quotas == [2, 2, 2, 2])
+        let prior = data.classPrior(s)
+        #expect(abs(prior[0] - 0.5) < 1e-6 && abs(prior[1] - 0.5) < 1e-6, "\(prior)")
+        c.classBalance = nil
+        #expect(data.sampling(c) == nil)
+    }
+
     @Test func concatenatedKeepsTargetsAndLabels() throws {
         var a = FaceDataset(side: 2, images: [1, 2, 3, 4], labels: [3], classNames: ["x", "y", "z", "w"])
         a.targets = [0, 0, 0.5, 0.5]
