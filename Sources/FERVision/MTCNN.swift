@@ -17,6 +17,9 @@ import FERModels
 public final class MTCNNNetworks {
     public let pnetNetwork, rnetNetwork, onetNetwork: InferenceNetwork
     public let precision: Precision
+    /// Whether the networks' first layers read channels-last input (int8 convolutions do; fp32 and
+    /// bf16 ones read planes), so that the input is written in that order and needs no transposition.
+    var takesChannelsLast: Bool { precision == .int8 }
 
     /// The tensors that hold each network's int8 activation ranges in the weights file.
     public static let rangesTensors = (pnet: "int8.ranges.pnet", rnet: "int8.ranges.rnet", onet: "int8.ranges.onet")
@@ -141,16 +144,20 @@ public final class MTCNNNetworks {
     /// P-Net on one scaled image: offsets [4, h, w] row-major and face probabilities [h, w].
     public func pnet(_ x: Tensor) -> (offsets: [Float], probability: [Float], height: Int, width: Int) {
         record(pnetNetwork, x, \.pnet)
-        let y = pnetNetwork.forward(x)  // [N, 6, h, w]: 2 scores, 4 offsets
+        let y = pnetNetwork.forward(x, plain: false)  // [N, 6, h, w]: 2 scores, 4 offsets
         let n = y.shape[0], h = y.shape[2], w = y.shape[3], plane = h * w
-        let v = y.plainValues()
-        var scores = [Float](), offsets = [Float]()
-        scores.reserveCapacity(n * 2 * plane); offsets.reserveCapacity(n * 4 * plane)
-        for i in 0..<n {
-            scores.append(contentsOf: v[(i * 6) * plane..<(i * 6 + 2) * plane])
-            offsets.append(contentsOf: v[(i * 6 + 2) * plane..<(i * 6 + 6) * plane])
+        let v = y.channelsLastValues()  // [N, h, w, 6]
+        var offsets = [Float](repeating: 0, count: n * 4 * plane), probability = [Float](repeating: 0, count: n * plane)
+        v.withUnsafeBufferPointer { v in
+            for i in 0..<n {
+                for j in 0..<plane {
+                    let at = (i * plane + j) * 6
+                    probability[i * plane + j] = 1 / (1 + exp(v[at] - v[at + 1]))
+                    for k in 0..<4 { offsets[(i * 4 + k) * plane + j] = v[at + 2 + k] }
+                }
+            }
         }
-        return (offsets, Self.faceProbability(scores, n: n, plane: plane), h, w)
+        return (offsets, probability, h, w)
     }
 
     /// Columns [from, to) of each row of an [N, width] matrix.

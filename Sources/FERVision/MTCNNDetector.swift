@@ -46,32 +46,42 @@ public final class MTCNNDetector: FaceDetector {
     /// `batch` images and each image to `width` x `height` (right and bottom, with 0: mid-gray; the
     /// images may differ in size, each is padded to the largest or to width x height);
     /// callers round these up (`bucket`) and ignore what the padding produced.
-    static func input(_ images: [Image], batch: Int? = nil, width: Int? = nil, height: Int? = nil) -> Tensor {
+    static func input(_ images: [Image], batch: Int? = nil, width: Int? = nil, height: Int? = nil, channelsLast: Bool = false) -> Tensor {
         let maxH = images.map(\.height).max() ?? 1, maxW = images.map(\.width).max() ?? 1
         let h = max(height ?? maxH, maxH), w = max(width ?? maxW, maxW), plane = h * w, n = max(batch ?? images.count, images.count)
-        var v = [Float](repeating: 0, count: n * 3 * plane)
-        // BGR interleaved bytes to RGB planes, row by row through raw pointers (no bounds checks in
-        // the inner loop): on a photo's first pyramid level this conversion was a large part of the
-        // time MTCNN spends outside oneDNN.
-        v.withUnsafeMutableBufferPointer { out in
+        // BGR interleaved bytes to normalised RGB, row by row through raw pointers (no bounds checks
+        // in the inner loop): on a photo's first pyramid level this conversion was a large part of
+        // the time MTCNN spends outside oneDNN. Written straight into the network's input, as RGB
+        // planes or, for int8 networks, interleaved RGB (their first layer's layout).
+        return Tensor(images: [n, 3, h, w], channelsLast: channelsLast) { out in
+            guard let base = out.baseAddress else { return }
             for (k, img) in images.enumerated() {
                 let ih = img.height, iw = img.width
                 img.bgr.pixels.withUnsafeBufferPointer { src in
-                    guard let s = src.baseAddress, let base = out.baseAddress else { return }
-                    let r = base + (k * 3) * plane, g = r + plane, b = g + plane
+                    guard let s = src.baseAddress else { return }
                     for y in 0..<ih {
-                        let row = s + y * iw * 3, o = y * w
-                        for x in 0..<iw {
-                            let p = row + 3 * x
-                            b[o + x] = (Float(p[0]) - 127.5) * 0.0078125
-                            g[o + x] = (Float(p[1]) - 127.5) * 0.0078125
-                            r[o + x] = (Float(p[2]) - 127.5) * 0.0078125
+                        let row = s + y * iw * 3
+                        if channelsLast {
+                            let o = base + ((k * h + y) * w) * 3
+                            for x in 0..<iw {
+                                let p = row + 3 * x, q = o + 3 * x
+                                q[0] = (Float(p[2]) - 127.5) * 0.0078125
+                                q[1] = (Float(p[1]) - 127.5) * 0.0078125
+                                q[2] = (Float(p[0]) - 127.5) * 0.0078125
+                            }
+                        } else {
+                            let r = base + (k * 3) * plane + y * w, g = r + plane, b = g + plane
+                            for x in 0..<iw {
+                                let p = row + 3 * x
+                                b[x] = (Float(p[0]) - 127.5) * 0.0078125
+                                g[x] = (Float(p[1]) - 127.5) * 0.0078125
+                                r[x] = (Float(p[2]) - 127.5) * 0.0078125
+                            }
                         }
                     }
                 }
             }
         }
-        return Tensor(shape: [n, 3, h, w], values: v)
     }
 
     /// `n` rounded up to a multiple of `step`: few distinct shapes, little padding.
@@ -125,7 +135,7 @@ public final class MTCNNDetector: FaceDetector {
         for group in groups {
             let padW = group.count > 1 ? 64 : Self.bucket(levels[group[0]].width, 16)
             let padH = group.count > 1 ? 64 : Self.bucket(levels[group[0]].height, 16)
-            let out = networks.pnet(Self.input(group.map { levels[$0] }, width: padW, height: padH))
+            let out = networks.pnet(Self.input(group.map { levels[$0] }, width: padW, height: padH, channelsLast: networks.takesChannelsLast))
             let plane = out.height * out.width
             for (n, k) in group.enumerated() {
                 let level = levels[k], scale = scales[k]
@@ -153,7 +163,8 @@ public final class MTCNNDetector: FaceDetector {
         guard !proposals.isEmpty else { return [] }
 
         // Stage 2: R-Net on 24x24 crops.
-        let r = networks.rnet(Self.input(proposals.map { pyramid.crop($0, 24) }, batch: Self.batchBucket(proposals.count)))
+        let r = networks.rnet(Self.input(proposals.map { pyramid.crop($0, 24) }, batch: Self.batchBucket(proposals.count),
+                                                channelsLast: networks.takesChannelsLast))
         var refined = Self.scored(proposals, r.probability, r.offsets, above: Self.thresholds[1]).map(\.candidate)
         refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }.filter(\.isPlausible)
         guard !refined.isEmpty else { return [] }
@@ -167,7 +178,8 @@ public final class MTCNNDetector: FaceDetector {
     /// landmarks, and each one's index in `candidates`.
     func outputStage(_ pyramid: Pyramid, _ candidates: [Candidate]) -> [(index: Int, candidate: Candidate)] {
         guard !candidates.isEmpty else { return [] }
-        let o = networks.onet(Self.input(candidates.map { pyramid.crop($0, 48) }, batch: Self.batchBucket(candidates.count)))
+        let o = networks.onet(Self.input(candidates.map { pyramid.crop($0, 48) }, batch: Self.batchBucket(candidates.count),
+                                                channelsLast: networks.takesChannelsLast))
         return Self.scored(candidates, o.probability, o.offsets, above: Self.thresholds[2]).map { i, c in
             var d = c
             let bw = d.x2 - d.x1 + 1, bh = d.y2 - d.y1 + 1

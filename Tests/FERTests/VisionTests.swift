@@ -183,4 +183,21 @@ import Testing
         let padded = d.networks.onet(MTCNNDetector.input([crop], batch: 8))
         #expect(abs(alone.probability[0] - padded.probability[0]) < 1e-4 && zip(alone.offsets, padded.offsets.prefix(4)).allSatisfy { abs($0 - $1) < 1e-4 })
     }
+
+    /// MTCNN's input is written channels-last for int8 networks (their first layer's layout, no
+    /// transposition): the same values as the planes, and the same answers from every network.
+    @Test func channelsLastInputGivesTheSameAnswers() throws {
+        let photo = try Image.read(VisionTests.photo, channels: 3)
+        let images = [photo.resized(width: 120, height: 90), photo.resized(width: 100, height: 110)]
+        let planes = MTCNNDetector.input(images, width: 130), interleaved = MTCNNDetector.input(images, width: 130, channelsLast: true)
+        #expect(planes.shape == [2, 3, 110, 130] && interleaved.shape == planes.shape)
+        #expect(planes.plainValues() == interleaved.plainValues())
+        let networks = try MTCNNNetworks(weights: BundledTestModels.mtcnn, precision: .int8)
+        #expect(networks.takesChannelsLast)
+        let a = networks.pnet(planes), b = networks.pnet(interleaved)
+        #expect(a.probability == b.probability && a.offsets == b.offsets && a.height == 50 && a.width == 60)
+        let crops = (0..<3).map { k in photo.resized(x: 100 + 10 * k, y: 30, regionWidth: 200, regionHeight: 200, width: 48, height: 48) }
+        let c = networks.onet(MTCNNDetector.input(crops)), d = networks.onet(MTCNNDetector.input(crops, channelsLast: true))
+        #expect(c.probability == d.probability && c.offsets == d.offsets && c.landmarks == d.landmarks)
+    }
 }

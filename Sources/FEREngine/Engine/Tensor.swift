@@ -63,6 +63,14 @@ public final class Tensor: @unchecked Sendable {  // one owner at a time: the ba
         values.withUnsafeBufferPointer { _ = memcpy(raw, $0.baseAddress!, values.count * 4) }
     }
 
+    /// A new f32 [N, C, H, W] tensor written in place by `fill` (zeros first), in row-major order or,
+    /// with `channelsLast`, in the order (N, H, W, C) that int8 convolutions take without a transposition.
+    public convenience init(images shape: [Int], channelsLast: Bool, fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        precondition(shape.count == 4, "an image batch is [N, C, H, W], not \(shape)")
+        self.init(desc: channelsLast ? MemoryDesc(shape, dnnl_acdb) : .plain(shape))
+        fill(UnsafeMutableBufferPointer(start: raw.assumingMemoryBound(to: Float.self), count: count))
+    }
+
     /// The physical buffer, padding included.
     var storage: UnsafeMutableBufferPointer<Float> {
         precondition(desc.dataType == dnnl_f32, "elementwise Swift code reads f32 tensors only")
@@ -74,6 +82,15 @@ public final class Tensor: @unchecked Sendable {  // one owner at a time: the ba
     /// The values in row-major order of `shape`, whatever the physical layout.
     public func plainValues() -> [Float] {
         let t = laidOut(as: .plain(shape))
+        return Array(UnsafeBufferPointer(start: t.raw.assumingMemoryBound(to: Float.self), count: count))
+    }
+
+    /// The values of an [N, C, H, W] tensor in channels-last order (N, H, W, C). Int8 networks
+    /// write that layout, so it comes without a reorder: for a map of few channels (MTCNN's
+    /// P-Net: 6) the reorder to row-major, a transposition, costs more than the network's last layer.
+    public func channelsLastValues() -> [Float] {
+        precondition(shape.count == 4, "channels-last values of a \(shape) tensor")
+        let t = laidOut(as: MemoryDesc(shape, dnnl_acdb))
         return Array(UnsafeBufferPointer(start: t.raw.assumingMemoryBound(to: Float.self), count: count))
     }
 

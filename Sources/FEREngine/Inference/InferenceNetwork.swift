@@ -119,8 +119,10 @@ public final class InferenceNetwork {
 
     var weightedOps: [WeightedOp] { ops.compactMap { if case .weighted(let w) = $0 { return w } else { return nil } } }
 
-    /// Logits [N, classes] (f32, plain) for a batch [N, ...inputShape.dropFirst()] (f32).
-    public func forward(_ x: Tensor) -> Tensor {
+    /// Logits [N, classes] (f32) for a batch [N, ...inputShape.dropFirst()] (f32): row-major, or with
+    /// `plain` false in the layout the last layer wrote (a caller that reads it as it lies, such as
+    /// `Tensor.channelsLastValues`, saves a reorder).
+    public func forward(_ x: Tensor, plain: Bool = true) -> Tensor {
         var t = x
         var scales: [Float]?  // the quantization scales of `t` when it holds u8 or s8
         for op in ops {
@@ -130,7 +132,7 @@ public final class InferenceNetwork {
             case .prelu(let p): t = p.forward(t, mode: .inference)
             }
         }
-        return t.laidOut(as: .plain(t.shape))
+        return plain ? t.laidOut(as: .plain(t.shape)) : t
     }
 
     /// The int8 activation ranges: runs this (fp32) network over `batches` and records, for every
