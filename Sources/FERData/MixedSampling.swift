@@ -67,11 +67,11 @@ public struct MixedSampling: Codable, Sendable, Equatable {
     public func balancingClasses(_ balance: Double, labels: [Int]) -> MixedSampling {
         var split: [Part] = []
         for part in parts {
-            let byClass = Dictionary(grouping: (0..<part.count).map(part.image), by: { labels[$0] })
-            let share = byClass.mapValues { pow(Double($0.count), 1 - balance) }
-            let total = share.values.reduce(0, +)
-            for label in byClass.keys.sorted() {
-                split.append(Part(name: part.name, members: byClass[label]!, label: label, weight: part.weight * share[label]! / total))
+            let byClass = Dictionary(grouping: (0..<part.count).map(part.image), by: { labels[$0] }).sorted { $0.key < $1.key }
+            let shares = byClass.map { pow(Double($0.value.count), 1 - balance) }
+            let total = shares.reduce(0, +)
+            for ((label, members), share) in zip(byClass, shares) {
+                split.append(Part(name: part.name, members: members, label: label, weight: part.weight * share / total))
             }
         }
         return MixedSampling(parts: split, epochSize: epochSize)
