@@ -15,12 +15,12 @@ public struct MixedSampling: Codable, Sendable, Equatable {
         public var name: String
         /// The part's images: `start ..< start + count` of the joined dataset, or `members` where set.
         public var start: Int, count: Int
-        public var members: [Int]?
+        public let members: [Int]?
         /// The class of every image of a class's part.
-        public var label: Int?
+        public let label: Int?
         public var weight: Double
         public init(name: String, start: Int, count: Int, weight: Double) {
-            self.name = name; self.start = start; self.count = count; self.weight = weight
+            self.name = name; self.start = start; self.count = count; self.members = nil; self.label = nil; self.weight = weight
         }
         /// A part made of the given images of the joined dataset, all of class `label`.
         public init(name: String, members: [Int], label: Int, weight: Double) {

@@ -230,7 +230,7 @@ public final class Trainer {
         let data = try Self.datasets(config, photos: photos)
         let train = data.train, sampling = data.sampling(config)
         if let p = sampling?.problem { throw TrainingError.invalidConfig("--mix: \(p)") }
-        let quotas = sampling.map { Dictionary($0.quotasByDataset.map { ($0.name, $0.quota) }, uniquingKeysWith: +) }
+        let quotas = sampling.map { Dictionary(uniqueKeysWithValues: $0.quotasByDataset.map { ($0.name, $0.quota) }) }
         for part in data.parts {
             let v = data.validations.first { $0.name == part.name }?.data.count ?? 0
             say("data: \(part.name): \(part.range.count) training images (\(quotas?[part.name] ?? part.range.count) per epoch), \(v) validation")

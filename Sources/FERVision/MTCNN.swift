@@ -129,16 +129,16 @@ public final class MTCNNNetworks {
         try st.write(path)
     }
 
-    /// Softmax over the channel axis of [N, 2, h, w] (or [N, 2]) scores: the face probability.
-    static func faceProbability(_ scores: [Float], n: Int, plane: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: n * plane)
-        for i in 0..<n {
-            for j in 0..<plane {
-                let a = scores[(i * 2) * plane + j], b = scores[(i * 2 + 1) * plane + j]
-                out[i * plane + j] = 1 / (1 + exp(a - b))
-            }
-        }
-        return out
+    /// The face probability of each row of an [rows, width] output whose first two columns are
+    /// the no-face and face scores (a softmax over the two): R-Net's and O-Net's rows, and P-Net's
+    /// cells read channels-last.
+    static func faceProbability(_ v: [Float], width: Int) -> [Float] {
+        stride(from: 0, to: v.count, by: width).map { 1 / (1 + exp(v[$0] - v[$0 + 1])) }
+    }
+
+    /// `images` as the networks' input: channels-last where their first layers read that layout.
+    func input(_ images: [Image], batch: Int? = nil, width: Int? = nil, height: Int? = nil) -> Tensor {
+        MTCNNDetector.input(images, batch: batch, width: width, height: height, channelsLast: takesChannelsLast)
     }
 
     /// P-Net on one scaled image: offsets [4, h, w] row-major and face probabilities [h, w].
@@ -147,17 +147,15 @@ public final class MTCNNNetworks {
         let y = pnetNetwork.forward(x, plain: false)  // [N, 6, h, w]: 2 scores, 4 offsets
         let n = y.shape[0], h = y.shape[2], w = y.shape[3], plane = h * w
         let v = y.channelsLastValues()  // [N, h, w, 6]
-        var offsets = [Float](repeating: 0, count: n * 4 * plane), probability = [Float](repeating: 0, count: n * plane)
+        var offsets = [Float](repeating: 0, count: n * 4 * plane)
         v.withUnsafeBufferPointer { v in
             for i in 0..<n {
                 for j in 0..<plane {
-                    let at = (i * plane + j) * 6
-                    probability[i * plane + j] = 1 / (1 + exp(v[at] - v[at + 1]))
-                    for k in 0..<4 { offsets[(i * 4 + k) * plane + j] = v[at + 2 + k] }
+                    for k in 0..<4 { offsets[(i * 4 + k) * plane + j] = v[(i * plane + j) * 6 + 2 + k] }
                 }
             }
         }
-        return (offsets, probability, h, w)
+        return (offsets, Self.faceProbability(v, width: 6), h, w)
     }
 
     /// Columns [from, to) of each row of an [N, width] matrix.
@@ -169,7 +167,7 @@ public final class MTCNNNetworks {
     public func rnet(_ x: Tensor) -> (offsets: [Float], probability: [Float]) {
         record(rnetNetwork, x, \.rnet)
         let v = rnetNetwork.forward(x).plainValues()  // [N, 6]
-        return (Self.columns(v, width: 6, 2..<6), Self.faceProbability(Self.columns(v, width: 6, 0..<2), n: x.shape[0], plane: 1))
+        return (Self.columns(v, width: 6, 2..<6), Self.faceProbability(v, width: 6))
     }
 
     /// O-Net on 48x48 crops: offsets [N, 4], landmarks [N, 10] (5 x, then 5 y, relative to the box)
@@ -178,7 +176,7 @@ public final class MTCNNNetworks {
         record(onetNetwork, x, \.onet)
         let v = onetNetwork.forward(x).plainValues()  // [N, 16]
         return (Self.columns(v, width: 16, 2..<6), Self.columns(v, width: 16, 6..<16),
-                Self.faceProbability(Self.columns(v, width: 16, 0..<2), n: x.shape[0], plane: 1))
+                Self.faceProbability(v, width: 16))
     }
 }
 

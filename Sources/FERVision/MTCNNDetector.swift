@@ -135,7 +135,7 @@ public final class MTCNNDetector: FaceDetector {
         for group in groups {
             let padW = group.count > 1 ? 64 : Self.bucket(levels[group[0]].width, 16)
             let padH = group.count > 1 ? 64 : Self.bucket(levels[group[0]].height, 16)
-            let out = networks.pnet(Self.input(group.map { levels[$0] }, width: padW, height: padH, channelsLast: networks.takesChannelsLast))
+            let out = networks.pnet(networks.input(group.map { levels[$0] }, width: padW, height: padH))
             let plane = out.height * out.width
             for (n, k) in group.enumerated() {
                 let level = levels[k], scale = scales[k]
@@ -163,8 +163,7 @@ public final class MTCNNDetector: FaceDetector {
         guard !proposals.isEmpty else { return [] }
 
         // Stage 2: R-Net on 24x24 crops.
-        let r = networks.rnet(Self.input(proposals.map { pyramid.crop($0, 24) }, batch: Self.batchBucket(proposals.count),
-                                                channelsLast: networks.takesChannelsLast))
+        let r = networks.rnet(networks.input(proposals.map { pyramid.crop($0, 24) }, batch: Self.batchBucket(proposals.count)))
         var refined = Self.scored(proposals, r.probability, r.offsets, above: Self.thresholds[1]).map(\.candidate)
         refined = Self.nms(refined, 0.7, minimum: false).map { Self.square(Self.regress($0)) }.filter(\.isPlausible)
         guard !refined.isEmpty else { return [] }
@@ -178,8 +177,7 @@ public final class MTCNNDetector: FaceDetector {
     /// landmarks, and each one's index in `candidates`.
     func outputStage(_ pyramid: Pyramid, _ candidates: [Candidate]) -> [(index: Int, candidate: Candidate)] {
         guard !candidates.isEmpty else { return [] }
-        let o = networks.onet(Self.input(candidates.map { pyramid.crop($0, 48) }, batch: Self.batchBucket(candidates.count),
-                                                channelsLast: networks.takesChannelsLast))
+        let o = networks.onet(networks.input(candidates.map { pyramid.crop($0, 48) }, batch: Self.batchBucket(candidates.count)))
         return Self.scored(candidates, o.probability, o.offsets, above: Self.thresholds[2]).map { i, c in
             var d = c
             let bw = d.x2 - d.x1 + 1, bh = d.y2 - d.y1 + 1

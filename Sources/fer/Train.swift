@@ -57,7 +57,7 @@ struct Train: ParsableCommand {
         if !dataOptions.photos.isEmpty { c.photos = dataOptions.photos }
         if !dataOptions.mix.isEmpty { c.mix = Dictionary(dataOptions.mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
         c.epochSize = dataOptions.epochSize
-        c.classBalance = dataOptions.classBalance
+        set(dataOptions.classBalance, \.classBalance)
         c.selectOn = dataOptions.selectOn ?? (dataOptions.photos.isEmpty ? nil : "mean")
         set(dataOptions.selectBy, \.selectBy)
         set(architecture.preset, \.preset)

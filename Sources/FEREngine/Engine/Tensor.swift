@@ -80,17 +80,19 @@ public final class Tensor: @unchecked Sendable {  // one owner at a time: the ba
     var isPlain: Bool { desc.isPlain }
 
     /// The values in row-major order of `shape`, whatever the physical layout.
-    public func plainValues() -> [Float] {
-        let t = laidOut(as: .plain(shape))
-        return Array(UnsafeBufferPointer(start: t.raw.assumingMemoryBound(to: Float.self), count: count))
-    }
+    public func plainValues() -> [Float] { values(laidOutAs: .plain(shape)) }
 
     /// The values of an [N, C, H, W] tensor in channels-last order (N, H, W, C). Int8 networks
     /// write that layout, so it comes without a reorder: for a map of few channels (MTCNN's
     /// P-Net: 6) the reorder to row-major, a transposition, costs more than the network's last layer.
     public func channelsLastValues() -> [Float] {
         precondition(shape.count == 4, "channels-last values of a \(shape) tensor")
-        let t = laidOut(as: MemoryDesc(shape, dnnl_acdb))
+        return values(laidOutAs: MemoryDesc(shape, dnnl_acdb))
+    }
+
+    /// The values as f32 in the dense layout `desc` (reordered only where this tensor lies otherwise).
+    private func values(laidOutAs desc: MemoryDesc) -> [Float] {
+        let t = laidOut(as: desc)
         return Array(UnsafeBufferPointer(start: t.raw.assumingMemoryBound(to: Float.self), count: count))
     }
 
