@@ -56,7 +56,7 @@ struct Train: ParsableCommand {
         c.data = dataOptions.data ?? ""
         if !dataOptions.photos.isEmpty { c.photos = dataOptions.photos }
         if !dataOptions.mix.isEmpty { c.mix = Dictionary(dataOptions.mix.compactMap(Self.parseMix), uniquingKeysWith: { _, b in b }) }
-        c.epochSize = dataOptions.epochSize
+        set(dataOptions.epochSize, \.epochSize)
         set(dataOptions.classBalance, \.classBalance)
         c.selectOn = dataOptions.selectOn ?? (dataOptions.photos.isEmpty ? nil : "mean")
         set(dataOptions.selectBy, \.selectBy)
